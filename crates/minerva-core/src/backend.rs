@@ -1,0 +1,70 @@
+use crate::{GenerateRequest, GenerationStream, Result, TokenId};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What to load and how.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    /// The id clients use to name the model.
+    pub id: String,
+    pub path: PathBuf,
+    /// The context window one request may use, in tokens (`None`: a backend default).
+    pub ctx_size: Option<u32>,
+    /// Compute threads (`None`: a backend default).
+    pub threads: Option<u32>,
+    /// A Jinja chat template overriding the model's own.
+    pub chat_template: Option<String>,
+}
+
+/// Facts about a loaded model.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    pub id: String,
+    pub backend: &'static str,
+    pub path: PathBuf,
+    /// Context window one request may use.
+    pub n_ctx: usize,
+    /// Context length the model was trained with.
+    pub n_ctx_train: usize,
+    pub n_vocab: usize,
+    /// Whether tokenizing a prompt with `add_special` adds a BOS token.
+    pub add_bos: bool,
+    /// The Jinja source of the chat template in use.
+    pub chat_template: String,
+    /// True when `chat_template` is Minerva's default (the model has none and no override was given).
+    pub default_template: bool,
+}
+
+/// A loaded model. Implementations are shared across request tasks (`Send + Sync`);
+/// anything that is not (a llama.cpp context) lives on a thread the model owns.
+///
+/// Tokenization and rendering are synchronous and may take milliseconds on long inputs:
+/// callers on an async runtime run them on a blocking thread.
+pub trait Model: Send + Sync {
+    fn info(&self) -> &ModelInfo;
+
+    /// Token ids of `text` with the model's own tokenizer. `add_special` adds BOS/EOS as the
+    /// model's metadata asks; `parse_special` turns special tokens written as text into their ids.
+    fn tokenize(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<TokenId>>;
+
+    /// The raw bytes of one token. `special` renders control tokens as their text.
+    fn token_bytes(&self, token: TokenId, special: bool) -> Result<Vec<u8>>;
+
+    /// Renders a conversation (OpenAI-style message objects) with the model's chat template.
+    fn render_chat(
+        &self,
+        messages: &[serde_json::Value],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+    ) -> Result<String>;
+
+    /// Starts a generation. Events arrive on the returned stream as the backend produces them;
+    /// dropping the stream stops the generation at the next token.
+    fn generate(&self, request: GenerateRequest) -> Result<GenerationStream>;
+}
+
+/// A family of models that one engine can run (llama.cpp for GGUF, MLX for HF directories, ...).
+pub trait Backend: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn load(&self, spec: &ModelSpec) -> Result<Arc<dyn Model>>;
+}

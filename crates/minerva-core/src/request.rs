@@ -1,0 +1,70 @@
+use crate::TokenId;
+
+/// How the next token is chosen. Defaults follow llama-server's (temperature 0.8,
+/// top_k 40, top_p 0.95, min_p 0.05, no penalties), which is what a user of an
+/// OpenAI-compatible local server expects when a field is omitted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingParams {
+    /// 0 (or below) means greedy: always the most likely token.
+    pub temperature: f32,
+    /// 1.0 disables nucleus sampling.
+    pub top_p: f32,
+    /// 0 disables top-k.
+    pub top_k: i32,
+    /// 0.0 disables min-p.
+    pub min_p: f32,
+    /// 1.0 disables the repetition penalty.
+    pub repeat_penalty: f32,
+    /// How many of the last tokens the penalties look at.
+    pub repeat_last_n: i32,
+    /// 0.0 disables.
+    pub presence_penalty: f32,
+    /// 0.0 disables.
+    pub frequency_penalty: f32,
+    /// None picks a random seed.
+    pub seed: Option<u32>,
+    /// Added to the logits of the given tokens before sampling (`f32::NEG_INFINITY` bans).
+    pub logit_bias: Vec<(TokenId, f32)>,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        SamplingParams {
+            temperature: 0.8,
+            top_p: 0.95,
+            top_k: 40,
+            min_p: 0.05,
+            repeat_penalty: 1.0,
+            repeat_last_n: 64,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
+            seed: None,
+            logit_bias: Vec::new(),
+        }
+    }
+}
+
+impl SamplingParams {
+    /// True when the sampler always takes the most likely token.
+    pub fn is_greedy(&self) -> bool {
+        self.temperature <= 0.0
+    }
+}
+
+/// Which log-probabilities to report for each generated token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogprobRequest {
+    /// How many alternatives (most likely first) to report beside the chosen token.
+    pub top: usize,
+}
+
+/// One generation: the prompt as token ids and how to continue it.
+#[derive(Debug, Clone)]
+pub struct GenerateRequest {
+    pub prompt: Vec<TokenId>,
+    pub sampling: SamplingParams,
+    /// Stop after this many generated tokens (`None`: until end of generation or context).
+    pub max_tokens: Option<u32>,
+    /// Report log-probabilities (computed from the raw logits, before sampling).
+    pub logprobs: Option<LogprobRequest>,
+}

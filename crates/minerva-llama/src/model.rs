@@ -1,0 +1,207 @@
+//! A loaded GGUF model: vocabulary and template on the caller's side, the context on its own thread.
+
+use crate::worker::{self, Job, WorkerConfig};
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+use minerva_core::{
+    CoreError, GenerateRequest, GenerationStream, Model, ModelInfo, ModelSpec, Result, TokenId,
+};
+use minerva_template::{ChatTemplate, RenderOptions, DEFAULT_TEMPLATE};
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Default context window when none is asked for (llama-server's default is the training
+/// length, which for 32k-context models costs far more KV memory than a laptop wants).
+const DEFAULT_CTX: u32 = 4096;
+/// Requests waiting for the context thread beyond the one it is running.
+const QUEUE_DEPTH: usize = 64;
+
+/// A GGUF model loaded through llama.cpp.
+pub struct LlamaModelHandle {
+    info: ModelInfo,
+    model: Arc<LlamaModel>,
+    template: ChatTemplate,
+    jobs: SyncSender<Job>,
+}
+
+impl LlamaModelHandle {
+    pub(crate) fn load(backend: Arc<LlamaBackend>, spec: &ModelSpec) -> Result<Self> {
+        check_gguf_magic(&spec.path)?;
+        let params = LlamaModelParams::default();
+        let model = LlamaModel::load_from_file(&backend, &spec.path, &params)
+            .map_err(|e| CoreError::Load(format!("{}: {e}", spec.path.display())))?;
+        let model = Arc::new(model);
+
+        let n_ctx_train = model.n_ctx_train() as usize;
+        let n_ctx = spec.ctx_size.unwrap_or(DEFAULT_CTX).max(16);
+        let threads = spec
+            .threads
+            .map_or_else(default_threads, |t| t.max(1) as i32);
+        let vocab = model.vocab();
+        let n_vocab = usize::try_from(vocab.n_tokens()).unwrap_or(0);
+        let add_bos = vocab.should_add_bos();
+
+        let own_template = model.meta_val_str("tokenizer.chat_template").ok();
+        let (source, default_template) = match (&spec.chat_template, own_template) {
+            (Some(over), _) => (over.clone(), false),
+            (None, Some(own)) => (own, false),
+            (None, None) => (DEFAULT_TEMPLATE.to_string(), true),
+        };
+        let bos = special_text(&model, vocab.bos());
+        let eos = special_text(&model, vocab.eos());
+        let template = ChatTemplate::new(&source, &bos, &eos)
+            .map_err(|e| CoreError::Template(e.to_string()))?;
+
+        let jobs = worker::spawn(
+            backend,
+            Arc::clone(&model),
+            WorkerConfig {
+                n_ctx,
+                threads,
+                queue_depth: QUEUE_DEPTH,
+                model_id: spec.id.clone(),
+            },
+        )?;
+
+        tracing::info!(
+            model = %spec.id,
+            path = %spec.path.display(),
+            n_ctx,
+            n_ctx_train,
+            threads,
+            params = model.n_params(),
+            "model loaded"
+        );
+        Ok(LlamaModelHandle {
+            info: ModelInfo {
+                id: spec.id.clone(),
+                backend: "llama.cpp",
+                path: spec.path.clone(),
+                n_ctx: n_ctx as usize,
+                n_ctx_train,
+                n_vocab,
+                add_bos,
+                chat_template: source,
+                default_template,
+            },
+            model,
+            template,
+            jobs,
+        })
+    }
+}
+
+impl Model for LlamaModelHandle {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn tokenize(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<TokenId>> {
+        let tokens = self
+            .model
+            .vocab()
+            .tokenize(text.as_bytes(), add_special, parse_special);
+        Ok(tokens.into_iter().map(|t| t.0).collect())
+    }
+
+    fn token_bytes(&self, token: TokenId, special: bool) -> Result<Vec<u8>> {
+        if token < 0 || token as usize >= self.info.n_vocab {
+            return Err(CoreError::invalid(
+                format!(
+                    "token id {token} is outside the vocabulary (0..{})",
+                    self.info.n_vocab
+                ),
+                Some("tokens"),
+            ));
+        }
+        Ok(self
+            .model
+            .vocab()
+            .token_to_piece(LlamaToken(token), special, None))
+    }
+
+    fn render_chat(
+        &self,
+        messages: &[serde_json::Value],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        let opts = RenderOptions {
+            add_generation_prompt,
+            tools,
+            extra: None,
+        };
+        self.template
+            .render(messages, &opts)
+            .map_err(|e| CoreError::Template(e.to_string()))
+    }
+
+    fn generate(&self, request: GenerateRequest) -> Result<GenerationStream> {
+        if let Some(&bad) = request
+            .prompt
+            .iter()
+            .find(|&&t| t < 0 || t as usize >= self.info.n_vocab)
+        {
+            return Err(CoreError::invalid(
+                format!(
+                    "token id {bad} is outside the vocabulary (0..{})",
+                    self.info.n_vocab
+                ),
+                Some("prompt"),
+            ));
+        }
+        if request.prompt.is_empty() {
+            return Err(CoreError::invalid("the prompt is empty", Some("prompt")));
+        }
+        if request.prompt.len() >= self.info.n_ctx {
+            return Err(CoreError::ContextOverflow {
+                prompt_tokens: request.prompt.len(),
+                n_ctx: self.info.n_ctx,
+            });
+        }
+        let (events, stream) = mpsc::unbounded_channel();
+        self.jobs
+            .try_send(Job { request, events })
+            .map_err(|e| match e {
+                std::sync::mpsc::TrySendError::Full(_) => {
+                    CoreError::Backend("the model's queue is full".into())
+                }
+                std::sync::mpsc::TrySendError::Disconnected(_) => {
+                    CoreError::Backend("the model's context thread has stopped".into())
+                }
+            })?;
+        Ok(stream)
+    }
+}
+
+fn special_text(model: &LlamaModel, token: LlamaToken) -> String {
+    if token.0 < 0 {
+        return String::new();
+    }
+    String::from_utf8_lossy(&model.vocab().token_to_piece(token, true, None)).into_owned()
+}
+
+fn default_threads() -> i32 {
+    std::thread::available_parallelism().map_or(4, |n| n.get() as i32)
+}
+
+/// Refuses anything that is not a GGUF file before llama.cpp sees it.
+fn check_gguf_magic(path: &std::path::Path) -> Result<()> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| CoreError::Load(format!("{}: {e}", path.display())))?;
+    file.read_exact(&mut magic)
+        .map_err(|_| CoreError::Load(format!("{}: file too short to be GGUF", path.display())))?;
+    if &magic != b"GGUF" {
+        return Err(CoreError::Load(format!(
+            "{}: not a GGUF file (magic {:?})",
+            path.display(),
+            String::from_utf8_lossy(&magic)
+        )));
+    }
+    Ok(())
+}

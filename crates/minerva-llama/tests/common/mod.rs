@@ -1,0 +1,59 @@
+//! Shared helpers: the real test models (paths from the environment scripts/test.sh sets) and
+//! the reference fixtures recorded by scripts/reference/record.py.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use minerva_core::{Backend, Model, ModelSpec};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub struct TestModel {
+    pub name: &'static str,
+    pub env: &'static str,
+}
+
+pub const QWEN: TestModel = TestModel {
+    name: "qwen",
+    env: "MINERVA_QWEN_GGUF",
+};
+pub const GEMMA: TestModel = TestModel {
+    name: "gemma",
+    env: "MINERVA_GEMMA_GGUF",
+};
+
+/// The model file; a missing model fails the test (never a silent skip).
+pub fn model_path(m: &TestModel) -> PathBuf {
+    let path = std::env::var(m.env).unwrap_or_else(|_| {
+        panic!(
+            "{} is not set: run the tests through scripts/test.sh, which fetches the models",
+            m.env
+        )
+    });
+    let path = PathBuf::from(path);
+    assert!(
+        path.is_file(),
+        "{} = {} is not a file",
+        m.env,
+        path.display()
+    );
+    path
+}
+
+pub fn load(m: &TestModel, ctx: u32, threads: u32) -> Arc<dyn Model> {
+    let spec = ModelSpec {
+        id: m.name.to_string(),
+        path: model_path(m),
+        ctx_size: Some(ctx),
+        threads: Some(threads),
+        chat_template: None,
+    };
+    minerva_llama::LlamaCppBackend::new()
+        .load(&spec)
+        .expect("load the model")
+}
+
+pub fn fixture(name: &str) -> serde_json::Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/");
+    let text = std::fs::read_to_string(format!("{path}{name}"))
+        .unwrap_or_else(|e| panic!("reading fixture {name}: {e}"));
+    serde_json::from_str(&text).expect("fixture is JSON")
+}

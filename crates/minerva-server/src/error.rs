@@ -1,0 +1,114 @@
+//! One error type for every route, mapped to a status and OpenAI's error body.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use minerva_core::CoreError;
+use minerva_openai::{ErrorBody, ErrorDetail};
+
+/// An error answered to a client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub kind: &'static str,
+    pub param: Option<String>,
+    pub code: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>, param: Option<&str>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param: param.map(str::to_string),
+            code: None,
+        }
+    }
+
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param: None,
+            code: None,
+        }
+    }
+
+    /// The OpenAI error body, also used inside an SSE stream.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                message: self.message.clone(),
+                kind: self.kind,
+                param: self.param.clone(),
+                code: self.code,
+            },
+        }
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        match &e {
+            CoreError::InvalidRequest { message, param } => {
+                ApiError::bad_request(message.clone(), *param)
+            }
+            CoreError::ContextOverflow { .. } => {
+                ApiError::bad_request(e.to_string(), Some("messages"))
+                    .with_code("context_length_exceeded")
+            }
+            CoreError::ModelNotFound(id) => ApiError::not_found(format!(
+                "The model '{id}' does not exist or is not served here"
+            ))
+            .with_code("model_not_found"),
+            CoreError::Unsupported(_) => {
+                ApiError::bad_request(e.to_string(), None).with_code("unsupported")
+            }
+            CoreError::Template(_) => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message: e.to_string(),
+                kind: "invalid_request_error",
+                param: Some("messages".into()),
+                code: Some("template_error"),
+            },
+            CoreError::Load(_) | CoreError::Backend(_) => {
+                tracing::error!(error = %e, "request failed in the engine");
+                let busy = matches!(&e, CoreError::Backend(m) if m.contains("queue is full"));
+                ApiError {
+                    status: if busy {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    },
+                    message: if busy {
+                        "The server is busy; retry later".into()
+                    } else {
+                        "The model failed while serving this request".into()
+                    },
+                    kind: "server_error",
+                    param: None,
+                    code: None,
+                }
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_string(&self.body()).unwrap_or_else(|_| "{}".into());
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,48 @@
+//! A JSON body extractor whose every rejection is an OpenAI-shaped error.
+
+use crate::ApiError;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+/// Like `axum::Json`, but malformed JSON, a body that is not an object, wrong field types and
+/// oversized bodies all answer with `{"error": ...}` and a 400 (or 413).
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            let mut err = ApiError::bad_request(format!("cannot read the request body: {e}"), None);
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                err.status = StatusCode::PAYLOAD_TOO_LARGE;
+                err.message = format!(
+                    "the request body is larger than {} bytes",
+                    crate::MAX_BODY_BYTES
+                );
+            }
+            err
+        })?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}"), None))?;
+        if !value.is_object() {
+            return Err(ApiError::bad_request(
+                "the body must be a JSON object",
+                None,
+            ));
+        }
+        let parsed = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let param = (path != ".").then_some(path);
+            let mut err = ApiError::bad_request(format!("invalid request: {}", e.inner()), None);
+            if let Some(p) = param {
+                err.message = format!("invalid value for '{p}': {}", e.inner());
+                err.param = Some(p);
+            }
+            err
+        })?;
+        Ok(JsonBody(parsed))
+    }
+}

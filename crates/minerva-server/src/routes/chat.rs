@@ -1,0 +1,311 @@
+//! `POST /v1/chat/completions`.
+
+use super::params::{self, wire_usage};
+use super::{new_id, now_secs};
+use crate::extract::JsonBody;
+use crate::ApiError;
+use axum::extract::State;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::Stream;
+use minerva_core::{LogprobRequest, TokenOut};
+use minerva_engine::{CompletionJob, Engine, Prompt, TextEvent};
+use minerva_openai::{
+    ChatChoice, ChatChunkChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest,
+    ChatDelta, ChatLogprobs, ChatMessageOut, ChatTokenLogprob, TopLogprob,
+};
+use serde_json::{Map, Value};
+use std::convert::Infallible;
+
+const ROLES: [&str; 5] = ["system", "developer", "user", "assistant", "tool"];
+
+pub async fn handle(
+    State(engine): State<Engine>,
+    JsonBody(req): JsonBody<ChatCompletionRequest>,
+) -> Result<Response, ApiError> {
+    let model = engine.model(Some(&req.model))?;
+    let messages = normalize_messages(&req.messages)?;
+    if let Some(format) = &req.response_format {
+        if format.get("type").and_then(Value::as_str) != Some("text") {
+            return Err(ApiError::bad_request(
+                "response_format other than {\"type\": \"text\"} is not supported yet",
+                Some("response_format"),
+            )
+            .with_code("unsupported_parameter"));
+        }
+    }
+    let tools = match &req.tools {
+        None | Some(Value::Null) => None,
+        Some(t @ Value::Array(_)) => Some(t.clone()),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "'tools' must be an array",
+                Some("tools"),
+            ))
+        }
+    };
+    let sampling = params::sampling(&req.sampling, model.info().n_vocab)?;
+    let max_tokens = match req.max_completion_tokens {
+        Some(v) => params::max_tokens(Some(v), "max_completion_tokens")?,
+        None => params::max_tokens(req.sampling.max_tokens, "max_tokens")?,
+    };
+    let logprobs = logprob_request(req.logprobs, req.top_logprobs)?;
+    let job = CompletionJob {
+        model: req.model.clone(),
+        prompt: Prompt::Chat { messages, tools },
+        sampling,
+        max_tokens,
+        stop: params::stops(&req.sampling)?,
+        logprobs,
+    };
+    let mut stream = engine.complete(job).await?;
+    let id = new_id("chatcmpl");
+    let created = now_secs();
+    let model_id = req.model;
+
+    if req.sampling.stream {
+        let include_usage = req
+            .sampling
+            .stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage);
+        let want_logprobs = logprobs.is_some();
+        let chunk =
+            move |delta: ChatDelta, lp: Option<ChatLogprobs>, finish: Option<&'static str>| {
+                ChatCompletionChunk {
+                    id: id.clone(),
+                    object: "chat.completion.chunk",
+                    created,
+                    model: model_id.clone(),
+                    choices: vec![ChatChunkChoice {
+                        index: 0,
+                        delta,
+                        logprobs: lp,
+                        finish_reason: finish,
+                    }],
+                    usage: include_usage.then_some(None),
+                    system_fingerprint: super::FINGERPRINT,
+                }
+            };
+        let events = async_stream::stream! {
+            let first = ChatDelta { role: Some("assistant"), content: Some(String::new()) };
+            yield json_event(&chunk(first, None, None));
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(TextEvent::Delta { text, tokens }) => {
+                        let lp = want_logprobs.then(|| chat_logprobs(&tokens));
+                        yield json_event(&chunk(ChatDelta { role: None, content: Some(text) }, lp, None));
+                    }
+                    Ok(TextEvent::Done { reason, usage }) => {
+                        yield json_event(&chunk(ChatDelta::default(), None, Some(reason.as_str())));
+                        if include_usage {
+                            let mut last = chunk(ChatDelta::default(), None, None);
+                            last.choices.clear();
+                            last.usage = Some(Some(wire_usage(&usage)));
+                            yield json_event(&last);
+                        }
+                    }
+                    Err(e) => yield json_event(&ApiError::from(e).body()),
+                }
+            }
+            yield Ok(Event::default().data("[DONE]"));
+        };
+        return Ok(sse(events));
+    }
+
+    let mut content = String::new();
+    let mut tokens: Vec<TokenOut> = Vec::new();
+    while let Some(event) = stream.next().await {
+        match event? {
+            TextEvent::Delta { text, tokens: t } => {
+                content.push_str(&text);
+                tokens.extend(t);
+            }
+            TextEvent::Done { reason, usage } => {
+                let body = ChatCompletion {
+                    id,
+                    object: "chat.completion",
+                    created,
+                    model: model_id,
+                    choices: vec![ChatChoice {
+                        index: 0,
+                        message: ChatMessageOut {
+                            role: "assistant",
+                            content,
+                        },
+                        logprobs: logprobs.map(|_| chat_logprobs(&tokens)),
+                        finish_reason: Some(reason.as_str()),
+                    }],
+                    usage: wire_usage(&usage),
+                    system_fingerprint: super::FINGERPRINT,
+                };
+                return Ok(Json(body).into_response());
+            }
+        }
+    }
+    Err(ApiError::from(minerva_core::CoreError::Backend(
+        "the generation ended without a result".into(),
+    )))
+}
+
+pub(crate) fn sse(
+    events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
+) -> Response {
+    Sse::new(events).into_response()
+}
+
+pub(crate) fn json_event(value: &impl serde::Serialize) -> Result<Event, Infallible> {
+    Ok(Event::default().data(serde_json::to_string(value).unwrap_or_else(|_| "{}".into())))
+}
+
+fn logprob_request(logprobs: bool, top: Option<i64>) -> Result<Option<LogprobRequest>, ApiError> {
+    let top = match top {
+        None => 0,
+        Some(t) if (0..=20).contains(&t) => t as usize,
+        Some(t) => {
+            return Err(ApiError::bad_request(
+                format!("'top_logprobs' must be between 0 and 20, got {t}"),
+                Some("top_logprobs"),
+            ))
+        }
+    };
+    if top > 0 && !logprobs {
+        return Err(ApiError::bad_request(
+            "'top_logprobs' requires 'logprobs' to be true",
+            Some("top_logprobs"),
+        ));
+    }
+    Ok(logprobs.then_some(LogprobRequest { top }))
+}
+
+fn chat_logprobs(tokens: &[TokenOut]) -> ChatLogprobs {
+    ChatLogprobs {
+        content: tokens
+            .iter()
+            .map(|t| ChatTokenLogprob {
+                token: String::from_utf8_lossy(&t.bytes).into_owned(),
+                logprob: t.logprob.unwrap_or(0.0),
+                bytes: t.bytes.clone(),
+                top_logprobs: t
+                    .top_logprobs
+                    .iter()
+                    .map(|c| TopLogprob {
+                        token: String::from_utf8_lossy(&c.bytes).into_owned(),
+                        logprob: c.logprob,
+                        bytes: c.bytes.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// Checks the messages and puts them in the shape chat templates expect: `content` as a
+/// string (text parts joined), tool-call arguments as objects when they are JSON.
+fn normalize_messages(messages: &[Value]) -> Result<Vec<Value>, ApiError> {
+    if messages.is_empty() {
+        return Err(ApiError::bad_request(
+            "'messages' must contain at least one message",
+            Some("messages"),
+        ));
+    }
+    messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| normalize_message(i, m))
+        .collect()
+}
+
+fn normalize_message(i: usize, message: &Value) -> Result<Value, ApiError> {
+    let param = format!("messages[{i}]");
+    let bad = |msg: String, p: &str| {
+        let mut e = ApiError::bad_request(msg, None);
+        e.param = Some(p.to_string());
+        e
+    };
+    let obj = message
+        .as_object()
+        .ok_or_else(|| bad(format!("{param} must be an object"), &param))?;
+    let role = obj.get("role").and_then(Value::as_str).ok_or_else(|| {
+        bad(
+            format!("{param}.role must be a string"),
+            &format!("{param}.role"),
+        )
+    })?;
+    if !ROLES.contains(&role) {
+        return Err(bad(
+            format!("{param}.role '{role}' is not one of {}", ROLES.join(", ")),
+            &format!("{param}.role"),
+        ));
+    }
+    let mut out: Map<String, Value> = obj.clone();
+    let content = match obj.get("content") {
+        None | Some(Value::Null) => {
+            if role == "assistant" {
+                Value::Null
+            } else {
+                return Err(bad(
+                    format!("{param}.content is required for role '{role}'"),
+                    &format!("{param}.content"),
+                ));
+            }
+        }
+        Some(Value::String(s)) => Value::String(s.clone()),
+        Some(Value::Array(parts)) => Value::String(join_parts(parts, &param)?),
+        Some(_) => {
+            return Err(bad(
+                format!("{param}.content must be a string or an array of content parts"),
+                &format!("{param}.content"),
+            ))
+        }
+    };
+    out.insert("content".into(), content);
+    if let Some(calls) = out.get_mut("tool_calls") {
+        let list = calls.as_array_mut().ok_or_else(|| {
+            bad(
+                format!("{param}.tool_calls must be an array"),
+                &format!("{param}.tool_calls"),
+            )
+        })?;
+        for call in list {
+            if let Some(args) = call.pointer_mut("/function/arguments") {
+                if let Some(parsed) = args.as_str().and_then(|s| serde_json::from_str(s).ok()) {
+                    *args = parsed;
+                }
+            }
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+fn join_parts(parts: &[Value], param: &str) -> Result<String, ApiError> {
+    let mut text = String::new();
+    for (j, part) in parts.iter().enumerate() {
+        match part.get("type").and_then(Value::as_str) {
+            Some("text") => match part.get("text").and_then(Value::as_str) {
+                Some(t) => text.push_str(t),
+                None => {
+                    return Err(ApiError::bad_request(
+                        format!("{param}.content[{j}].text must be a string"),
+                        None,
+                    ))
+                }
+            },
+            Some(other) => {
+                return Err(ApiError::bad_request(
+                    format!("content parts of type '{other}' are not supported by this model"),
+                    None,
+                )
+                .with_code("unsupported_content"))
+            }
+            None => {
+                return Err(ApiError::bad_request(
+                    format!("{param}.content[{j}] needs a 'type'"),
+                    None,
+                ))
+            }
+        }
+    }
+    Ok(text)
+}

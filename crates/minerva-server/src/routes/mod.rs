@@ -1,0 +1,35 @@
+//! Route handlers, one file per endpoint family.
+
+pub mod chat;
+pub mod completions;
+pub mod models;
+pub mod tokenize;
+
+mod params;
+
+use crate::ApiError;
+use axum::http::Uri;
+use axum::Json;
+use serde_json::{json, Value};
+
+pub async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {}", uri.path()))
+}
+
+/// `system_fingerprint` of every response.
+pub(crate) const FINGERPRINT: &str = concat!("minerva-", env!("CARGO_PKG_VERSION"));
+
+/// Seconds since the Unix epoch, for `created`.
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+pub(crate) fn new_id(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}

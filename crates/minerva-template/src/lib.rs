@@ -1,0 +1,246 @@
+//! Hugging Face chat templates, rendered byte for byte like Python's jinja2 as `transformers`
+//! sets it up (`transformers/utils/chat_template_utils.py`), and sandboxed against hostile
+//! templates.
+//!
+//! A model ships its prompt format as a Jinja template (`tokenizer.chat_template` in a GGUF,
+//! `chat_template` in `tokenizer_config.json`). The prompt the model was trained on is what
+//! jinja2 produces from it, so any difference here — a stray newline, `none` for `None`,
+//! `{"a":1}` for `{"a": 1}` — silently degrades the model. This crate renders with minijinja
+//! configured like transformers' `ImmutableSandboxedEnvironment(trim_blocks=True,
+//! lstrip_blocks=True)` and re-implements what minijinja does differently: Python's `str()` of
+//! values, transformers' `tojson` (`json.dumps` with `", "`/`": "` separators, non-ASCII kept,
+//! no HTML escaping), `raise_exception`, `strftime_now`, the `{% generation %}` tag, and Python
+//! string/dict methods (`.strip()`, `.get(k, default)`, `.format()` ...). Parity is checked
+//! against fixtures recorded with real jinja2 (`scripts/templates/record.py`).
+//!
+//! Templates come from downloaded model files, so they are untrusted: rendering is bounded by
+//! fuel (instructions executed), recursion depth, output size and source size, and a tripped
+//! bound is a [`TemplateError::LimitExceeded`], never a hang.
+//!
+//! This crate only turns messages into a prompt string. It must not depend on HTTP, async
+//! runtimes, tokenizers or any ML/inference code: the engine calls it, it calls nothing.
+
+use std::collections::BTreeMap;
+use std::io;
+
+use minijinja::value::Value;
+use minijinja::{Environment, ErrorKind};
+
+mod env;
+mod methods;
+mod pyfmt;
+mod source;
+mod strftime;
+
+/// The template used for models that ship none: ChatML, which is also llama-server's fallback.
+///
+/// It accepts `content` as a string, as a list of `{"type": "text", "text": ...}` parts (other
+/// parts are skipped), or as null, and opens an assistant turn when `add_generation_prompt` is
+/// set. Its source is `src/default_template.jinja`, which `scripts/templates/record.py` renders
+/// with jinja2 for the parity fixtures.
+pub const DEFAULT_TEMPLATE: &str = include_str!("default_template.jinja");
+
+/// The name the template is registered under; it shows in error messages.
+const TEMPLATE_NAME: &str = "chat_template";
+
+/// Errors from compiling or rendering a chat template.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum TemplateError {
+    /// The template does not parse, or its source is too large.
+    #[error("chat template syntax error: {0}")]
+    Syntax(String),
+    /// Rendering failed: an undefined value used where jinja2 would fail too, a type error, an
+    /// unknown filter or method.
+    #[error("chat template render error: {0}")]
+    Render(String),
+    /// The template called `raise_exception(msg)`, usually to reject a conversation it cannot
+    /// format (roles not alternating, a system message where none is allowed). The message is
+    /// the template's own and is meant for the client.
+    #[error("{0}")]
+    Raised(String),
+    /// A sandbox limit tripped: fuel, recursion depth, output size or range size.
+    #[error("chat template exceeded a limit: {0}")]
+    LimitExceeded(String),
+}
+
+/// Result alias for this crate.
+pub type Result<T> = std::result::Result<T, TemplateError>;
+
+/// The bounds a render runs under. The defaults leave real templates far from every bound
+/// (a 1000-message conversation with tools uses a few million units of fuel) while a hostile
+/// template is stopped in well under a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest template source accepted by [`ChatTemplate::new`].
+    pub max_source_bytes: usize,
+    /// Largest rendered prompt; rendering stops as soon as the output passes it.
+    pub max_output_bytes: usize,
+    /// Instructions one render may execute.
+    pub fuel: u64,
+    /// Deepest nesting of macro calls, loops and blocks (minijinja caps it at 500).
+    pub max_recursion: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_source_bytes: 1 << 20,
+            max_output_bytes: 1 << 20,
+            fuel: 20_000_000,
+            max_recursion: 100,
+        }
+    }
+}
+
+/// What a render needs besides the messages.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RenderOptions<'a> {
+    /// End the prompt with the header of an assistant turn.
+    pub add_generation_prompt: bool,
+    /// Tool (function) definitions, passed to the template as `tools`; `None` passes `None`,
+    /// as transformers does.
+    pub tools: Option<&'a serde_json::Value>,
+    /// Extra template variables, as transformers' `**kwargs` of `apply_chat_template`
+    /// (`enable_thinking`, `date_string`, `reasoning_effort` ...). They override `bos_token` and
+    /// `eos_token` but not `messages`, `tools`, `documents` or `add_generation_prompt`.
+    pub extra: Option<&'a serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A compiled chat template. Compile once with [`ChatTemplate::new`], then render as often as
+/// needed from any thread.
+#[derive(Debug)]
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    source: String,
+    bos_token: String,
+    eos_token: String,
+    limits: Limits,
+}
+
+impl ChatTemplate {
+    /// Compiles `source` with the default [`Limits`]; syntax errors are reported here.
+    /// `bos_token` and `eos_token` are the tokenizer's special token strings, which templates
+    /// read as `bos_token` and `eos_token`.
+    pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self> {
+        Self::with_limits(source, bos_token, eos_token, Limits::default())
+    }
+
+    /// Like [`ChatTemplate::new`] with explicit limits.
+    pub fn with_limits(
+        source: &str,
+        bos_token: &str,
+        eos_token: &str,
+        limits: Limits,
+    ) -> Result<Self> {
+        if source.len() > limits.max_source_bytes {
+            return Err(TemplateError::LimitExceeded(format!(
+                "template source is {} bytes, more than the {} allowed",
+                source.len(),
+                limits.max_source_bytes
+            )));
+        }
+        let mut env = env::environment(&limits);
+        env.add_template_owned(TEMPLATE_NAME, source::rewrite_generation_tags(source))
+            .map_err(|e| TemplateError::Syntax(e.to_string()))?;
+        Ok(ChatTemplate {
+            env,
+            source: source.to_string(),
+            bos_token: bos_token.to_string(),
+            eos_token: eos_token.to_string(),
+            limits,
+        })
+    }
+
+    /// The template source as given to [`ChatTemplate::new`].
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Renders the prompt for `messages` (OpenAI-style objects: `role`, `content`, and
+    /// optionally `tool_calls`, `name`, `reasoning_content` ... passed through untouched).
+    pub fn render(
+        &self,
+        messages: &[serde_json::Value],
+        opts: &RenderOptions<'_>,
+    ) -> Result<String> {
+        let template = self
+            .env
+            .get_template(TEMPLATE_NAME)
+            .map_err(|e| TemplateError::Render(e.to_string()))?;
+        let mut ctx: BTreeMap<String, Value> = BTreeMap::new();
+        ctx.insert("bos_token".into(), Value::from(self.bos_token.as_str()));
+        ctx.insert("eos_token".into(), Value::from(self.eos_token.as_str()));
+        for (k, v) in opts.extra.into_iter().flatten() {
+            ctx.insert(k.clone(), Value::from_serialize(v));
+        }
+        ctx.insert("messages".into(), Value::from_serialize(messages));
+        ctx.insert(
+            "tools".into(),
+            opts.tools.map_or(Value::from(()), Value::from_serialize),
+        );
+        ctx.insert("documents".into(), Value::from(()));
+        ctx.insert(
+            "add_generation_prompt".into(),
+            Value::from(opts.add_generation_prompt),
+        );
+
+        let mut out = CappedWriter {
+            buf: Vec::new(),
+            cap: self.limits.max_output_bytes,
+            exceeded: false,
+        };
+        let result = template.render_to_write(Value::from(ctx), &mut out);
+        if out.exceeded {
+            return Err(TemplateError::LimitExceeded(format!(
+                "rendered prompt is longer than {} bytes",
+                self.limits.max_output_bytes
+            )));
+        }
+        if let Err(err) = result {
+            return Err(map_render_error(&err));
+        }
+        String::from_utf8(out.buf).map_err(|e| TemplateError::Render(e.to_string()))
+    }
+}
+
+fn map_render_error(err: &minijinja::Error) -> TemplateError {
+    match env::find_stop(err) {
+        Some(env::Stop::Raised(msg)) => return TemplateError::Raised(msg.clone()),
+        Some(env::Stop::Limit(msg)) => return TemplateError::LimitExceeded(msg.clone()),
+        None => {}
+    }
+    let text = err.to_string();
+    match err.kind() {
+        ErrorKind::OutOfFuel => TemplateError::LimitExceeded(format!(
+            "template executed too many instructions ({text})"
+        )),
+        ErrorKind::InvalidOperation if err.detail() == Some("recursion limit exceeded") => {
+            TemplateError::LimitExceeded(text)
+        }
+        ErrorKind::SyntaxError => TemplateError::Syntax(text),
+        _ => TemplateError::Render(text),
+    }
+}
+
+/// Collects the rendered output and refuses writes past `cap`, which makes minijinja stop the
+/// render at that point instead of building an unbounded string.
+struct CappedWriter {
+    buf: Vec<u8>,
+    cap: usize,
+    exceeded: bool,
+}
+
+impl io::Write for CappedWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.len().saturating_add(data.len()) > self.cap {
+            self.exceeded = true;
+            return Err(io::Error::other("output limit exceeded"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

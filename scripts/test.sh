@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs Minerva's whole test suite: Rust unit and integration tests (real models), then the
+# end-to-end tests that drive a real `minerva serve` with the official `openai` client.
+# Fetches the test models into Minerva's models directory first (cached, sha256-verified).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/minerva/target}"
+VENV="${MINERVA_TEST_VENV:-$HOME/.cache/minerva/venv-test}"
+
+echo "== building minerva"
+cargo build --workspace --bins
+export MINERVA_BIN="$CARGO_TARGET_DIR/debug/minerva"
+
+echo "== fetching test models"
+models=$("$MINERVA_BIN" fetch qwen2.5-coder:0.5b gemma3:270m)
+echo "$models"
+export MINERVA_QWEN_GGUF="$(echo "$models" | awk -F'\t' '$1=="qwen2.5-coder:0.5b"{print $2}')"
+export MINERVA_GEMMA_GGUF="$(echo "$models" | awk -F'\t' '$1=="gemma3:270m"{print $2}')"
+[ -f "$MINERVA_QWEN_GGUF" ] && [ -f "$MINERVA_GEMMA_GGUF" ] || { echo "test models missing"; exit 1; }
+
+echo "== python test environment ($VENV)"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt
+
+echo "== cargo test"
+cargo test --workspace -- --test-threads=1
+
+echo "== end-to-end tests"
+"$VENV/bin/python" -m pytest -q tests/e2e

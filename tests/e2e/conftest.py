@@ -1,0 +1,74 @@
+"""Starts the real `minerva serve` on a free port with the real Qwen model, once per session.
+
+The binary and the model come from the environment that scripts/test.sh sets
+(MINERVA_BIN, MINERVA_QWEN_GGUF). A missing model is a failure, never a skip.
+"""
+import os
+import socket
+import subprocess
+import time
+
+import httpx
+import openai
+import pytest
+
+CTX_SIZE = 2048
+MODEL_ID = "qwen2.5-coder:0.5b"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _required_env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value or not os.path.exists(value):
+        pytest.fail(f"{name} must point to an existing file (run scripts/test.sh)", pytrace=False)
+    return value
+
+
+@pytest.fixture(scope="session")
+def server():
+    binary = _required_env("MINERVA_BIN")
+    model = _required_env("MINERVA_QWEN_GGUF")
+    port = _free_port()
+    log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), f"minerva-e2e-{port}.log"), "wb")
+    proc = subprocess.Popen(
+        [binary, "serve", "--model", model, "--port", str(port), "--ctx-size", str(CTX_SIZE)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"minerva serve exited with {proc.returncode}; see {log.name}")
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.time() > deadline:
+            proc.kill()
+            pytest.fail("minerva serve did not become healthy in 120 s")
+        time.sleep(0.2)
+    yield base
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def client(server):
+    return openai.OpenAI(base_url=f"{server}/v1", api_key="not-needed", max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def http(server):
+    with httpx.Client(base_url=server, timeout=120) as c:
+        yield c
