@@ -62,6 +62,18 @@ SETTINGS = {
     "seed": 0,
 }
 
+# llama-server defaults that also change the arithmetic and differ from llama.cpp's C API
+# defaults (llama_context_default_params, which llama-cpp-2 starts from): flash attention
+# there is "auto" (= on for CPU) and swa_full is true. Set these explicitly on the Rust side.
+SERVER_DEFAULTS = {
+    "swa_full": False,  # Gemma 3: SWA layers get a 1024-cell cache (window 512 + ubatch), not n_ctx
+    "kv_unified": False,
+    "warmup": True,
+    "mmap": True,
+    "cpu_repack": True,
+    "llamafile_sgemm": True,
+}
+
 
 def server_args(model_path, port):
     s = SETTINGS
@@ -467,6 +479,7 @@ def main():
             header = dict(common)
             header["settings"] = {
                 **SETTINGS,
+                **SERVER_DEFAULTS,
                 "n_ctx_slot": props.get("default_generation_settings", {}).get("n_ctx"),
                 "server_command": "llama-server " + " ".join(server_args("MODEL.gguf", "PORT")),
                 "request": {"temperature": 0.0, "n_predict": N_PREDICT, "n_probs": N_PROBS,

@@ -160,7 +160,19 @@ SWEEP = ["multi_turn", "tools_call"]
 SWEEP_TOKENS = ("<s>", "</s>")
 
 
+# Cases where minijinja cannot follow jinja2; each is listed with the reason instead of recorded.
+KNOWN_GAPS = {
+    "sweep/meetkai-functionary-medium-v3.1/tools_call": (
+        "`'...'|safe + text` HTML-escapes text in jinja2 (markupsafe's Markup.__add__) even "
+        "without autoescape; minijinja only escapes when autoescape is on"
+    ),
+}
+
+
 def render_case(name, source, bos, eos, conv_name, agp, extra, cases, skipped):
+    if name in KNOWN_GAPS:
+        skipped.append(f"{name}: known gap: {KNOWN_GAPS[name]}")
+        return
     messages, tools = CONVERSATIONS[conv_name]
     case = {
         "name": name,

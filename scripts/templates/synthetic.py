@@ -45,7 +45,7 @@ WS_CRLF = "a\r\n{% if true %}\r\n  b\r\n{% endif %}\r\nc {{ 'd' }}\r\n"
 PRINTING = """{{ none }}|{{ true }}|{{ false }}|{{ 1.0 }}|{{ 1e20 }}|{{ 1e-7 }}|{{ 0.1 + 0.2 }}|{{ 3/2 }}|{{ 4/2 }}|{{ 7//2 }}|{{ -7//2 }}|{{ -7 % 3 }}|{{ 2**10 }}|{{ 2**-1 }}
 {{ [1, 'a', none, true, 2.5] }}|{{ {'k': 'v', 'n': none} }}|{{ messages[1] }}|{{ messages[2].tool_calls }}
 {{ none|string }}|{{ [1, "it's"]|string }}|{{ [none, true, 1]|join(', ') }}|{{ messages|map(attribute='role')|join('/') }}
-{{ 'a' ~ 1 ~ 2.5 ~ 'b' }}|{{ 'x' + 'y' }}|{{ 'ab' * 3 }}|{{ [1] + [2] }}|{{ 1 if none else 2 }}|{{ 'yes' if true }}|{{ 'no' if false }}|
+{{ 'a' ~ 1 ~ 2.5 ~ 'b' }}|{{ 'a' ~ none ~ true ~ [1, 'b'] ~ {'k': none} ~ 2.5 }}|{{ messages[1] ~ '' }}|{{ [1.0, none]|string }}|{{ 'x' + 'y' }}|{{ 'ab' * 3 }}|{{ [1] + [2] }}|{{ 1 if none else 2 }}|{{ 'yes' if true }}|{{ 'no' if false }}|
 """
 
 TOJSON = """{{ messages|tojson }}
@@ -104,6 +104,7 @@ MACROS_AND_BLOCKS = """{% macro render(m, prefix='> ') %}{{ prefix }}{{ m.role }
 {% macro wrap() %}[{{ caller() }}]{% endmacro %}{% call wrap() %}inside{% endcall %}
 {% set captured %}  cap {{ messages|length }}  {% endset %}{{ captured|trim }}|{{ captured }}|
 {% filter upper %}shout {{ messages[0].role }}{% endfilter %}
+{% set ns2 = namespace(v='yes' if messages else 'no') %}{{ ns2.v }}|{{ render(messages[0], prefix='# ' if true else '') }}
 {% with y = 5 %}{{ y * 2 }}{% endwith %}
 {{ messages[1:]|length }}|{{ messages[:-1]|length }}|{{ messages[-1].content }}|{{ 'abcdef'[1:4] }}|{{ 'abc'[::-1] }}|{{ messages[::2]|map(attribute='role')|join(',') }}
 {{ missing }}|{{ messages[0].missing }}|{{ messages[9] }}|{% if messages[0].missing %}T{% else %}F{% endif %}|{{ missing|length }}|{% for x in missing %}x{% endfor %}|{{ missing is sequence }}
@@ -122,6 +123,25 @@ GENERATION = """{% for m in messages %}
 {% endif %}
 {% endfor %}"""
 
+SHADOWING = """{% for k, v in messages[0].schema.items() %}{{ k }}:{{ v }};{% endfor %}
+{{ messages[0].schema.keys()|list }}|{{ messages[0].schema.values()|list|length }}|{{ messages[0].schema.get('items') }}|{{ messages[0].schema['items'] }}
+{{ messages[0].schema.items()|list }}|{{ 'items' in messages[0].schema }}|{{ messages[0].schema|tojson }}|{{ messages[0].schema|length }}
+"""
+
+MORE_FILTERS = """{{ messages|selectattr('role', 'in', ['user', 'tool'])|list|length }}|{{ ['a', 1, none]|select('string')|list }}|{{ [0, 1, none, '']|reject('none')|list }}|{{ ['a', 'b']|map('upper')|list }}
+{{ [{'n': 1}, {'n': 2}]|sum(attribute='n') }}|{{ [{'n': 1}, {'n': 3}]|max(attribute='n') }}|{{ ['a', 'A', 'b']|unique|list }}|{{ 'abc'|first }}{{ 'abc'|last }}|{{ [1, 2, 3]|join }}|{{ 'a b  c'|wordcount }}
+{{ messages|groupby('role')|map(attribute='grouper')|list }}|{{ '%s-%d'|format('a', 3) }}|{{ 'hello world'|truncate(9) }}|{{ 'x'|center(5) }}|{{ '<b>x</b>'|striptags }}|{{ {'a': 1}|pprint }}
+{{ 4 is divisibleby 2 }}{{ 3 is even }}{{ 3 is odd }}{{ 'a' is in 'abc' }}{{ 'ABC' is upper }}{{ 'abc' is lower }}{{ none is sameas none }}{{ 2 is eq 2 }}{{ raise_exception is callable }}
+{{ 'x'.center(5, '*') }}|{{ 'x'.ljust(3) }}.|{{ 'x'.rjust(3) }}|{{ 'aB'.swapcase() }}|{{ ' '.isspace() }}|{{ 'Ab Cd'.istitle() }}|{{ 'abc'.endswith('bc', 0) }}
+{{ 2**100 }}|{{ 2**64 + 1 }}|{{ 10 / 3 }}|{{ 1 + 1.5 }}|{{ 1e100 }}|{{ -0.0 }}|{{ 'abc'[-1] }}|{{ [1, 2, 3][1:] }}|{{ {1: 'a', 2.5: none} }}|{{ 'a' < 'b' }}|{{ (1, 2) == [1, 2] }}
+{% set a, b = 1, 2 %}{{ a }}{{ b }}|{% for x in [1, 1, 2] %}{% if loop.changed(x) %}{{ x }}{% endif %}{% endfor %}|{% for x in [[1]] %}{% for y in x %}{{ loop.depth }}{% endfor %}{% endfor %}
+{% macro v() %}{{ varargs }}{{ kwargs }}{% endmacro %}{{ v(1, 2, k=3) }}|{% macro c() %}{{ caller(5) }}{% endmacro %}{% call(n) c() %}n={{ n }}{% endcall %}
+ x  {{ 'expr tag not lstripped' }}
+  {% if true +%}
+trim_blocks disabled by +%}
+  {% endif %}
+"""
+
 SYNTHETIC = [
     ("ws_blocks", WS_BLOCKS, MSGS[:2], None),
     ("ws_marks", WS_MARKS, MSGS, None),
@@ -132,8 +152,15 @@ SYNTHETIC = [
     ("methods", METHODS, MSGS, None),
     ("filters", FILTERS, MSGS, None),
     ("tests", TESTS, MSGS, None),
+    ("more_filters", MORE_FILTERS, MSGS, None),
     ("loops", LOOPS, MSGS, None),
     ("macros_and_blocks", MACROS_AND_BLOCKS, MSGS, None),
+    (
+        "dict_methods_shadowed_by_keys",
+        SHADOWING,
+        [{"role": "user", "content": "x", "schema": {"type": "array", "items": {"type": "string"}, "keys": 1, "get": "g"}}],
+        None,
+    ),
     ("raise_exception", RAISE, MSGS, None),
     ("generation_tag", GENERATION, MSGS, None),
     ("extra_kwargs", "{{ enable_thinking }}|{{ custom.nested[0] }}|{{ bos_token }}|{{ tools }}|{{ documents }}", MSGS, {"enable_thinking": False, "custom": {"nested": ["é"]}, "bos_token": "<override>"}),

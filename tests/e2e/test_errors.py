@@ -106,6 +106,7 @@ def test_generation_stops_at_end_of_context(http):
     body = r.json()
     assert body["choices"][0]["finish_reason"] == "length"
     assert body["usage"]["completion_tokens"] <= 12
+    assert body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"] <= CTX_SIZE
 
 
 def test_unknown_route_is_json_404(http):

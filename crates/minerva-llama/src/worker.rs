@@ -73,7 +73,9 @@ fn run(
         .with_n_threads_batch(config.threads)
         // Off, as in the reference runs our parity fixtures come from; on a CPU it changes
         // little in speed, and it changes the arithmetic (so greedy outputs) when toggled.
-        .with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED);
+        .with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        // As llama-server: sliding-window layers keep only their window, not the whole context.
+        .with_swa_full(false);
     let mut ctx = match model.new_context(backend, params) {
         Ok(ctx) => ctx,
         Err(e) => {
@@ -188,7 +190,8 @@ fn generate(
             tracing::debug!(generated, "cancelled");
             return Ok(());
         }
-        if generated >= limit || pos >= n_ctx {
+        // The token just sampled sits at `pos`: stop when prompt plus reply fill the window.
+        if generated >= limit || pos + 1 >= n_ctx {
             let _ = job.events.send(Ok(finish(generated, FinishReason::Length)));
             return Ok(());
         }

@@ -54,7 +54,8 @@ pub struct ChatCompletionRequest {
     pub model: String,
     /// Kept as JSON: validated by the server, handed to the chat template as they are.
     pub messages: Vec<Value>,
-    #[serde(flatten)]
+    /// Parsed from the same object by [`SamplingFields`] (not `flatten`, which loses field paths in errors).
+    #[serde(skip)]
     pub sampling: SamplingFields,
     pub max_completion_tokens: Option<i64>,
     #[serde(default)]
@@ -79,7 +80,8 @@ pub enum PromptField {
 pub struct CompletionRequest {
     pub model: String,
     pub prompt: PromptField,
-    #[serde(flatten)]
+    /// Parsed from the same object by [`SamplingFields`] (not `flatten`, which loses field paths in errors).
+    #[serde(skip)]
     pub sampling: SamplingFields,
     /// Number of alternatives per token to report (0 reports the chosen token only).
     pub logprobs: Option<i64>,

@@ -10,7 +10,48 @@ use serde::de::DeserializeOwned;
 /// oversized bodies all answer with `{"error": ...}` and a 400 (or 413).
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+type PathError = serde_path_to_error::Error<serde_json::Error>;
+
+/// How a request type is read from a JSON object.
+pub trait ParseBody: Sized {
+    fn parse(value: serde_json::Value) -> Result<Self, PathError>;
+}
+
+fn parse<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, PathError> {
+    serde_path_to_error::deserialize(value)
+}
+
+impl ParseBody for minerva_openai::ChatCompletionRequest {
+    fn parse(value: serde_json::Value) -> Result<Self, PathError> {
+        let sampling = parse(value.clone())?;
+        let mut req: Self = parse(value)?;
+        req.sampling = sampling;
+        Ok(req)
+    }
+}
+
+impl ParseBody for minerva_openai::CompletionRequest {
+    fn parse(value: serde_json::Value) -> Result<Self, PathError> {
+        let sampling = parse(value.clone())?;
+        let mut req: Self = parse(value)?;
+        req.sampling = sampling;
+        Ok(req)
+    }
+}
+
+impl ParseBody for minerva_openai::TokenizeRequest {
+    fn parse(value: serde_json::Value) -> Result<Self, PathError> {
+        parse(value)
+    }
+}
+
+impl ParseBody for minerva_openai::DetokenizeRequest {
+    fn parse(value: serde_json::Value) -> Result<Self, PathError> {
+        parse(value)
+    }
+}
+
+impl<S: Send + Sync, T: ParseBody> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -33,7 +74,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 None,
             ));
         }
-        let parsed = serde_path_to_error::deserialize(value).map_err(|e| {
+        let parsed = T::parse(value).map_err(|e| {
             let path = e.path().to_string();
             let param = (path != ".").then_some(path);
             let mut err = ApiError::bad_request(format!("invalid request: {}", e.inner()), None);

@@ -5,12 +5,12 @@
 
 use std::fmt;
 
-use minijinja::value::{Kwargs, Value, ValueKind};
+use minijinja::value::{Value, ValueKind};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, UndefinedBehavior};
 
-use crate::pyfmt::{py_str, JsonOptions};
+use crate::pyfmt::py_str;
 use crate::strftime::DateTime;
-use crate::{methods, Limits};
+use crate::{filters, methods, Limits};
 
 /// jinja2's sandbox refuses `range()` results longer than this (`MAX_RANGE`).
 const MAX_RANGE: usize = 100_000;
@@ -54,9 +54,14 @@ pub(crate) fn limit_error(msg: impl Into<String>) -> Error {
 /// A configured environment without templates.
 pub(crate) fn environment(limits: &Limits) -> Environment<'static> {
     let mut env = Environment::new();
-    env.set_trim_blocks(true);
-    env.set_lstrip_blocks(true);
-    env.set_keep_trailing_newline(false);
+    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .keep_trailing_newline(false)
+        .build()
+    {
+        env.set_syntax(syntax);
+    }
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_debug(false);
@@ -73,13 +78,39 @@ pub(crate) fn environment(limits: &Limits) -> Environment<'static> {
     env.add_function("strftime_now", |fmt: &str| DateTime::now().format(fmt));
     env.add_function("range", range);
 
-    env.add_filter("tojson", tojson);
-    env.add_filter("string", string);
-    env.add_filter("join", join);
-    env.add_filter("indent", indent);
-    env.add_filter("length", length);
-    env.add_filter("count", length);
+    env.add_filter("tojson", filters::tojson);
+    env.add_filter("string", filters::string);
+    env.add_filter("join", filters::join);
+    env.add_filter("indent", filters::indent);
+    env.add_filter("length", filters::length);
+    env.add_filter("count", filters::length);
+    env.add_filter("upper", |v: &Value| {
+        filters::text(v).map(|s| s.to_uppercase())
+    });
+    env.add_filter("lower", |v: &Value| {
+        filters::text(v).map(|s| s.to_lowercase())
+    });
+    env.add_filter("capitalize", |v: &Value| {
+        filters::text(v).map(|s| filters::capitalize(&s))
+    });
+    env.add_filter("title", |v: &Value| {
+        filters::text(v).map(|s| filters::title(&s))
+    });
+    env.add_filter("trim", filters::trim);
+    env.add_filter("replace", filters::replace);
+    env.add_filter("attr", filters::attr);
+    env.add_filter("dictsort", filters::dictsort);
+    env.add_filter("int", filters::int);
+    env.add_filter("float", filters::float);
+    env.add_filter("wordcount", filters::wordcount);
+    env.add_filter("center", filters::center);
+    env.add_filter("truncate", filters::truncate);
+    env.add_filter("items", filters::items);
     env.add_test("sequence", is_sequence);
+    env.add_test("iterable", is_iterable);
+    env.add_test("number", |v: &Value| {
+        matches!(v.kind(), ValueKind::Number | ValueKind::Bool)
+    });
     env
 }
 
@@ -125,197 +156,15 @@ fn range(lower: i64, upper: Option<i64>, step: Option<i64>) -> Result<Value, Err
         (0..len).map(move |i| Value::from(start + step * i as i64))
     }))
 }
-
-/// transformers' `tojson`: `json.dumps(x, ensure_ascii=False, indent=indent,
-/// separators=separators, sort_keys=sort_keys)`.
-fn tojson(
-    value: &Value,
-    ensure_ascii: Option<Value>,
-    indent: Option<Value>,
-    separators: Option<Value>,
-    kwargs: Kwargs,
-) -> Result<Value, Error> {
-    let pick = |positional: Option<Value>, name: &str| -> Result<Option<Value>, Error> {
-        match positional {
-            Some(v) => Ok(Some(v)),
-            None => kwargs.get::<Option<Value>>(name),
-        }
-    };
-    let ensure_ascii = pick(ensure_ascii, "ensure_ascii")?.is_some_and(|v| v.is_true());
-    let indent = match pick(indent, "indent")? {
-        None => None,
-        Some(v) if v.is_none() => None,
-        Some(v) => Some(match v.kind() {
-            ValueKind::String => v.as_str().unwrap_or_default().to_string(),
-            _ => {
-                let n = i64::try_from(v.clone())?;
-                " ".repeat(usize::try_from(n).unwrap_or(0).min(1024))
-            }
-        }),
-    };
-    let mut opts = JsonOptions {
-        ensure_ascii,
-        indent,
-        sort_keys: kwargs
-            .get::<Option<Value>>("sort_keys")?
-            .is_some_and(|v| v.is_true()),
-        ..JsonOptions::default()
-    };
-    if opts.indent.is_some() {
-        opts.item_separator = ",".into();
+/// jinja2's `iterable` test: `iter(value)` succeeds, so strings, lists, dicts and undefined
+/// values, but not `None` or numbers.
+fn is_iterable(value: &Value) -> bool {
+    match value.kind() {
+        ValueKind::None | ValueKind::Bool | ValueKind::Number => false,
+        ValueKind::Undefined => true,
+        _ => value.try_iter().is_ok(),
     }
-    match pick(separators, "separators")? {
-        Some(v) if !v.is_none() => {
-            let parts: Vec<Value> = v.try_iter()?.collect();
-            match parts.as_slice() {
-                [item, key] if item.as_str().is_some() && key.as_str().is_some() => {
-                    opts.item_separator = item.as_str().unwrap_or_default().into();
-                    opts.key_separator = key.as_str().unwrap_or_default().into();
-                }
-                _ => {
-                    return Err(Error::new(
-                        ErrorKind::InvalidOperation,
-                        "separators must be a pair of strings",
-                    ))
-                }
-            }
-        }
-        _ => {}
-    }
-    kwargs.assert_all_used()?;
-    Ok(Value::from(opts.dumps(value)?))
 }
-
-/// jinja2's `string`: Python's `str()`.
-fn string(value: &Value) -> Result<Value, Error> {
-    if value.kind() == ValueKind::String {
-        return Ok(value.clone());
-    }
-    let mut out = String::new();
-    py_str(value, &mut out)?;
-    Ok(Value::from(out))
-}
-
-/// jinja2's `join(value, d='', attribute=None)`, joining Python `str()` of each item.
-fn join(value: &Value, d: Option<&str>, kwargs: Kwargs) -> Result<String, Error> {
-    let attribute: Option<&str> = kwargs.get("attribute")?;
-    kwargs.assert_all_used()?;
-    if value.is_undefined() || value.is_none() {
-        return Ok(String::new());
-    }
-    let mut out = String::new();
-    for (i, item) in value.try_iter()?.enumerate() {
-        if i > 0 {
-            out.push_str(d.unwrap_or_default());
-        }
-        let item = match attribute {
-            Some(attr) => attribute_path(&item, attr)?,
-            None => item,
-        };
-        py_str(&item, &mut out)?;
-    }
-    Ok(out)
-}
-
-/// jinja2's attribute getter: a dotted path whose integer parts index sequences.
-fn attribute_path(item: &Value, path: &str) -> Result<Value, Error> {
-    let mut cur = item.clone();
-    for part in path.split('.') {
-        cur = match part.parse::<i64>() {
-            Ok(i) => cur.get_item(&Value::from(i))?,
-            Err(_) => cur.get_attr(part)?,
-        };
-    }
-    Ok(cur)
-}
-
-/// jinja2's `indent(s, width=4, first=False, blank=False)`, including its quirk of appending a
-/// newline before `splitlines()` so that a trailing newline survives.
-fn indent(value: &Value, width: Option<Value>, kwargs: Kwargs) -> Result<String, Error> {
-    let width = match width {
-        Some(w) => Some(w),
-        None => kwargs.get::<Option<Value>>("width")?,
-    };
-    let first: Option<bool> = kwargs.get("first")?;
-    let blank: Option<bool> = kwargs.get("blank")?;
-    kwargs.assert_all_used()?;
-    let indention = match width {
-        None => "    ".to_string(),
-        Some(w) if w.kind() == ValueKind::String => w.as_str().unwrap_or_default().to_string(),
-        Some(w) => " ".repeat(usize::try_from(w)?.min(1024)),
-    };
-    let mut s = String::new();
-    py_str(value, &mut s)?;
-    s.push('\n');
-    let lines = splitlines(&s);
-    let mut rv = String::new();
-    if blank.unwrap_or(false) {
-        let sep = format!("\n{indention}");
-        rv = lines.join(&sep);
-    } else if let Some((head, rest)) = lines.split_first() {
-        rv.push_str(head);
-        for line in rest {
-            rv.push('\n');
-            if !line.is_empty() {
-                rv.push_str(&indention);
-            }
-            rv.push_str(line);
-        }
-    }
-    if first.unwrap_or(false) {
-        rv.insert_str(0, &indention);
-    }
-    Ok(rv)
-}
-
-/// Python's `str.splitlines()` without `keepends`.
-fn splitlines(s: &str) -> Vec<&str> {
-    let mut lines = Vec::new();
-    let mut start = 0;
-    let mut iter = s.char_indices().peekable();
-    while let Some((i, c)) = iter.next() {
-        let is_break = matches!(
-            c,
-            '\n' | '\r'
-                | '\u{b}'
-                | '\u{c}'
-                | '\u{1c}'
-                | '\u{1d}'
-                | '\u{1e}'
-                | '\u{85}'
-                | '\u{2028}'
-                | '\u{2029}'
-        );
-        if !is_break {
-            continue;
-        }
-        lines.push(&s[start..i]);
-        let mut end = i + c.len_utf8();
-        if c == '\r' && iter.peek().map(|p| p.1) == Some('\n') {
-            iter.next();
-            end += 1;
-        }
-        start = end;
-    }
-    if start < s.len() {
-        lines.push(&s[start..]);
-    }
-    lines
-}
-
-/// jinja2's `length`: `len()`, which is 0 for an undefined value.
-fn length(value: &Value) -> Result<usize, Error> {
-    if value.is_undefined() {
-        return Ok(0);
-    }
-    value.len().ok_or_else(|| {
-        Error::new(
-            ErrorKind::InvalidOperation,
-            format!("object of type {} has no len()", value.kind()),
-        )
-    })
-}
-
 /// jinja2's `sequence` test: anything with `len()` and `__getitem__`, so strings, lists, dicts
 /// and (as jinja2's `Undefined` has both) undefined values.
 fn is_sequence(value: &Value) -> bool {
@@ -323,16 +172,4 @@ fn is_sequence(value: &Value) -> bool {
         value.kind(),
         ValueKind::String | ValueKind::Seq | ValueKind::Map | ValueKind::Undefined
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splitlines_like_python() {
-        assert_eq!(splitlines("a\nb\r\nc\rd\n"), ["a", "b", "c", "d"]);
-        assert_eq!(splitlines("a\n\n"), ["a", ""]);
-        assert!(splitlines("").is_empty());
-    }
 }

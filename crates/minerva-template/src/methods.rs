@@ -11,10 +11,16 @@ use minijinja::value::{from_args, Kwargs, Rest, Value, ValueKind};
 use minijinja::{Error, ErrorKind, State};
 
 use crate::pyfmt::{py_repr, py_str};
+use crate::pyobj::{item_tuples, PyTuple};
+
+/// Python's `str.isspace()`: Unicode whitespace plus the ASCII separators U+001C..U+001F.
+pub(crate) fn is_py_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
 
 /// The unknown-method callback installed on the environment.
 pub(crate) fn call_method(
-    state: &State,
+    state: &mut State,
     value: &Value,
     method: &str,
     args: &[Value],
@@ -61,7 +67,21 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Option<Value>,
                 None if method == "partition" => [s, "", ""],
                 None => ["", "", s],
             };
-            Value::from(parts.iter().map(|p| Value::from(*p)).collect::<Vec<_>>())
+            Value::from_object(PyTuple(parts.iter().map(|p| Value::from(*p)).collect()))
+        }
+        "strip" | "lstrip" | "rstrip" => {
+            // Python strips `str.isspace()` characters, which include U+001C..U+001F.
+            let (chars,): (Option<&str>,) = from_args(args)?;
+            let set: Vec<char> = chars.map(|c| c.chars().collect()).unwrap_or_default();
+            let strip = |c: char| match chars {
+                Some(_) => set.contains(&c),
+                None => is_py_space(c),
+            };
+            Value::from(match method {
+                "strip" => s.trim_matches(strip),
+                "lstrip" => s.trim_start_matches(strip),
+                _ => s.trim_end_matches(strip),
+            })
         }
         "removeprefix" => {
             let (prefix,): (&str,) = from_args(args)?;
@@ -92,6 +112,22 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Option<Value>,
                 s.rfind(sub)
             };
             Value::from(found.map_or(-1, |i| s[..i].chars().count() as i64))
+        }
+        "center" | "ljust" | "rjust" => {
+            let (width, fill): (usize, Option<&str>) = from_args(args)?;
+            let mut fills = fill.unwrap_or(" ").chars();
+            let (Some(fill), None) = (fills.next(), fills.next()) else {
+                return Err(invalid(
+                    "The fill character must be exactly one character long",
+                ));
+            };
+            let pad = width.saturating_sub(s.chars().count());
+            let padding: String = std::iter::repeat_n(fill, pad).collect();
+            Value::from(match method {
+                "center" => crate::filters::py_center(s, width, fill),
+                "ljust" => format!("{s}{padding}"),
+                _ => format!("{padding}{s}"),
+            })
         }
         "zfill" => {
             let (width,): (usize,) = from_args(args)?;
@@ -134,6 +170,10 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Option<Value>,
 
 fn map_method(value: &Value, method: &str, args: &[Value]) -> Result<Option<Value>, Error> {
     match method {
+        "items" => {
+            let () = from_args(args)?;
+            Ok(Some(Value::from(item_tuples(value))))
+        }
         "get" => {
             let (key, default): (&Value, Option<Value>) = from_args(args)?;
             let found = value

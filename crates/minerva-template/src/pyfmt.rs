@@ -11,12 +11,14 @@ use std::fmt::Write as _;
 use minijinja::value::{Value, ValueKind};
 use minijinja::{Error, ErrorKind};
 
+use crate::pyobj::PyTuple;
+
 /// Deepest nesting that [`py_str`], [`py_repr`] and [`JsonOptions::dumps`] walk before they
 /// give up; templates can build nested values in a loop, and these walkers recurse.
 const MAX_DEPTH: usize = 256;
 
 fn too_deep() -> Error {
-    Error::new(ErrorKind::InvalidOperation, "value nested too deeply")
+    crate::env::limit_error(format!("value nested deeper than {MAX_DEPTH} levels"))
 }
 
 /// Python's `str(value)`, as jinja2 prints `{{ value }}`.
@@ -42,6 +44,20 @@ pub(crate) fn py_repr(value: &Value, out: &mut String, depth: usize) -> Result<(
         ValueKind::Bool => out.push_str(if value.is_true() { "True" } else { "False" }),
         ValueKind::Number => push_number(value, out, FloatStyle::Repr),
         ValueKind::String => repr_str(value.as_str().unwrap_or_default(), out),
+        ValueKind::Seq if value.downcast_object_ref::<PyTuple>().is_some() => {
+            let items: Vec<Value> = value.try_iter()?.collect();
+            out.push('(');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                py_repr(item, out, depth + 1)?;
+            }
+            if items.len() == 1 {
+                out.push(',');
+            }
+            out.push(')');
+        }
         ValueKind::Seq => {
             out.push('[');
             for (i, item) in value.try_iter()?.enumerate() {
@@ -371,7 +387,7 @@ mod tests {
 
     #[test]
     fn repr_matches_python() {
-        let v = Value::from_serialize(serde_json::json!(
+        let v = crate::pyobj::from_json(&serde_json::json!(
             {"a": [1, 2.0, null, true, "it's", "q\"'", "\n"]}
         ));
         let mut s = String::new();
@@ -381,7 +397,7 @@ mod tests {
 
     #[test]
     fn json_matches_python() {
-        let v = Value::from_serialize(serde_json::json!({"b": [1, {}], "a": "é<\u{1}"}));
+        let v = crate::pyobj::from_json(&serde_json::json!({"b": [1, {}], "a": "é<\u{1}"}));
         let opts = JsonOptions::default();
         assert_eq!(
             opts.dumps(&v).unwrap(),

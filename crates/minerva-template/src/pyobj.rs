@@ -22,13 +22,6 @@ pub(crate) struct PyDict {
     map: Value,
 }
 
-impl PyDict {
-    /// The entries as a plain minijinja map.
-    pub(crate) fn inner(&self) -> &Value {
-        &self.map
-    }
-}
-
 impl Object for PyDict {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
         ObjectRepr::Map
@@ -51,7 +44,7 @@ impl Object for PyDict {
 
     fn call_method(
         self: &Arc<Self>,
-        state: &State<'_, '_>,
+        state: &mut State<'_, '_>,
         method: &str,
         args: &[Value],
     ) -> Result<Value, Error> {
@@ -83,6 +76,18 @@ impl Object for PyTuple {
     }
 }
 
+/// A mapping's entries as `(key, value)` tuples, as Python's `dict.items()` yields them.
+pub(crate) fn item_tuples(map: &Value) -> Vec<Value> {
+    map.as_object()
+        .and_then(|o| o.try_iter_pairs())
+        .map(|pairs| {
+            pairs
+                .map(|(k, v)| Value::from_object(PyTuple(vec![k, v])))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Converts request JSON into template values, objects becoming [`PyDict`]s.
 pub(crate) fn from_json(value: &serde_json::Value) -> Value {
     match value {
@@ -98,12 +103,14 @@ pub(crate) fn from_json(value: &serde_json::Value) -> Value {
             }
         }
         serde_json::Value::String(s) => Value::from(s.as_str()),
-        serde_json::Value::Array(items) => Value::from(items.iter().map(from_json).collect::<Vec<_>>()),
+        serde_json::Value::Array(items) => {
+            Value::from(items.iter().map(from_json).collect::<Vec<_>>())
+        }
         serde_json::Value::Object(map) => Value::from_object(PyDict {
-            map: map
-                .iter()
-                .map(|(k, v)| (Value::from(k.as_str()), from_json(v)))
-                .collect(),
+            map: Value::from_pairs(
+                map.iter()
+                    .map(|(k, v)| (Value::from(k.as_str()), from_json(v))),
+            ),
         }),
     }
 }
