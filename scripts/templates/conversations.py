@@ -189,4 +189,29 @@ CONVERSATIONS = {
         ],
         TOOLS,
     ),
+    # One call with a 9-character id: Llama 3.x accepts only single calls, Mistral only such ids.
+    "tools_single_call": (
+        [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": "Weather in São Paulo?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "a1b2c3d4e",
+                        "type": "function",
+                        "function": {
+                            "name": "get_weather",
+                            "arguments": {"location": {"city": "São Paulo", "country": "BR"}, "days": 1},
+                        },
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "a1b2c3d4e", "name": "get_weather", "content": "{\"forecast\": [\"rain\"]}"},
+            {"role": "assistant", "content": "Rain expected in São Paulo."},
+            {"role": "user", "content": "Thanks"},
+        ],
+        TOOLS,
+    ),
 }

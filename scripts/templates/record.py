@@ -19,14 +19,24 @@ replays against the Rust renderer. Each case is
     {"name", "template", "bos_token", "eos_token", "messages", "tools", "add_generation_prompt",
      "extra", "expected", "raised"}
 where `expected` is jinja2's output, or null when the template called raise_exception, in
-which case `raised` holds the message. Cases where jinja2 fails for any other reason (sandbox
-security errors, filters jinja2 does not have) are skipped and listed on stderr.
+which case `raised` holds the message; `extra` holds extra template kwargs (enable_thinking,
+date_string ...) or null. Cases where jinja2 fails for any other reason (sandbox security
+errors, iterating None) are skipped and listed on stderr, as are the KNOWN_GAPS below.
+
+Templates: the Qwen2.5-Coder template from a GGUF (`tokenizer.chat_template`, BOS/EOS strings
+from the GGUF vocabulary), the crate's ChatML DEFAULT_TEMPLATE, popular templates from
+llama.cpp's models/templates (CORE) with a matrix of conversations, every other template in that
+directory with two conversations (the sweep; --no-sweep leaves it out), and the small
+synthetic templates in synthetic.py.
 
 Usage (needs the pip packages jinja2 and gguf):
     python3 -m venv /root/.cache/minerva/venv-tools
     /root/.cache/minerva/venv-tools/bin/pip install jinja2 gguf
+    tar xzf llama_cpp_python-0.3.36.tar.gz -C /tmp/tpl-src \
+        --wildcards '*/vendor/llama.cpp/models/templates/*'
     /root/.cache/minerva/venv-tools/bin/python scripts/templates/record.py \
-        --gguf /tmp/devmodels/qwen.gguf --templates <llama.cpp>/models/templates
+        --gguf /tmp/devmodels/qwen.gguf \
+        --templates /tmp/tpl-src/llama_cpp_python-0.3.36/vendor/llama.cpp/models/templates
 """
 
 import argparse
@@ -111,7 +121,7 @@ def gguf_template(path):
 # Llama 3.x output does not depend on the day the fixtures were recorded).
 DATE = {"date_string": "26 Jul 2024"}
 BASIC = ["system_user", "multi_turn", "no_system", "unicode"]
-TOOL_CONVS = ["tools_call", "tools_first_turn"]
+TOOL_CONVS = ["tools_call", "tools_single_call", "tools_first_turn"]
 CORE = [
     ("meta-llama-Llama-3.1-8B-Instruct", "<|begin_of_text|>", "<|eot_id|>", BASIC + TOOL_CONVS, DATE),
     ("meta-llama-Llama-3.2-3B-Instruct", "<|begin_of_text|>", "<|eot_id|>", BASIC + TOOL_CONVS, DATE),
@@ -208,6 +218,7 @@ def main():
     ap.add_argument("--gguf", default="/tmp/devmodels/qwen.gguf")
     ap.add_argument("--templates", required=True, help="llama.cpp models/templates directory")
     ap.add_argument("--out", default=str(DEFAULT_OUT))
+    ap.add_argument("--no-sweep", action="store_true", help="only the popular templates, not every file")
     args = ap.parse_args()
 
     cases, skipped = [], []
@@ -229,11 +240,11 @@ def main():
         source = (tdir / f"{stem}.jinja").read_text(encoding="utf-8")
         tag = stem + "".join(f"/{k}={v}" for k, v in extra.items() if k != "date_string")
         for conv in convs:
-            agps = (True, False) if conv in ("multi_turn", "tools_call") else (True,)
+            agps = (True, False) if conv in ("multi_turn", "tools_call", "tools_single_call") else (True,)
             for agp in agps:
                 render_case(f"{tag}/{conv}/agp={agp}", source, bos, eos, conv, agp, extra, cases, skipped)
 
-    for path in sorted(tdir.glob("*.jinja")):
+    for path in [] if args.no_sweep else sorted(tdir.glob("*.jinja")):
         if path.stem in core_names:
             continue
         source = path.read_text(encoding="utf-8")

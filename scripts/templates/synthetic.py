@@ -128,18 +128,55 @@ SHADOWING = """{% for k, v in messages[0].schema.items() %}{{ k }}:{{ v }};{% en
 {{ messages[0].schema.items()|list }}|{{ 'items' in messages[0].schema }}|{{ messages[0].schema|tojson }}|{{ messages[0].schema|length }}
 """
 
-MORE_FILTERS = """{{ messages|selectattr('role', 'in', ['user', 'tool'])|list|length }}|{{ ['a', 1, none]|select('string')|list }}|{{ [0, 1, none, '']|reject('none')|list }}|{{ ['a', 'b']|map('upper')|list }}
-{{ [{'n': 1}, {'n': 2}]|sum(attribute='n') }}|{{ [{'n': 1}, {'n': 3}]|max(attribute='n') }}|{{ ['a', 'A', 'b']|unique|list }}|{{ 'abc'|first }}{{ 'abc'|last }}|{{ [1, 2, 3]|join }}|{{ 'a b  c'|wordcount }}
-{{ messages|groupby('role')|map(attribute='grouper')|list }}|{{ '%s-%d'|format('a', 3) }}|{{ 'hello world'|truncate(9) }}|{{ 'x'|center(5) }}|{{ '<b>x</b>'|striptags }}|{{ {'a': 1}|pprint }}
-{{ 4 is divisibleby 2 }}{{ 3 is even }}{{ 3 is odd }}{{ 'a' is in 'abc' }}{{ 'ABC' is upper }}{{ 'abc' is lower }}{{ none is sameas none }}{{ 2 is eq 2 }}{{ raise_exception is callable }}
-{{ 'x'.center(5, '*') }}|{{ 'x'.ljust(3) }}.|{{ 'x'.rjust(3) }}|{{ 'aB'.swapcase() }}|{{ ' '.isspace() }}|{{ 'Ab Cd'.istitle() }}|{{ 'abc'.endswith('bc', 0) }}
-{{ 2**100 }}|{{ 2**64 + 1 }}|{{ 10 / 3 }}|{{ 1 + 1.5 }}|{{ 1e100 }}|{{ -0.0 }}|{{ 'abc'[-1] }}|{{ [1, 2, 3][1:] }}|{{ {1: 'a', 2.5: none} }}|{{ 'a' < 'b' }}|{{ (1, 2) == [1, 2] }}
-{% set a, b = 1, 2 %}{{ a }}{{ b }}|{% for x in [1, 1, 2] %}{% if loop.changed(x) %}{{ x }}{% endif %}{% endfor %}|{% for x in [[1]] %}{% for y in x %}{{ loop.depth }}{% endfor %}{% endfor %}
-{% macro v() %}{{ varargs }}{{ kwargs }}{% endmacro %}{{ v(1, 2, k=3) }}|{% macro c() %}{{ caller(5) }}{% endmacro %}{% call(n) c() %}n={{ n }}{% endcall %}
+MORE_FILTERS = """{{ messages|selectattr('role', 'in', ['user', 'tool'])|list|length }}
+{{ ['a', 1, none]|select('string')|list }}
+{{ [0, 1, none, '']|reject('none')|list }}
+{{ ['a', 'b']|map('upper')|list }}
+{{ [{'n': 1}, {'n': 2}]|sum(attribute='n') }}
+{{ [{'n': 1}, {'n': 3}]|max(attribute='n') }}
+{{ ['a', 'A', 'b']|unique|list }}
+{{ 'abc'|first }}{{ 'abc'|last }}
+{{ [1, 2, 3]|join }}
+{{ 'a b  c'|wordcount }}
+{{ messages|groupby('role')|map(attribute='grouper')|list }}
+{{ '%s-%d'|format('a', 3) }}
+{{ 'hello world'|truncate(9) }}
+{{ 'x'|center(5) }}
+{{ {'a': 1}|pprint }}
+{{ 4 is divisibleby 2 }}{{ 3 is even }}{{ 3 is odd }}{{ 'a' is in 'abc' }}{{ 'ABC' is upper }}{{ 'abc' is lower }}{{ none is sameas none }}{{ 2 is eq 2 }}
+{{ 'x'.center(5, '*') }}|{{ 'x'.ljust(3) }}.|{{ 'x'.rjust(3) }}
+{{ 2**100 }}|{{ 2**64 + 1 }}|{{ 10 / 3 }}|{{ 1 + 1.5 }}|{{ 1e100 }}|{{ -0.0 }}
+{{ 'abc'[-1] }}|{{ [1, 2, 3][1:] }}|{{ {1: 'a', 2.5: none} }}|{{ 'a' < 'b' }}|{{ (1, 2) == [1, 2] }}
+{% set a, b = 1, 2 %}{{ a }}{{ b }}
+{% for x in [1, 1, 2] %}{% if loop.changed(x) %}{{ x }}{% endif %}{% endfor %}
+{% for x in [[1]] %}{% for y in x %}{{ loop.depth }}{% endfor %}{% endfor %}
+{% macro c() %}{{ caller(5) }}{% endmacro %}{% call(n) c() %}n={{ n }}{% endcall %}
  x  {{ 'expr tag not lstripped' }}
   {% if true +%}
 trim_blocks disabled by +%}
   {% endif %}
+done
+{{ messages[0].content|int }}|{{ '12abc'|int }}|{{ '3.7'|int }}|{{ 3.7|int }}|{{ 'x'|float }}
+{{ 'a' if 'b' }}{{ none|default }}|{{ messages|batch(2)|list|length }}|{{ messages|slice(2)|list|length }}
+{{ 'Hello World'|replace('o', '0', 1) }}|{{ 'a.b.c'.split('.', 1) }}|{{ 'a  b'.split(' ') }}
+{{ ' x '|trim|length }}|{{ '\\u00a0x\\u00a0'|trim|length }}|{{ '\\x1cx'.strip()|length }}
+{{ messages|map(attribute='name', default='nobody')|list }}
+{{ messages|selectattr('name')|list|length }}|{{ messages|selectattr('name', 'none')|list|length }}
+{{ messages[1].content.split('\\n')|map('trim')|join(',') }}
+{{ messages|length is divisibleby(5) }}
+{{ "{'a': 1}" }}|{{ {'a': "it's"} }}|{{ ["a\\nb"] }}|{{ ['\\\\'] }}
+{{ [1.5, 2.0, 1e-5, 1e16, 123456789012345678] }}
+{{ messages|tojson(indent=None) }}
+{{ messages[0]|items|list }}
+{% for k, v in messages[0]|dictsort(reverse=true) %}{{ k }}{% endfor %}
+{{ 'é'|upper }}{{ 'ß'|upper }}{{ 'İ'|lower|length }}
+{{ 'abc' ~ 1.0 }}|{{ 'abc' ~ 0.1 }}|{{ 1.0 ~ '' }}|{{ 1.5 ~ '' }}
+{{ ['b', 'a', 'C']|sort(case_sensitive=true) }}|{{ messages|sort(attribute='role')|map(attribute='role')|join(',') }}
+{{ messages|first|length }}|{{ none is not none }}|{{ not none }}
+{% if messages|length > 3 and messages[-1].role == 'user' or false %}ok{% endif %}
+{{ messages[0].content[2:5] }}|{{ messages[1:3]|length }}|{{ messages[::-1][0].role }}
+{{ 'abc'.startswith('') }}|{{ ''.split(',') }}|{{ ''.split() }}|{{ 'a,b'.split(',', -1) }}
+
 """
 
 SYNTHETIC = [

@@ -193,3 +193,31 @@ def test_token_ids_as_prompt(client, http):
     by_text = client.completions.create(model=MODEL_ID, prompt="def add(a, b):\n", temperature=0, max_tokens=12)
     by_ids = client.completions.create(model=MODEL_ID, prompt=tokens, temperature=0, max_tokens=12)
     assert by_ids.choices[0].text == by_text.choices[0].text
+
+
+def test_logit_bias_bans_and_forces_tokens(client, http):
+    prompt = "The capital of France is"
+    free = client.completions.create(model=MODEL_ID, prompt=prompt, temperature=0, max_tokens=3, logprobs=0)
+    first = free.choices[0].logprobs.tokens[0]
+    first_id = http.post("/tokenize", json={"content": first}).json()["tokens"]
+    assert len(first_id) == 1, first_id
+    banned = client.completions.create(
+        model=MODEL_ID, prompt=prompt, temperature=0, max_tokens=3, logprobs=0,
+        logit_bias={str(first_id[0]): -100},
+    )
+    assert banned.choices[0].logprobs.tokens[0] != first
+    forced_id = http.post("/tokenize", json={"content": " banana"}).json()["tokens"]
+    forced = client.completions.create(
+        model=MODEL_ID, prompt=prompt, temperature=0, max_tokens=1, logit_bias={str(forced_id[0]): 100}
+    )
+    assert forced.choices[0].text == http.post("/detokenize", json={"tokens": forced_id[:1]}).json()["content"]
+
+
+def test_penalties_change_greedy_output(client):
+    prompt = "Repeat after me: la la la la la la la la"
+    base = client.completions.create(model=MODEL_ID, prompt=prompt, temperature=0, max_tokens=24).choices[0].text
+    penalised = client.completions.create(
+        model=MODEL_ID, prompt=prompt, temperature=0, max_tokens=24, frequency_penalty=2.0, presence_penalty=2.0
+    ).choices[0].text
+    assert penalised != base
+    assert penalised.count("la") < base.count("la")

@@ -52,16 +52,15 @@ pub(crate) fn limit_error(msg: impl Into<String>) -> Error {
 }
 
 /// A configured environment without templates.
-pub(crate) fn environment(limits: &Limits) -> Environment<'static> {
+pub(crate) fn environment(limits: &Limits) -> Result<Environment<'static>, Error> {
     let mut env = Environment::new();
-    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
-        .trim_blocks(true)
-        .lstrip_blocks(true)
-        .keep_trailing_newline(false)
-        .build()
-    {
-        env.set_syntax(syntax);
-    }
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(false)
+            .build()?,
+    );
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_debug(false);
@@ -105,20 +104,25 @@ pub(crate) fn environment(limits: &Limits) -> Environment<'static> {
     env.add_filter("wordcount", filters::wordcount);
     env.add_filter("center", filters::center);
     env.add_filter("truncate", filters::truncate);
+    // jinja2's `pprint` is `pformat`, which is `repr` for anything shorter than a line.
+    env.add_filter("pprint", |v: &Value| -> Result<String, Error> {
+        let mut out = String::new();
+        crate::pyfmt::py_repr(v, &mut out, 0)?;
+        Ok(out)
+    });
     env.add_filter("items", filters::items);
     env.add_test("sequence", is_sequence);
     env.add_test("iterable", is_iterable);
     env.add_test("number", |v: &Value| {
         matches!(v.kind(), ValueKind::Number | ValueKind::Bool)
     });
-    env
+    Ok(env)
 }
 
-fn raise_exception(msg: Option<Value>) -> Result<Value, Error> {
+/// transformers' `raise_exception(message)`: fails the render with `str(message)`.
+fn raise_exception(msg: &Value) -> Result<Value, Error> {
     let mut text = String::new();
-    if let Some(msg) = msg {
-        py_str(&msg, &mut text)?;
-    }
+    py_str(msg, &mut text)?;
     Err(Error::new(ErrorKind::InvalidOperation, text.clone()).with_source(Stop::Raised(text)))
 }
 
@@ -153,7 +157,12 @@ fn range(lower: i64, upper: Option<i64>, step: Option<i64>) -> Result<Value, Err
     }
     let len = len as usize;
     Ok(Value::make_iterable(move || {
-        (0..len).map(move |i| Value::from(start + step * i as i64))
+        // Every item lies between `start` and `stop`, so it fits an i64; the arithmetic is done
+        // in i128 because `step * i` alone may not.
+        (0..len).map(move |i| {
+            let item = i128::from(start) + i128::from(step) * i as i128;
+            Value::from(i64::try_from(item).unwrap_or(start))
+        })
     }))
 }
 /// jinja2's `iterable` test: `iter(value)` succeeds, so strings, lists, dicts and undefined

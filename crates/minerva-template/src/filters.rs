@@ -5,7 +5,7 @@ use minijinja::value::{Kwargs, Value, ValueKind};
 use minijinja::{Error, ErrorKind};
 
 use crate::methods::is_py_space;
-use crate::pyfmt::{py_str, JsonOptions};
+use crate::pyfmt::{check_built, py_str, JsonOptions};
 use crate::pyobj::{item_tuples, PyDict, PyTuple};
 
 /// transformers' `tojson`: `json.dumps(x, ensure_ascii=False, indent=indent,
@@ -95,6 +95,7 @@ pub(crate) fn join(value: &Value, d: Option<&str>, kwargs: Kwargs) -> Result<Str
             None => item,
         };
         py_str(&item, &mut out)?;
+        check_built(out.len())?;
     }
     Ok(out)
 }
@@ -130,6 +131,7 @@ pub(crate) fn indent(value: &Value, width: Option<Value>, kwargs: Kwargs) -> Res
     py_str(value, &mut s)?;
     s.push('\n');
     let lines = splitlines(&s);
+    check_built(s.len() + (lines.len() + 1) * indention.len())?;
     let mut rv = String::new();
     if blank.unwrap_or(false) {
         let sep = format!("\n{indention}");
@@ -241,6 +243,16 @@ pub(crate) fn replace(
     count: Option<i64>,
 ) -> Result<String, Error> {
     let (s, old, new) = (text(value)?, text(old)?, text(new)?);
+    let matches = if old.is_empty() {
+        s.chars().count() + 1
+    } else {
+        s.matches(old.as_str()).count()
+    };
+    let matches = match count {
+        Some(n) if n >= 0 => matches.min(n as usize),
+        _ => matches,
+    };
+    check_built(s.len() + matches.saturating_mul(new.len()))?;
     Ok(match count {
         Some(n) if n >= 0 => s.replacen(&old, &new, n as usize),
         _ => s.replace(&old, &new),
@@ -364,22 +376,23 @@ pub(crate) fn wordcount(value: &Value) -> Result<usize, Error> {
 
 /// jinja2's `center(value, width=80)`: Python's `str.center`.
 pub(crate) fn center(value: &Value, width: Option<usize>) -> Result<String, Error> {
-    Ok(py_center(&text(value)?, width.unwrap_or(80), ' '))
+    py_center(&text(value)?, width.unwrap_or(80), ' ')
 }
 
 /// Python's `str.center(width, fillchar)`, padding like CPython (the odd space goes left only
 /// when both the margin and the width are odd).
-pub(crate) fn py_center(s: &str, width: usize, fill: char) -> String {
+pub(crate) fn py_center(s: &str, width: usize, fill: char) -> Result<String, Error> {
     let len = s.chars().count();
     if len >= width {
-        return s.to_string();
+        return Ok(s.to_string());
     }
+    check_built(s.len() + (width - len) * fill.len_utf8())?;
     let margin = width - len;
     let left = margin / 2 + (margin & width & 1);
     let mut out: String = std::iter::repeat_n(fill, left).collect();
     out.push_str(s);
     out.extend(std::iter::repeat_n(fill, margin - left));
-    out
+    Ok(out)
 }
 
 /// jinja2's `truncate(s, length=255, killwords=False, end='...', leeway=0)` (transformers'

@@ -14,8 +14,10 @@
 //! against fixtures recorded with real jinja2 (`scripts/templates/record.py`).
 //!
 //! Templates come from downloaded model files, so they are untrusted: rendering is bounded by
-//! fuel (instructions executed), recursion depth, output size and source size, and a tripped
-//! bound is a [`TemplateError::LimitExceeded`], never a hang.
+//! fuel (minijinja 3 charges it per instruction and per byte a template creates, so it bounds
+//! memory as well as time), recursion depth, output size and source size, and a tripped bound is
+//! a [`TemplateError::LimitExceeded`], never a hang. Each render runs on its own thread with a
+//! large stack, so that values nested as deeply as the fuel allows cannot overflow it.
 //!
 //! This crate only turns messages into a prompt string. It must not depend on HTTP, async
 //! runtimes, tokenizers or any ML/inference code: the engine calls it, it calls nothing.
@@ -159,7 +161,8 @@ impl ChatTemplate {
                 limits.max_source_bytes
             )));
         }
-        let mut env = env::environment(&limits);
+        let mut env = env::environment(&limits)
+            .map_err(|e| TemplateError::Syntax(format!("template syntax configuration: {e}")))?;
         // jinja2 reads `\r\n` and `\r` as `\n` everywhere in a template.
         let normalized = source.replace("\r\n", "\n").replace('\r', "\n");
         env.add_template_owned(TEMPLATE_NAME, source::rewrite_generation_tags(&normalized))
@@ -198,9 +201,9 @@ impl ChatTemplate {
                 Ok(handle) => handle.join().unwrap_or_else(|_| {
                     Err(TemplateError::Render("the template engine panicked".into()))
                 }),
-                Err(e) => Err(TemplateError::Render(format!(
-                    "cannot start a render thread: {e}"
-                ))),
+                // No thread to be had (a strict overcommit policy refusing the reservation,
+                // a thread limit): render here, where only pathological nesting could hurt.
+                Err(_) => self.render_here(messages, opts),
             }
         })
     }
@@ -262,7 +265,7 @@ fn map_render_error(err: &minijinja::Error) -> TemplateError {
     let text = err.to_string();
     match err.kind() {
         ErrorKind::OutOfFuel => TemplateError::LimitExceeded(format!(
-            "template executed too many instructions ({text})"
+            "template used too many instructions or too much memory ({text})"
         )),
         ErrorKind::InvalidOperation
             if err

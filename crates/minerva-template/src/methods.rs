@@ -10,7 +10,7 @@
 use minijinja::value::{from_args, Kwargs, Rest, Value, ValueKind};
 use minijinja::{Error, ErrorKind, State};
 
-use crate::pyfmt::{py_repr, py_str};
+use crate::pyfmt::{check_built, py_repr, py_str};
 use crate::pyobj::{item_tuples, PyTuple};
 
 /// Python's `str.isspace()`: Unicode whitespace plus the ASCII separators U+001C..U+001F.
@@ -122,9 +122,10 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Option<Value>,
                 ));
             };
             let pad = width.saturating_sub(s.chars().count());
+            check_built(s.len() + pad * fill.len_utf8())?;
             let padding: String = std::iter::repeat_n(fill, pad).collect();
             Value::from(match method {
-                "center" => crate::filters::py_center(s, width, fill),
+                "center" => crate::filters::py_center(s, width, fill)?,
                 "ljust" => format!("{s}{padding}"),
                 _ => format!("{padding}{s}"),
             })
@@ -139,6 +140,7 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Option<Value>,
                     Some(c @ ('+' | '-')) => (Some(c), &s[1..]),
                     _ => (None, s),
                 };
+                check_built(s.len() + (width - len))?;
                 let mut out = String::new();
                 out.extend(sign);
                 out.extend(std::iter::repeat_n('0', width - len));
@@ -160,6 +162,7 @@ fn string_method(s: &str, method: &str, args: &[Value]) -> Result<Option<Value>,
                     out.push_str(s);
                 }
                 out.push_str(text);
+                check_built(out.len())?;
             }
             Value::from(out)
         }
@@ -291,6 +294,7 @@ fn format(template: &str, args: &[Value], kwargs: &Kwargs) -> Result<String, Err
                         return Err(invalid(format!("Unknown conversion specifier {other}")))
                     }
                 }
+                check_built(out.len())?;
             }
             c => out.push(c),
         }

@@ -17,6 +17,22 @@ use crate::pyobj::PyTuple;
 /// give up; templates can build nested values in a loop, and these walkers recurse.
 const MAX_DEPTH: usize = 256;
 
+/// Largest string this crate's own filters and methods build. minijinja charges fuel for what
+/// they return, but they must not allocate unbounded memory before returning:
+/// `'x'|center(10**12)`, `', '.join(...)` with a huge separator, deep `tojson(indent=1000)`.
+pub(crate) const MAX_BUILT_BYTES: usize = 64 << 20;
+
+/// Fails once a string being built would pass [`MAX_BUILT_BYTES`].
+pub(crate) fn check_built(len: usize) -> Result<(), Error> {
+    if len > MAX_BUILT_BYTES {
+        Err(crate::env::limit_error(format!(
+            "a filter or method would build a string of more than {MAX_BUILT_BYTES} bytes"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
 fn too_deep() -> Error {
     crate::env::limit_error(format!("value nested deeper than {MAX_DEPTH} levels"))
 }
@@ -52,6 +68,7 @@ pub(crate) fn py_repr(value: &Value, out: &mut String, depth: usize) -> Result<(
                     out.push_str(", ");
                 }
                 py_repr(item, out, depth + 1)?;
+                check_built(out.len())?;
             }
             if items.len() == 1 {
                 out.push(',');
@@ -65,6 +82,7 @@ pub(crate) fn py_repr(value: &Value, out: &mut String, depth: usize) -> Result<(
                     out.push_str(", ");
                 }
                 py_repr(&item, out, depth + 1)?;
+                check_built(out.len())?;
             }
             out.push(']');
         }
@@ -81,6 +99,7 @@ pub(crate) fn py_repr(value: &Value, out: &mut String, depth: usize) -> Result<(
                 py_repr(&k, out, depth + 1)?;
                 out.push_str(": ");
                 py_repr(&v, out, depth + 1)?;
+                check_built(out.len())?;
             }
             out.push('}');
         }
@@ -274,6 +293,7 @@ impl JsonOptions {
                     }
                     self.newline(out, level + 1);
                     self.write(item, out, level + 1)?;
+                    check_built(out.len())?;
                 }
                 self.newline(out, level);
                 out.push(']');
@@ -303,6 +323,7 @@ impl JsonOptions {
                     self.write_str(k, out);
                     out.push_str(&self.key_separator);
                     self.write(v, out, level + 1)?;
+                    check_built(out.len())?;
                 }
                 self.newline(out, level);
                 out.push('}');

@@ -96,6 +96,24 @@ fn memory_bombs_are_stopped() {
 }
 
 #[test]
+fn amplifying_filters_and_methods_are_capped() {
+    for src in [
+        "{{ 'x'|center(10**12) }}",
+        "{{ 'x'.ljust(10**12) }}",
+        "{{ 'x'.center(10**12) }}",
+        "{{ '1'.zfill(10**12) }}",
+        "{{ ('ab' * 10000)|replace('', 'x' * 100000) }}",
+        "{{ range(100000)|join('x' * 100000) }}",
+        "{{ ('x' * 100000).join(range(100000)|map('string')) }}",
+        "{{ ('{0}' * 100000).format('x' * 100000) }}",
+        "{{ ('a\\n' * 100000)|indent(1000) }}",
+        "{{ [[[[[[[[[[range(100000)|list]]]]]]]]]]|tojson(indent=1000) }}",
+    ] {
+        assert_limited(src);
+    }
+}
+
+#[test]
 fn deeply_nested_values_do_not_overflow_the_stack() {
     // 200k levels of nesting; freeing them recurses once per level.
     let src = "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% for j in range(2) %}\
@@ -266,6 +284,48 @@ fn default_template_is_chatml() {
         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n\
          <|im_start|>assistant\n<|im_end|>\n<|im_start|>assistant\n"
     );
+}
+
+#[test]
+fn long_real_conversations_fit_the_default_limits() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/templates/cases.json"
+    ))
+    .unwrap();
+    let cases: Vec<Value> = serde_json::from_str(&text).unwrap();
+    for name in [
+        "Qwen-Qwen3-0.6B/tools_call/agp=True",
+        "openai-gpt-oss-120b/tools_call/agp=True",
+    ] {
+        let case = cases.iter().find(|c| c["name"] == name).unwrap();
+        let base = case["messages"].as_array().unwrap();
+        let filler = "lorem ipsum dolor sit amet ".repeat(80); // ~2 KB per message
+        let mut messages = vec![base[0].clone()];
+        while messages.len() < 2000 {
+            for m in &base[1..] {
+                let mut m = m.clone();
+                if m["content"].is_string() {
+                    m["content"] = json!(format!("{} {filler}", m["content"].as_str().unwrap()));
+                }
+                messages.push(m);
+            }
+        }
+        let template = ChatTemplate::new(case["template"].as_str().unwrap(), "", "").unwrap();
+        let opts = RenderOptions {
+            add_generation_prompt: true,
+            tools: Some(&case["tools"]),
+            extra: None,
+        };
+        let start = Instant::now();
+        let out = template.render(&messages, &opts).unwrap();
+        assert!(out.len() > 2_000_000, "{name}: {} bytes", out.len());
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{name}: {:?}",
+            start.elapsed()
+        );
+    }
 }
 
 #[test]
