@@ -79,24 +79,32 @@ def one_run(base, model_id, prompt_tokens, n_gen):
     return pp, tg, len(arrivals)
 
 
-def bench(name, cmd, base, model_id, prompt_tokens, n_gen, runs):
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_healthy(base, proc)
-        if prompt_tokens is None:
-            text = PROMPT_SEED * 40
-            toks = json.load(post(base + "/tokenize", {"content": text}))["tokens"]
-            prompt_tokens = toks[:512]
-        one_run(base, model_id, prompt_tokens, n_gen)  # warm-up
-        results = [one_run(base, model_id, prompt_tokens, n_gen) for _ in range(runs)]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+class Server:
+    """One server process, started for a round and stopped after it."""
+
+    def __init__(self, name, cmd, base):
+        self.name, self.cmd, self.base = name, cmd, base
+        self.proc = None
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_healthy(self.base, self.proc)
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def report(name, results):
     pp = statistics.median(r[0] for r in results)
     tg = statistics.median(r[1] for r in results)
     chunks = sorted({r[2] for r in results})
-    print(f"{name:13s} pp512 {pp:8.1f} tok/s   tg128 {tg:6.2f} tok/s   (runs {runs}, text chunks {chunks})", flush=True)
-    return pp, tg, prompt_tokens
+    spread_pp = f"{min(r[0] for r in results):.1f}-{max(r[0] for r in results):.1f}"
+    spread_tg = f"{min(r[1] for r in results):.2f}-{max(r[1] for r in results):.2f}"
+    print(f"{name:13s} pp512 {pp:8.1f} tok/s ({spread_pp})   tg128 {tg:6.2f} tok/s ({spread_tg})   "
+          f"(runs {len(results)}, text chunks {chunks})", flush=True)
+    return pp, tg
 
 
 def main():
@@ -118,18 +126,22 @@ def main():
                "--flash-attn", "off", "--cache-ram", "0", "--no-webui"]
     mv_cmd = [args.minerva, "serve", "--model", args.model, "--port", str(port),
               "--ctx-size", str(args.ctx), "--threads", t]
-    print(f"model {args.model}, threads {t}, ctx {args.ctx}, {args.runs} runs + 1 warm-up each")
-    ref_pp, ref_tg, prompt = bench("llama-server", ref_cmd, base, "x", None, args.gen, args.runs)
-    model_id = os.path.splitext(os.path.basename(args.model))[0]
-    # Minerva serves under its catalog name when it knows the file, else the stem: ask it.
-    proc = subprocess.Popen(mv_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_healthy(base, proc)
+    print(f"model {args.model}, threads {t}, ctx {args.ctx}; {args.runs} rounds, each starting "
+          "both servers in turn (one warm-up request, then one measured request)")
+    with Server("llama-server", ref_cmd, base) as srv:
+        text = PROMPT_SEED * 40
+        prompt = json.load(post(base + "/tokenize", {"content": text}))["tokens"][:512]
+    with Server("minerva", mv_cmd, base):
         model_id = json.load(urllib.request.urlopen(base + "/v1/models"))["data"][0]["id"]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    mv_pp, mv_tg, _ = bench("minerva", mv_cmd, base, model_id, prompt, args.gen, args.runs)
+    results = {"llama-server": [], "minerva": []}
+    # Interleaved rounds: a noisy machine's drift hits both servers alike.
+    for _ in range(args.runs):
+        for name, cmd, mid in (("llama-server", ref_cmd, "x"), ("minerva", mv_cmd, model_id)):
+            with Server(name, cmd, base):
+                one_run(base, mid, prompt, args.gen)
+                results[name].append(one_run(base, mid, prompt, args.gen))
+    ref_pp, ref_tg = report("llama-server", results["llama-server"])
+    mv_pp, mv_tg = report("minerva", results["minerva"])
     print(f"ratio minerva/llama-server: pp {mv_pp / ref_pp:.3f}, tg {mv_tg / ref_tg:.3f}")
 
 

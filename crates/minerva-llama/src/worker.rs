@@ -142,15 +142,29 @@ fn generate(
     let mut logits_index = batch.n_tokens() - 1;
     let mut generated = 0usize;
     let limit = req.max_tokens.map_or(usize::MAX, |m| m as usize);
-    let finish = |generated: usize, reason: FinishReason| GenEvent::Done {
-        reason,
-        usage: Usage {
+    let finish = |generated: usize, reason: FinishReason| {
+        let usage = Usage {
             prompt_tokens: prompt.len(),
             completion_tokens: generated,
             cached_tokens: 0,
             prompt_ms,
             generation_ms: gen_started.elapsed().as_secs_f64() * 1e3,
-        },
+        };
+        tracing::info!(
+            prompt_tokens = usage.prompt_tokens,
+            prompt_tps = format!(
+                "{:.1}",
+                usage.prompt_tokens as f64 * 1e3 / usage.prompt_ms.max(1e-9)
+            ),
+            generated,
+            generation_tps = format!(
+                "{:.2}",
+                generated as f64 * 1e3 / usage.generation_ms.max(1e-9)
+            ),
+            reason = reason.as_str(),
+            "generation finished"
+        );
+        GenEvent::Done { reason, usage }
     };
 
     loop {
