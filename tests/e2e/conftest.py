@@ -34,11 +34,15 @@ def server():
     binary = _required_env("MINERVA_BIN")
     model = _required_env("MINERVA_QWEN_GGUF")
     port = _free_port()
-    log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), f"minerva-e2e-{port}.log"), "wb")
+    log_path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"minerva-e2e-{port}.log")
+    log = open(log_path, "wb")
+    # Debug logs of the llama backend say when a generation was cancelled, and after how many tokens.
+    env = {**os.environ, "RUST_LOG": "info,minerva_llama=debug,llama-cpp-2=warn", "NO_COLOR": "1"}
     proc = subprocess.Popen(
         [binary, "serve", "--model", model, "--port", str(port), "--ctx-size", str(CTX_SIZE)],
         stdout=log,
         stderr=subprocess.STDOUT,
+        env=env,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -54,6 +58,7 @@ def server():
             proc.kill()
             pytest.fail("minerva serve did not become healthy in 120 s")
         time.sleep(0.2)
+    server_log.path = log_path
     yield base
     proc.terminate()
     try:
@@ -61,6 +66,22 @@ def server():
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+class _ServerLog:
+    path = None
+
+    def text(self) -> str:
+        with open(self.path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+
+server_log = _ServerLog()
+
+
+@pytest.fixture(scope="session")
+def log(server):
+    return server_log
 
 
 @pytest.fixture(scope="session")

@@ -92,6 +92,7 @@ fn main() -> Result<()> {
                 .unwrap_or_else(|_| "info,llama-cpp-2=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let models_dir = catalog::models_dir(cli.models_dir.as_deref())?;
     match cli.command {
