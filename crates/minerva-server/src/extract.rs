@@ -21,21 +21,27 @@ fn parse<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, PathError> 
     serde_path_to_error::deserialize(value)
 }
 
+/// Completion requests: the sampling fields are read from the same object on their own, so
+/// an error in one of them still names its field.
+fn parse_with_sampling<T: DeserializeOwned>(
+    value: serde_json::Value,
+    sampling: impl FnOnce(&mut T) -> &mut minerva_openai::SamplingFields,
+) -> Result<T, PathError> {
+    let fields = parse(value.clone())?;
+    let mut req: T = parse(value)?;
+    *sampling(&mut req) = fields;
+    Ok(req)
+}
+
 impl ParseBody for minerva_openai::ChatCompletionRequest {
     fn parse(value: serde_json::Value) -> Result<Self, PathError> {
-        let sampling = parse(value.clone())?;
-        let mut req: Self = parse(value)?;
-        req.sampling = sampling;
-        Ok(req)
+        parse_with_sampling(value, |r: &mut Self| &mut r.sampling)
     }
 }
 
 impl ParseBody for minerva_openai::CompletionRequest {
     fn parse(value: serde_json::Value) -> Result<Self, PathError> {
-        let sampling = parse(value.clone())?;
-        let mut req: Self = parse(value)?;
-        req.sampling = sampling;
-        Ok(req)
+        parse_with_sampling(value, |r: &mut Self| &mut r.sampling)
     }
 }
 
