@@ -10,6 +10,7 @@
 mod error;
 mod extract;
 mod routes;
+mod trace;
 
 pub use error::ApiError;
 
@@ -36,6 +37,7 @@ pub fn router(engine: Engine) -> Router {
         .route("/detokenize", post(routes::tokenize::detokenize))
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(trace::request_span))
         .with_state(engine)
 }
 
