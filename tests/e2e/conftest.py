@@ -29,17 +29,15 @@ def _required_env(name: str) -> str:
     return value
 
 
-@pytest.fixture(scope="session")
-def server():
+def _start_server(extra_args, log_path):
     binary = _required_env("MINERVA_BIN")
     model = _required_env("MINERVA_QWEN_GGUF")
     port = _free_port()
-    log_path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"minerva-e2e-{port}.log")
-    log = open(log_path, "wb")
+    log = open(log_path.format(port=port), "wb")
     # Debug logs of the llama backend say when a generation was cancelled, and after how many tokens.
     env = {**os.environ, "RUST_LOG": "info,minerva_llama=debug,llama-cpp-2=warn", "NO_COLOR": "1"}
     proc = subprocess.Popen(
-        [binary, "serve", "--model", model, "--port", str(port), "--ctx-size", str(CTX_SIZE)],
+        [binary, "serve", "--model", model, "--port", str(port), "--ctx-size", str(CTX_SIZE), *extra_args],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
@@ -58,14 +56,35 @@ def server():
             proc.kill()
             pytest.fail("minerva serve did not become healthy in 120 s")
         time.sleep(0.2)
-    server_log.path = log_path
-    yield base
+    return proc, base, log
+
+
+def _stop_server(proc, log):
     proc.terminate()
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+LOG_DIR = os.environ.get("TMPDIR", "/tmp")
+
+
+@pytest.fixture(scope="session")
+def server():
+    proc, base, log = _start_server([], os.path.join(LOG_DIR, "minerva-e2e-{port}.log"))
+    server_log.path = log.name
+    yield base
+    _stop_server(proc, log)
+
+
+@pytest.fixture(scope="session")
+def parallel_server():
+    """A second server decoding up to 4 requests together."""
+    proc, base, log = _start_server(["--parallel", "4"], os.path.join(LOG_DIR, "minerva-e2e-parallel-{port}.log"))
+    yield base
+    _stop_server(proc, log)
 
 
 class _ServerLog:

@@ -6,7 +6,7 @@ from conftest import MODEL_ID
 
 
 def cancelled_counts(log):
-    return [int(n) for n in re.findall(r"cancelled generated=(\d+)", log.text())]
+    return [int(n) for n in re.findall(r"cancelled seq=\d+ generated=(\d+)", log.text())]
 
 
 def test_disconnect_mid_stream_stops_generation(http, log):

@@ -36,6 +36,7 @@ pub fn load(args: &ModelArgs, models_dir: &Path) -> Result<Arc<dyn Model>> {
         path,
         ctx_size: Some(args.ctx_size),
         threads: args.threads,
+        parallel: Some(args.parallel),
         chat_template,
     };
     let backend = minerva_llama::LlamaCppBackend::new();

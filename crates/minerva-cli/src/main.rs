@@ -48,6 +48,9 @@ pub struct ModelArgs {
     /// Compute threads (default: all cores).
     #[arg(long, short = 't')]
     pub threads: Option<u32>,
+    /// Requests decoded together (continuous batching); each gets its own --ctx-size window.
+    #[arg(long, short = 'p', default_value_t = 1)]
+    pub parallel: u32,
     /// A Jinja chat template file that replaces the model's own.
     #[arg(long)]
     pub chat_template: Option<PathBuf>,

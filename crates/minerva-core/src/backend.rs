@@ -12,6 +12,8 @@ pub struct ModelSpec {
     pub ctx_size: Option<u32>,
     /// Compute threads (`None`: a backend default).
     pub threads: Option<u32>,
+    /// Requests decoded together, each with its own `ctx_size` window (`None`: 1).
+    pub parallel: Option<u32>,
     /// A Jinja chat template overriding the model's own.
     pub chat_template: Option<String>,
 }

@@ -11,6 +11,7 @@
 mod logprobs;
 mod model;
 mod sampler;
+mod slot;
 mod worker;
 
 pub use model::LlamaModelHandle;

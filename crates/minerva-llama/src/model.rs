@@ -60,6 +60,7 @@ impl LlamaModelHandle {
             Arc::clone(&model),
             WorkerConfig {
                 n_ctx,
+                parallel: spec.parallel.unwrap_or(1).max(1),
                 threads,
                 queue_depth: QUEUE_DEPTH,
                 model_id: spec.id.clone(),
@@ -72,6 +73,7 @@ impl LlamaModelHandle {
             n_ctx,
             n_ctx_train,
             threads,
+            parallel = spec.parallel.unwrap_or(1),
             params = model.n_params(),
             "model loaded"
         );

@@ -1,29 +1,29 @@
-//! The thread that owns a model's `LlamaContext` and runs generations one after another.
+//! The thread that owns a model's `LlamaContext` and runs its generations, batched.
 //!
-//! Requests arrive on a bounded channel; each carries its own event channel. The loop checks
-//! that channel before every decode step, so a client that goes away stops its generation at
-//! the next token. (Continuous batching of several sequences replaces this loop in the
-//! serving engine; the contract with the rest of Minerva stays the same.)
+//! Continuous batching: up to `parallel` sequences share one context (one KV stream each, so a
+//! sequence sees exactly the window one request may use). Every step builds one `llama_batch`:
+//! first the next token of each decoding sequence, then prompt tokens of sequences still reading
+//! their prompt, up to one micro-batch in all, so a long prompt is read in chunks between the
+//! decode steps of the others instead of freezing them. A new request takes a free slot at the
+//! next step. Before every step the loop checks each request's event channel: a client that went
+//! away has its sequence and KV cells freed at once; the others are untouched.
 
-use crate::{logprobs, sampler};
+use crate::slot::{Slot, Step};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
-use llama_cpp_2::token::LlamaToken;
-use minerva_core::{
-    CoreError, FinishReason, GenEvent, GenerateRequest, Result, TokenLogprob, TokenOut, Usage,
-};
+use minerva_core::{CoreError, GenEvent, GenerateRequest, Result};
 use std::num::NonZeroU32;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
 
-/// Tokens decoded per `llama_decode` call while reading a prompt (llama-server's default).
+/// Tokens per `llama_decode` call at most (llama-server's default batch size).
 const N_BATCH: u32 = 2048;
-/// Tokens per compute micro-batch (llama-server's default).
+/// Tokens per compute micro-batch (llama-server's default); also the most tokens one step
+/// takes, so a prompt is read in chunks of this size between decode steps.
 const N_UBATCH: u32 = 512;
 
 pub struct Job {
@@ -32,7 +32,10 @@ pub struct Job {
 }
 
 pub struct WorkerConfig {
+    /// Context window of one sequence (one request).
     pub n_ctx: u32,
+    /// Sequences decoded together.
+    pub parallel: u32,
     pub threads: i32,
     pub queue_depth: usize,
     pub model_id: String,
@@ -63,12 +66,16 @@ fn run(
     jobs: &Receiver<Job>,
     ready: &SyncSender<Result<()>>,
 ) {
+    let parallel = config.parallel.max(1);
     let n_batch = N_BATCH.min(config.n_ctx);
+    let n_ubatch = N_UBATCH.min(n_batch);
     let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(config.n_ctx))
+        .with_n_ctx(NonZeroU32::new(config.n_ctx * parallel))
         .with_n_batch(n_batch)
-        .with_n_ubatch(N_UBATCH.min(n_batch))
-        .with_n_seq_max(1)
+        .with_n_ubatch(n_ubatch)
+        .with_n_seq_max(parallel)
+        // One KV stream per sequence, each of n_ctx cells: a request sees its own window.
+        .with_kv_unified(false)
         .with_n_threads(config.threads)
         .with_n_threads_batch(config.threads)
         // Off, as in the reference runs our parity fixtures come from; on a CPU it changes
@@ -85,137 +92,129 @@ fn run(
             return;
         }
     };
-    let mut batch = LlamaBatch::new(n_batch as usize, 1);
+    let mut batch = LlamaBatch::new(n_ubatch as usize, 1);
     let _ = ready.send(Ok(()));
 
-    while let Ok(job) = jobs.recv() {
-        if job.events.is_closed() {
-            continue;
+    let mut sched = Scheduler {
+        model,
+        slots: (0..parallel).map(|_| None).collect(),
+        n_ctx: config.n_ctx as usize,
+        step_tokens: n_ubatch as usize,
+    };
+    loop {
+        if !sched.admit(jobs, &mut ctx) {
+            break;
         }
-        let span = tracing::debug_span!("generate", model = %config.model_id, prompt_tokens = job.request.prompt.len());
-        let _enter = span.enter();
-        let outcome = generate(model, &mut ctx, &mut batch, n_batch as usize, &job);
-        if let Err(e) = outcome {
-            tracing::warn!(error = %e, "generation failed");
-            let _ = job.events.send(Err(e));
+        sched.drop_cancelled(&mut ctx);
+        if let Err(e) = sched.step(&mut ctx, &mut batch) {
+            tracing::warn!(error = %e, "decode step failed");
         }
     }
     tracing::debug!(model = %config.model_id, "context thread finished");
 }
 
-fn generate(
-    model: &LlamaModel,
-    ctx: &mut LlamaContext<'_>,
-    batch: &mut LlamaBatch<'_>,
-    n_batch: usize,
-    job: &Job,
-) -> Result<()> {
-    let req = &job.request;
-    let n_ctx = ctx.n_ctx() as usize;
-    let vocab = model.vocab();
-    ctx.clear_kv_cache();
+struct Scheduler<'m> {
+    model: &'m LlamaModel,
+    slots: Vec<Option<Slot>>,
+    n_ctx: usize,
+    /// Most tokens one step decodes (decode tokens plus prompt chunks).
+    step_tokens: usize,
+}
 
-    let started = Instant::now();
-    let prompt: Vec<LlamaToken> = req.prompt.iter().map(|&t| LlamaToken(t)).collect();
-    let mut pos = 0usize;
-    for chunk in prompt.chunks(n_batch) {
-        if job.events.is_closed() {
-            tracing::debug!("cancelled during prompt processing");
-            return Ok(());
-        }
-        batch.clear();
-        for (i, &token) in chunk.iter().enumerate() {
-            let is_last = pos + i + 1 == prompt.len();
-            batch
-                .add(token, (pos + i) as i32, &[0], is_last)
-                .map_err(|e| CoreError::Backend(e.to_string()))?;
-        }
-        ctx.decode(batch)
-            .map_err(|e| CoreError::Backend(format!("decode failed: {e}")))?;
-        pos += chunk.len();
-    }
-    let prompt_ms = started.elapsed().as_secs_f64() * 1e3;
-
-    let mut sampler = sampler::build(&req.sampling, vocab.n_tokens());
-    sampler.accept_many(prompt.iter());
-    let gen_started = Instant::now();
-    let mut logits_index = batch.n_tokens() - 1;
-    let mut generated = 0usize;
-    let limit = req.max_tokens.map_or(usize::MAX, |m| m as usize);
-    let finish = |generated: usize, reason: FinishReason| {
-        let usage = Usage {
-            prompt_tokens: prompt.len(),
-            completion_tokens: generated,
-            cached_tokens: 0,
-            prompt_ms,
-            generation_ms: gen_started.elapsed().as_secs_f64() * 1e3,
-        };
-        tracing::info!(
-            prompt_tokens = usage.prompt_tokens,
-            prompt_tps = format!(
-                "{:.1}",
-                usage.prompt_tokens as f64 * 1e3 / usage.prompt_ms.max(1e-9)
-            ),
-            generated,
-            generation_tps = format!(
-                "{:.2}",
-                generated as f64 * 1e3 / usage.generation_ms.max(1e-9)
-            ),
-            reason = reason.as_str(),
-            "generation finished"
-        );
-        GenEvent::Done { reason, usage }
-    };
-
-    loop {
-        if job.events.is_closed() {
-            tracing::debug!(generated, "cancelled");
-            return Ok(());
-        }
-        let token = sampler.sample(ctx, logits_index);
-        if vocab.is_eog(token) {
-            let _ = job.events.send(Ok(finish(generated, FinishReason::Stop)));
-            return Ok(());
-        }
-        let (logprob, top_logprobs) = match req.logprobs {
-            Some(lp) => {
-                let (chosen, top) =
-                    logprobs::from_logits(ctx.get_logits_ith(logits_index), token.0, lp.top);
-                let top = top
-                    .into_iter()
-                    .map(|(id, logprob)| TokenLogprob {
-                        id,
-                        bytes: vocab.token_to_piece(LlamaToken(id), false, None),
-                        logprob,
-                    })
-                    .collect();
-                (Some(chosen), top)
+impl Scheduler<'_> {
+    /// Moves waiting requests into free slots. Blocks while nothing runs. False when the
+    /// model is gone (its queue closed) and nothing is left to run.
+    fn admit(&mut self, jobs: &Receiver<Job>, ctx: &mut LlamaContext<'_>) -> bool {
+        loop {
+            let Some(free) = self.slots.iter().position(Option::is_none) else {
+                return true;
+            };
+            let idle = self.slots.iter().all(Option::is_none);
+            let job = if idle {
+                match jobs.recv() {
+                    Ok(job) => job,
+                    Err(_) => return false,
+                }
+            } else {
+                match jobs.try_recv() {
+                    Ok(job) => job,
+                    Err(TryRecvError::Empty) => return true,
+                    Err(TryRecvError::Disconnected) => return true,
+                }
+            };
+            if job.events.is_closed() {
+                continue;
             }
-            None => (None, Vec::new()),
-        };
-        let out = TokenOut {
-            id: token.0,
-            bytes: vocab.token_to_piece(token, false, None),
-            logprob,
-            top_logprobs,
-        };
-        generated += 1;
-        if job.events.send(Ok(GenEvent::Token(out))).is_err() {
-            tracing::debug!(generated, "cancelled");
-            return Ok(());
+            let seq = free as i32;
+            free_seq(ctx, seq);
+            self.slots[free] = Some(Slot::new(seq, job, self.model));
         }
-        // The token just sampled sits at `pos`: stop when prompt plus reply fill the window.
-        if generated >= limit || pos + 1 >= n_ctx {
-            let _ = job.events.send(Ok(finish(generated, FinishReason::Length)));
-            return Ok(());
+    }
+
+    fn drop_cancelled(&mut self, ctx: &mut LlamaContext<'_>) {
+        for entry in &mut self.slots {
+            if entry.as_ref().is_some_and(|s| s.job.events.is_closed()) {
+                if let Some(slot) = entry.take() {
+                    tracing::debug!(seq = slot.seq, generated = slot.generated, "cancelled");
+                    free_seq(ctx, slot.seq);
+                }
+            }
         }
+    }
+
+    /// One `llama_decode`: the pending token of every decoding sequence, then prompt chunks.
+    fn step(&mut self, ctx: &mut LlamaContext<'_>, batch: &mut LlamaBatch<'_>) -> Result<()> {
         batch.clear();
-        batch
-            .add(token, pos as i32, &[0], true)
-            .map_err(|e| CoreError::Backend(e.to_string()))?;
-        ctx.decode(batch)
-            .map_err(|e| CoreError::Backend(format!("decode failed: {e}")))?;
-        pos += 1;
-        logits_index = 0;
+        for slot in self.slots.iter_mut().flatten() {
+            slot.add_pending(batch)?;
+        }
+        for slot in self.slots.iter_mut().flatten() {
+            let budget = self.step_tokens.saturating_sub(batch.n_tokens() as usize);
+            if budget == 0 {
+                break;
+            }
+            slot.add_prompt_chunk(batch, budget)?;
+        }
+        if batch.n_tokens() == 0 {
+            return Ok(());
+        }
+        if let Err(e) = ctx.decode(batch) {
+            // A failed decode leaves the batch's sequences in an unknown state: end them all.
+            let message = format!("decode failed: {e}");
+            for entry in &mut self.slots {
+                if let Some(slot) = entry.take() {
+                    let _ = slot
+                        .job
+                        .events
+                        .send(Err(CoreError::Backend(message.clone())));
+                    free_seq(ctx, slot.seq);
+                }
+            }
+            return Err(CoreError::Backend(message));
+        }
+        for entry in &mut self.slots {
+            let Some(slot) = entry.as_mut() else { continue };
+            if !slot.has_logits() {
+                continue;
+            }
+            match slot.sample(ctx, self.model, self.n_ctx) {
+                Step::Continue => {}
+                Step::Finished => {
+                    if let Some(slot) = entry.take() {
+                        free_seq(ctx, slot.seq);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Frees every KV cell of a sequence.
+fn free_seq(ctx: &mut LlamaContext<'_>, seq: i32) {
+    if let Ok(seq) = u32::try_from(seq) {
+        if let Err(e) = ctx.clear_kv_cache_seq(Some(seq), None, None) {
+            tracing::warn!(seq, error = %e, "cannot free a sequence's KV cells");
+        }
     }
 }

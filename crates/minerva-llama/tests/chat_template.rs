@@ -58,6 +58,7 @@ fn override_template_replaces_the_models_own() {
         path: common::model_path(&QWEN),
         ctx_size: Some(512),
         threads: Some(2),
+        parallel: None,
         chat_template: Some(
             "{% for m in messages %}[{{ m.role | upper }}] {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}[ASSISTANT] {% endif %}"
                 .into(),
@@ -75,6 +76,7 @@ fn broken_override_template_is_a_load_error() {
         path: common::model_path(&QWEN),
         ctx_size: Some(512),
         threads: Some(2),
+        parallel: None,
         chat_template: Some("{% for m in messages %}".into()),
     };
     let err = minerva_llama::LlamaCppBackend::new()
@@ -102,6 +104,7 @@ fn not_a_gguf_file_is_a_clear_load_error() {
             path,
             ctx_size: Some(512),
             threads: Some(1),
+            parallel: None,
             chat_template: None,
         };
         let err = minerva_llama::LlamaCppBackend::new()

@@ -39,11 +39,16 @@ pub fn model_path(m: &TestModel) -> PathBuf {
 }
 
 pub fn load(m: &TestModel, ctx: u32, threads: u32) -> Arc<dyn Model> {
+    load_parallel(m, ctx, threads, 1)
+}
+
+pub fn load_parallel(m: &TestModel, ctx: u32, threads: u32, parallel: u32) -> Arc<dyn Model> {
     let spec = ModelSpec {
         id: m.name.to_string(),
         path: model_path(m),
         ctx_size: Some(ctx),
         threads: Some(threads),
+        parallel: Some(parallel),
         chat_template: None,
     };
     minerva_llama::LlamaCppBackend::new()

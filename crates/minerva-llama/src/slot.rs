@@ -1,0 +1,170 @@
+//! One sequence of the batch: a request from its prompt to its last token.
+
+use crate::worker::Job;
+use crate::{logprobs, sampler};
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use minerva_core::{CoreError, FinishReason, GenEvent, Result, TokenLogprob, TokenOut, Usage};
+use std::time::Instant;
+
+pub enum Step {
+    Continue,
+    Finished,
+}
+
+pub struct Slot {
+    pub seq: i32,
+    pub job: Job,
+    sampler: LlamaSampler,
+    prompt: Vec<LlamaToken>,
+    /// Prompt tokens already sent to the context.
+    prefilled: usize,
+    /// Tokens of this sequence in the KV cache (the next position).
+    pos: usize,
+    /// Sampled and sent, not yet decoded.
+    pending: Option<LlamaToken>,
+    /// Row of this sequence's logits in the current batch.
+    logits_row: Option<i32>,
+    pub generated: usize,
+    limit: usize,
+    started: Instant,
+    prompt_ms: f64,
+    generating_since: Option<Instant>,
+}
+
+impl Slot {
+    pub fn new(seq: i32, job: Job, model: &LlamaModel) -> Self {
+        let prompt: Vec<LlamaToken> = job.request.prompt.iter().map(|&t| LlamaToken(t)).collect();
+        let mut sampler = sampler::build(&job.request.sampling, model.vocab().n_tokens());
+        // Penalties look back over the prompt too, as in llama-server.
+        sampler.accept_many(prompt.iter());
+        let limit = job.request.max_tokens.map_or(usize::MAX, |m| m as usize);
+        Slot {
+            seq,
+            job,
+            sampler,
+            prompt,
+            prefilled: 0,
+            pos: 0,
+            pending: None,
+            logits_row: None,
+            generated: 0,
+            limit,
+            started: Instant::now(),
+            prompt_ms: 0.0,
+            generating_since: None,
+        }
+    }
+
+    pub fn has_logits(&self) -> bool {
+        self.logits_row.is_some()
+    }
+
+    /// Adds the sampled token that has not been decoded yet.
+    pub fn add_pending(&mut self, batch: &mut LlamaBatch<'_>) -> Result<()> {
+        if let Some(token) = self.pending.take() {
+            batch
+                .add(token, self.pos as i32, &[self.seq], true)
+                .map_err(|e| CoreError::Backend(e.to_string()))?;
+            self.logits_row = Some(batch.n_tokens() - 1);
+            self.pos += 1;
+        }
+        Ok(())
+    }
+
+    /// Adds up to `budget` prompt tokens; logits only for the prompt's last token.
+    pub fn add_prompt_chunk(&mut self, batch: &mut LlamaBatch<'_>, budget: usize) -> Result<()> {
+        let rest = &self.prompt[self.prefilled..];
+        let take = rest.len().min(budget);
+        for (i, &token) in rest[..take].iter().enumerate() {
+            let last = self.prefilled + i + 1 == self.prompt.len();
+            batch
+                .add(token, (self.pos + i) as i32, &[self.seq], last)
+                .map_err(|e| CoreError::Backend(e.to_string()))?;
+            if last {
+                self.logits_row = Some(batch.n_tokens() - 1);
+            }
+        }
+        self.prefilled += take;
+        self.pos += take;
+        Ok(())
+    }
+
+    /// Samples from this sequence's logits in the batch just decoded and sends the token.
+    pub fn sample(&mut self, ctx: &LlamaContext<'_>, model: &LlamaModel, n_ctx: usize) -> Step {
+        let Some(row) = self.logits_row.take() else {
+            return Step::Continue;
+        };
+        let gen_started = *self.generating_since.get_or_insert_with(|| {
+            self.prompt_ms = self.started.elapsed().as_secs_f64() * 1e3;
+            Instant::now()
+        });
+        let vocab = model.vocab();
+        let token = self.sampler.sample(ctx, row);
+        if vocab.is_eog(token) {
+            return self.finish(FinishReason::Stop, gen_started);
+        }
+        let (logprob, top_logprobs) = match self.job.request.logprobs {
+            Some(lp) => {
+                let (chosen, top) = logprobs::from_logits(ctx.get_logits_ith(row), token.0, lp.top);
+                let top = top
+                    .into_iter()
+                    .map(|(id, logprob)| TokenLogprob {
+                        id,
+                        bytes: vocab.token_to_piece(LlamaToken(id), false, None),
+                        logprob,
+                    })
+                    .collect();
+                (Some(chosen), top)
+            }
+            None => (None, Vec::new()),
+        };
+        let out = TokenOut {
+            id: token.0,
+            bytes: vocab.token_to_piece(token, false, None),
+            logprob,
+            top_logprobs,
+        };
+        self.generated += 1;
+        if self.job.events.send(Ok(GenEvent::Token(out))).is_err() {
+            tracing::debug!(seq = self.seq, generated = self.generated, "cancelled");
+            return Step::Finished;
+        }
+        // The token just sampled sits at `pos`: stop when prompt plus reply fill the window.
+        if self.generated >= self.limit || self.pos + 1 >= n_ctx {
+            return self.finish(FinishReason::Length, gen_started);
+        }
+        self.pending = Some(token);
+        Step::Continue
+    }
+
+    fn finish(&self, reason: FinishReason, gen_started: Instant) -> Step {
+        let usage = Usage {
+            prompt_tokens: self.prompt.len(),
+            completion_tokens: self.generated,
+            cached_tokens: 0,
+            prompt_ms: self.prompt_ms,
+            generation_ms: gen_started.elapsed().as_secs_f64() * 1e3,
+        };
+        tracing::info!(
+            seq = self.seq,
+            prompt_tokens = usage.prompt_tokens,
+            prompt_tps = format!(
+                "{:.1}",
+                usage.prompt_tokens as f64 * 1e3 / usage.prompt_ms.max(1e-9)
+            ),
+            generated = self.generated,
+            generation_tps = format!(
+                "{:.2}",
+                self.generated as f64 * 1e3 / usage.generation_ms.max(1e-9)
+            ),
+            reason = reason.as_str(),
+            "generation finished"
+        );
+        let _ = self.job.events.send(Ok(GenEvent::Done { reason, usage }));
+        Step::Finished
+    }
+}
