@@ -112,3 +112,13 @@ def client(server):
 def http(server):
     with httpx.Client(base_url=server, timeout=120) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def tiny_queue_server():
+    """One sequence at a time and room for one waiting request."""
+    proc, base, log = _start_server(
+        ["--parallel", "1", "--queue", "1"], os.path.join(LOG_DIR, "minerva-e2e-queue-{port}.log")
+    )
+    yield base
+    _stop_server(proc, log)

@@ -46,3 +46,37 @@ def test_eight_concurrent_streams_complete_like_solo_runs(parallel_server, clien
     # (measured with logprobs in crates/minerva-llama/tests/batching.rs); most must not.
     print(f"{same} of {len(QUESTIONS)} batched replies identical to the solo ones")
     assert same >= len(QUESTIONS) // 2, f"only {same} of {len(QUESTIONS)} identical"
+
+
+def test_full_queue_answers_503_with_retry_after(tiny_queue_server):
+    import httpx
+
+    long = {
+        "model": MODEL_ID,
+        "messages": [{"role": "user", "content": "Write a very long story."}],
+        "max_tokens": 1000,
+        "temperature": 0,
+        "stream": True,
+    }
+    with httpx.Client(base_url=tiny_queue_server, timeout=120) as http:
+        with http.stream("POST", "/v1/chat/completions", json=long) as running:
+            assert running.status_code == 200
+            next(running.iter_lines())
+            with http.stream("POST", "/v1/chat/completions", json=long) as waiting:
+                assert waiting.status_code == 200
+                r = http.post("/v1/chat/completions", json={**long, "stream": False, "max_tokens": 2})
+                assert r.status_code == 503, r.text
+                assert r.headers["retry-after"] == "1"
+                err = r.json()["error"]
+                assert err["code"] == "server_busy" and err["type"] == "server_error"
+        # Both streams are gone: within a decode step or two the engine drops them and serves
+        # again (a client honouring Retry-After would retry like this).
+        import time
+
+        deadline = time.time() + 10
+        while True:
+            r = http.post("/v1/chat/completions", json={**long, "stream": False, "max_tokens": 2})
+            if r.status_code != 503 or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        assert r.status_code == 200, r.text

@@ -37,6 +37,7 @@ pub fn load(args: &ModelArgs, models_dir: &Path) -> Result<Arc<dyn Model>> {
         ctx_size: Some(args.ctx_size),
         threads: args.threads,
         parallel: Some(args.parallel),
+        queue: Some(args.queue),
         chat_template,
     };
     let backend = minerva_llama::LlamaCppBackend::new();

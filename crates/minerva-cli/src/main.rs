@@ -51,6 +51,9 @@ pub struct ModelArgs {
     /// Requests decoded together (continuous batching); each gets its own --ctx-size window.
     #[arg(long, short = 'p', default_value_t = 1)]
     pub parallel: u32,
+    /// Requests that may wait for a free sequence; beyond them the server answers 503.
+    #[arg(long, default_value_t = 64)]
+    pub queue: u32,
     /// A Jinja chat template file that replaces the model's own.
     #[arg(long)]
     pub chat_template: Option<PathBuf>,

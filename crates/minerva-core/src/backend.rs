@@ -14,6 +14,9 @@ pub struct ModelSpec {
     pub threads: Option<u32>,
     /// Requests decoded together, each with its own `ctx_size` window (`None`: 1).
     pub parallel: Option<u32>,
+    /// Requests that may wait for a free sequence; beyond them a request is refused as busy
+    /// (`None`: a backend default).
+    pub queue: Option<u32>,
     /// A Jinja chat template overriding the model's own.
     pub chat_template: Option<String>,
 }

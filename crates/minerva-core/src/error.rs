@@ -24,6 +24,9 @@ pub enum CoreError {
     /// Chat template rendering failed.
     #[error("chat template error: {0}")]
     Template(String),
+    /// Every sequence is busy and the queue is full: retry later.
+    #[error("the model is busy: all sequences are running and the queue is full")]
+    Busy,
     /// The backend failed while running (decode error, worker gone, ...).
     #[error("backend error: {0}")]
     Backend(String),

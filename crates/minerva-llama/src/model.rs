@@ -62,7 +62,7 @@ impl LlamaModelHandle {
                 n_ctx,
                 parallel: spec.parallel.unwrap_or(1).max(1),
                 threads,
-                queue_depth: QUEUE_DEPTH,
+                queue_depth: spec.queue.map_or(QUEUE_DEPTH, |q| q as usize),
                 model_id: spec.id.clone(),
             },
         )?;
@@ -168,9 +168,7 @@ impl Model for LlamaModelHandle {
         self.jobs
             .try_send(Job { request, events })
             .map_err(|e| match e {
-                std::sync::mpsc::TrySendError::Full(_) => {
-                    CoreError::Backend("the model's queue is full".into())
-                }
+                std::sync::mpsc::TrySendError::Full(_) => CoreError::Busy,
                 std::sync::mpsc::TrySendError::Disconnected(_) => {
                     CoreError::Backend("the model's context thread has stopped".into())
                 }

@@ -59,6 +59,7 @@ fn override_template_replaces_the_models_own() {
         ctx_size: Some(512),
         threads: Some(2),
         parallel: None,
+        queue: None,
         chat_template: Some(
             "{% for m in messages %}[{{ m.role | upper }}] {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}[ASSISTANT] {% endif %}"
                 .into(),
@@ -77,6 +78,7 @@ fn broken_override_template_is_a_load_error() {
         ctx_size: Some(512),
         threads: Some(2),
         parallel: None,
+        queue: None,
         chat_template: Some("{% for m in messages %}".into()),
     };
     let err = minerva_llama::LlamaCppBackend::new()
@@ -105,6 +107,7 @@ fn not_a_gguf_file_is_a_clear_load_error() {
             ctx_size: Some(512),
             threads: Some(1),
             parallel: None,
+            queue: None,
             chat_template: None,
         };
         let err = minerva_llama::LlamaCppBackend::new()

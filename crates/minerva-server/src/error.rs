@@ -78,20 +78,18 @@ impl From<CoreError> for ApiError {
                 param: Some("messages".into()),
                 code: Some("template_error"),
             },
+            CoreError::Busy => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "The server is busy: every sequence is running and the queue is full. Retry shortly.".into(),
+                kind: "server_error",
+                param: None,
+                code: Some("server_busy"),
+            },
             CoreError::Load(_) | CoreError::Backend(_) => {
                 tracing::error!(error = %e, "request failed in the engine");
-                let busy = matches!(&e, CoreError::Backend(m) if m.contains("queue is full"));
                 ApiError {
-                    status: if busy {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    } else {
-                        StatusCode::INTERNAL_SERVER_ERROR
-                    },
-                    message: if busy {
-                        "The server is busy; retry later".into()
-                    } else {
-                        "The model failed while serving this request".into()
-                    },
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message: "The model failed while serving this request".into(),
                     kind: "server_error",
                     param: None,
                     code: None,
@@ -104,11 +102,18 @@ impl From<CoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_string(&self.body()).unwrap_or_else(|_| "{}".into());
-        (
+        let mut response = (
             self.status,
             [(header::CONTENT_TYPE, "application/json")],
             body,
         )
-            .into_response()
+            .into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // The queue is full: a client should come back shortly.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
     }
 }

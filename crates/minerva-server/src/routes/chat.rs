@@ -1,14 +1,13 @@
 //! `POST /v1/chat/completions`.
 
 use super::params::{self, wire_usage};
-use super::{new_id, now_secs};
+use super::{json_event, new_id, now_secs, sse};
 use crate::extract::JsonBody;
 use crate::ApiError;
 use axum::extract::State;
-use axum::response::sse::{Event, Sse};
+use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::Stream;
 use minerva_core::{LogprobRequest, TokenOut};
 use minerva_engine::{CompletionJob, Engine, Prompt, TextEvent};
 use minerva_openai::{
@@ -16,7 +15,6 @@ use minerva_openai::{
     ChatDelta, ChatLogprobs, ChatMessageOut, ChatTokenLogprob, TopLogprob,
 };
 use serde_json::{Map, Value};
-use std::convert::Infallible;
 
 const ROLES: [&str; 5] = ["system", "developer", "user", "assistant", "tool"];
 
@@ -147,16 +145,6 @@ pub async fn handle(
     Err(ApiError::from(minerva_core::CoreError::Backend(
         "the generation ended without a result".into(),
     )))
-}
-
-pub(crate) fn sse(
-    events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
-) -> Response {
-    Sse::new(events).into_response()
-}
-
-pub(crate) fn json_event(value: &impl serde::Serialize) -> Result<Event, Infallible> {
-    Ok(Event::default().data(serde_json::to_string(value).unwrap_or_else(|_| "{}".into())))
 }
 
 fn logprob_request(logprobs: bool, top: Option<i64>) -> Result<Option<LogprobRequest>, ApiError> {

@@ -1,8 +1,7 @@
 //! `POST /v1/completions` (OpenAI's legacy text completions).
 
-use super::chat::{json_event, sse};
 use super::params::{self, wire_usage};
-use super::{new_id, now_secs, FINGERPRINT};
+use super::{json_event, new_id, now_secs, sse, FINGERPRINT};
 use crate::extract::JsonBody;
 use crate::ApiError;
 use axum::extract::State;

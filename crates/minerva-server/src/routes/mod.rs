@@ -9,8 +9,12 @@ mod params;
 
 use crate::ApiError;
 use axum::http::Uri;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures::Stream;
 use serde_json::{json, Value};
+use std::convert::Infallible;
 
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
@@ -32,4 +36,16 @@ pub(crate) fn now_secs() -> u64 {
 
 pub(crate) fn new_id(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A server-sent-events response (one `data:` line per event).
+pub(crate) fn sse(
+    events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
+) -> Response {
+    Sse::new(events).into_response()
+}
+
+/// One SSE event carrying a JSON object.
+pub(crate) fn json_event(value: &impl serde::Serialize) -> Result<Event, Infallible> {
+    Ok(Event::default().data(serde_json::to_string(value).unwrap_or_else(|_| "{}".into())))
 }
