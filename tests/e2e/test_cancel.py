@@ -33,6 +33,15 @@ def test_disconnect_mid_stream_stops_generation(http, log):
     counts = cancelled_counts(log)
     assert len(counts) > before, "the generation was not cancelled"
     assert counts[-1] < 100, f"stopped only after {counts[-1]} tokens"
+    # /slots shows the sequence freed (published at the context thread's next step).
+    deadline = time.time() + 5
+    while True:
+        slots = http.get("/slots").json()
+        if not any(s["is_processing"] for s in slots["slots"]) or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    assert not any(s["is_processing"] for s in slots["slots"]), slots
+    assert slots["queued"] == {MODEL_ID: 0}
     # The model is free again: a new request completes normally.
     r = http.post("/v1/chat/completions", json={**body, "stream": False, "max_tokens": 4})
     assert r.status_code == 200

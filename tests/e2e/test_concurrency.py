@@ -1,6 +1,7 @@
 """Several streams at once on a server decoding them together (--parallel 4)."""
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import openai
 
 from conftest import MODEL_ID
@@ -41,6 +42,10 @@ def test_eight_concurrent_streams_complete_like_solo_runs(parallel_server, clien
     for (text, finish), question in zip(together, QUESTIONS):
         assert finish in ("stop", "length"), question
         assert text.strip(), question
+    slots = httpx.get(f"{parallel_server}/slots").json()
+    assert len(slots["slots"]) == 4
+    assert not any(s["is_processing"] for s in slots["slots"]), slots
+    assert slots["queued"] == {MODEL_ID: 0}
     same = sum(a == b for a, b in zip(alone, together))
     # Greedy text can part at a near-tie where kernels round differently at another batch size
     # (measured with logprobs in crates/minerva-llama/tests/batching.rs); most must not.

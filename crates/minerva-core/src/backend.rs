@@ -40,6 +40,35 @@ pub struct ModelInfo {
     pub default_template: bool,
 }
 
+/// What one sequence of a model is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SlotState {
+    #[default]
+    Idle,
+    /// Reading its prompt.
+    Prompt,
+    /// Generating tokens.
+    Generating,
+}
+
+/// One sequence (slot) of a loaded model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SlotStatus {
+    pub id: usize,
+    pub state: SlotState,
+    pub prompt_tokens: usize,
+    pub prompt_processed: usize,
+    pub generated: usize,
+}
+
+/// What a loaded model is doing now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelStatus {
+    pub slots: Vec<SlotStatus>,
+    /// Requests waiting for a free slot.
+    pub queued: usize,
+}
+
 /// A loaded model. Implementations are shared across request tasks (`Send + Sync`);
 /// anything that is not (a llama.cpp context) lives on a thread the model owns.
 ///
@@ -62,6 +91,11 @@ pub trait Model: Send + Sync {
         tools: Option<&serde_json::Value>,
         add_generation_prompt: bool,
     ) -> Result<String>;
+
+    /// Its sequences and queue, for monitoring (and for tests that check nothing leaked).
+    fn status(&self) -> ModelStatus {
+        ModelStatus::default()
+    }
 
     /// Starts a generation. Events arrive on the returned stream as the backend produces them;
     /// dropping the stream stops the generation at the next token.

@@ -65,6 +65,14 @@ impl Engine {
         self.models.values().map(|m| m.info().clone()).collect()
     }
 
+    /// What each model's sequences are doing, by model id.
+    pub fn statuses(&self) -> Vec<(String, minerva_core::ModelStatus)> {
+        self.models
+            .iter()
+            .map(|(id, m)| (id.clone(), m.status()))
+            .collect()
+    }
+
     /// The model with this id, or `ModelNotFound`. `None` picks the only (or first) model.
     pub fn model(&self, id: Option<&str>) -> Result<Arc<dyn Model>> {
         match id {

@@ -1,14 +1,16 @@
 //! A loaded GGUF model: vocabulary and template on the caller's side, the context on its own thread.
 
-use crate::worker::{self, Job, WorkerConfig};
+use crate::worker::{self, Job, Shared, WorkerConfig};
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use minerva_core::{
-    CoreError, GenerateRequest, GenerationStream, Model, ModelInfo, ModelSpec, Result, TokenId,
+    CoreError, GenerateRequest, GenerationStream, Model, ModelInfo, ModelSpec, ModelStatus, Result,
+    TokenId,
 };
 use minerva_template::{ChatTemplate, RenderOptions, DEFAULT_TEMPLATE};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -25,6 +27,7 @@ pub struct LlamaModelHandle {
     model: Arc<LlamaModel>,
     template: ChatTemplate,
     jobs: SyncSender<Job>,
+    shared: Arc<Shared>,
 }
 
 impl LlamaModelHandle {
@@ -55,6 +58,7 @@ impl LlamaModelHandle {
         let template = ChatTemplate::new(&source, &bos, &eos)
             .map_err(|e| CoreError::Template(e.to_string()))?;
 
+        let shared = Arc::new(Shared::default());
         let jobs = worker::spawn(
             backend,
             Arc::clone(&model),
@@ -64,6 +68,7 @@ impl LlamaModelHandle {
                 threads,
                 queue_depth: spec.queue.map_or(QUEUE_DEPTH, |q| q as usize),
                 model_id: spec.id.clone(),
+                shared: Arc::clone(&shared),
             },
         )?;
 
@@ -92,6 +97,7 @@ impl LlamaModelHandle {
             model,
             template,
             jobs,
+            shared,
         })
     }
 }
@@ -99,6 +105,10 @@ impl LlamaModelHandle {
 impl Model for LlamaModelHandle {
     fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    fn status(&self) -> ModelStatus {
+        self.shared.status()
     }
 
     fn tokenize(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<TokenId>> {
@@ -165,8 +175,13 @@ impl Model for LlamaModelHandle {
             });
         }
         let (events, stream) = mpsc::unbounded_channel();
+        // Counted before sending so the context thread's decrement never goes below zero.
+        self.shared.queued.fetch_add(1, Ordering::Relaxed);
         self.jobs
             .try_send(Job { request, events })
+            .inspect_err(|_| {
+                self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+            })
             .map_err(|e| match e {
                 std::sync::mpsc::TrySendError::Full(_) => CoreError::Busy,
                 std::sync::mpsc::TrySendError::Disconnected(_) => {

@@ -7,7 +7,9 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
-use minerva_core::{CoreError, FinishReason, GenEvent, Result, TokenLogprob, TokenOut, Usage};
+use minerva_core::{
+    CoreError, FinishReason, GenEvent, Result, SlotState, SlotStatus, TokenLogprob, TokenOut, Usage,
+};
 use std::time::Instant;
 
 pub enum Step {
@@ -56,6 +58,20 @@ impl Slot {
             started: Instant::now(),
             prompt_ms: 0.0,
             generating_since: None,
+        }
+    }
+
+    pub fn status(&self, id: usize) -> SlotStatus {
+        SlotStatus {
+            id,
+            state: if self.generating_since.is_some() {
+                SlotState::Generating
+            } else {
+                SlotState::Prompt
+            },
+            prompt_tokens: self.prompt.len(),
+            prompt_processed: self.prefilled,
+            generated: self.generated,
         }
     }
 

@@ -14,10 +14,12 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
-use minerva_core::{CoreError, GenEvent, GenerateRequest, Result};
+use minerva_core::{CoreError, GenEvent, GenerateRequest, ModelStatus, Result, SlotStatus};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
+use std::sync::Mutex;
 use tokio::sync::mpsc::UnboundedSender;
 
 /// Tokens per `llama_decode` call at most (llama-server's default batch size).
@@ -31,6 +33,23 @@ pub struct Job {
     pub events: UnboundedSender<Result<GenEvent>>,
 }
 
+/// What the context thread is doing, shared with the model handle.
+#[derive(Default)]
+pub struct Shared {
+    pub slots: Mutex<Vec<SlotStatus>>,
+    /// Requests sent and not yet taken by the context thread.
+    pub queued: AtomicUsize,
+}
+
+impl Shared {
+    pub fn status(&self) -> ModelStatus {
+        ModelStatus {
+            slots: self.slots.lock().map(|s| s.clone()).unwrap_or_default(),
+            queued: self.queued.load(Ordering::Relaxed),
+        }
+    }
+}
+
 pub struct WorkerConfig {
     /// Context window of one sequence (one request).
     pub n_ctx: u32,
@@ -39,6 +58,7 @@ pub struct WorkerConfig {
     pub threads: i32,
     pub queue_depth: usize,
     pub model_id: String,
+    pub shared: Arc<Shared>,
 }
 
 /// Starts the context thread; returns once the context exists (or failed to be created).
@@ -100,8 +120,10 @@ fn run(
         slots: (0..parallel).map(|_| None).collect(),
         n_ctx: config.n_ctx as usize,
         step_tokens: n_ubatch as usize,
+        shared: Arc::clone(&config.shared),
     };
     loop {
+        sched.publish();
         if !sched.admit(jobs, &mut ctx) {
             break;
         }
@@ -119,9 +141,24 @@ struct Scheduler<'m> {
     n_ctx: usize,
     /// Most tokens one step decodes (decode tokens plus prompt chunks).
     step_tokens: usize,
+    shared: Arc<Shared>,
 }
 
 impl Scheduler<'_> {
+    /// Publishes what every slot is doing.
+    fn publish(&self) {
+        if let Ok(mut out) = self.shared.slots.lock() {
+            out.clear();
+            out.extend(self.slots.iter().enumerate().map(|(id, s)| match s {
+                Some(slot) => slot.status(id),
+                None => SlotStatus {
+                    id,
+                    ..SlotStatus::default()
+                },
+            }));
+        }
+    }
+
     /// Moves waiting requests into free slots. Blocks while nothing runs. False when the
     /// model is gone (its queue closed) and nothing is left to run.
     fn admit(&mut self, jobs: &Receiver<Job>, ctx: &mut LlamaContext<'_>) -> bool {
@@ -142,6 +179,7 @@ impl Scheduler<'_> {
                     Err(TryRecvError::Disconnected) => return true,
                 }
             };
+            self.shared.queued.fetch_sub(1, Ordering::Relaxed);
             if job.events.is_closed() {
                 continue;
             }

@@ -33,6 +33,7 @@ pub fn router(engine: Engine) -> Router {
         .route("/v1/models/{*id}", get(routes::models::one))
         .route("/v1/chat/completions", post(routes::chat::handle))
         .route("/v1/completions", post(routes::completions::handle))
+        .route("/slots", get(routes::slots::list))
         .route("/tokenize", post(routes::tokenize::tokenize))
         .route("/detokenize", post(routes::tokenize::detokenize))
         .fallback(routes::not_found)

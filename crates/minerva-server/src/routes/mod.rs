@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod completions;
 pub mod models;
+pub mod slots;
 pub mod tokenize;
 
 mod params;

@@ -1,0 +1,33 @@
+//! `GET /slots`: what every sequence of every model is doing (llama-server has the same
+//! endpoint), for debugging and for tests that check nothing leaked.
+
+use axum::extract::State;
+use axum::Json;
+use minerva_core::SlotState;
+use minerva_engine::Engine;
+use serde_json::{json, Value};
+
+pub async fn list(State(engine): State<Engine>) -> Json<Value> {
+    let mut slots = Vec::new();
+    let mut queued = serde_json::Map::new();
+    for (model, status) in engine.statuses() {
+        queued.insert(model.clone(), json!(status.queued));
+        for s in status.slots {
+            let state = match s.state {
+                SlotState::Idle => "idle",
+                SlotState::Prompt => "prompt",
+                SlotState::Generating => "generating",
+            };
+            slots.push(json!({
+                "id": s.id,
+                "model": model,
+                "state": state,
+                "is_processing": s.state != SlotState::Idle,
+                "n_prompt_tokens": s.prompt_tokens,
+                "n_prompt_tokens_processed": s.prompt_processed,
+                "n_decoded": s.generated,
+            }));
+        }
+    }
+    Json(json!({ "slots": slots, "queued": queued }))
+}
