@@ -9,23 +9,48 @@
 
 mod error;
 mod extract;
+mod metrics;
 mod routes;
 mod trace;
 
 pub use error::ApiError;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{get, post};
 use axum::Router;
 use minerva_engine::Engine;
 use std::future::Future;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// Largest request body accepted (a long prompt as JSON fits many times over).
 pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    metrics: Arc<metrics::Metrics>,
+}
+
+impl FromRef<AppState> for Engine {
+    fn from_ref(state: &AppState) -> Engine {
+        state.engine.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<metrics::Metrics> {
+    fn from_ref(state: &AppState) -> Arc<metrics::Metrics> {
+        Arc::clone(&state.metrics)
+    }
+}
+
 /// The routes, ready to serve.
 pub fn router(engine: Engine) -> Router {
+    let state = AppState {
+        engine,
+        metrics: Arc::new(metrics::Metrics::default()),
+    };
     Router::new()
         .route("/health", get(routes::health))
         .route("/v1/health", get(routes::health))
@@ -34,12 +59,17 @@ pub fn router(engine: Engine) -> Router {
         .route("/v1/chat/completions", post(routes::chat::handle))
         .route("/v1/completions", post(routes::completions::handle))
         .route("/slots", get(routes::slots::list))
+        .route("/metrics", get(metrics::render))
         .route("/tokenize", post(routes::tokenize::tokenize))
         .route("/detokenize", post(routes::tokenize::detokenize))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.metrics),
+            metrics::count_requests,
+        ))
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(trace::request_span))
-        .with_state(engine)
+        .with_state(state)
 }
 
 /// Serves until `shutdown` completes.

@@ -20,8 +20,10 @@ const ROLES: [&str; 5] = ["system", "developer", "user", "assistant", "tool"];
 
 pub async fn handle(
     State(engine): State<Engine>,
+    State(metrics): State<std::sync::Arc<crate::metrics::Metrics>>,
     JsonBody(req): JsonBody<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
     let model = engine.model(Some(&req.model))?;
     let messages = normalize_messages(&req.messages)?;
     if let Some(format) = &req.response_format {
@@ -57,7 +59,7 @@ pub async fn handle(
         stop: params::stops(&req.sampling)?,
         logprobs,
     };
-    let mut stream = engine.complete(job).await?;
+    let mut stream = crate::metrics::Metered::new(engine.complete(job).await?, metrics, started);
     let id = new_id("chatcmpl");
     let created = now_secs();
     let model_id = req.model;
