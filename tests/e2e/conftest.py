@@ -122,3 +122,13 @@ def tiny_queue_server():
     )
     yield base
     _stop_server(proc, log)
+
+
+@pytest.fixture(scope="session")
+def small_queue_server():
+    """Four sequences decoded together and room for four waiting requests."""
+    proc, base, log = _start_server(
+        ["--parallel", "4", "--queue", "4"], os.path.join(LOG_DIR, "minerva-e2e-small-queue-{port}.log")
+    )
+    yield base
+    _stop_server(proc, log)
