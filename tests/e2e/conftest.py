@@ -79,12 +79,28 @@ def server():
     _stop_server(proc, log)
 
 
+def _extra_server(name, args):
+    proc, base, log = _start_server(args, os.path.join(LOG_DIR, f"minerva-e2e-{name}-{{port}}.log"))
+    yield base
+    _stop_server(proc, log)
+
+
 @pytest.fixture(scope="session")
 def parallel_server():
     """A second server decoding up to 4 requests together."""
-    proc, base, log = _start_server(["--parallel", "4"], os.path.join(LOG_DIR, "minerva-e2e-parallel-{port}.log"))
-    yield base
-    _stop_server(proc, log)
+    yield from _extra_server("parallel", ["--parallel", "4"])
+
+
+@pytest.fixture(scope="session")
+def tiny_queue_server():
+    """One sequence at a time and room for one waiting request."""
+    yield from _extra_server("queue", ["--parallel", "1", "--queue", "1"])
+
+
+@pytest.fixture(scope="session")
+def small_queue_server():
+    """Four sequences decoded together and room for four waiting requests."""
+    yield from _extra_server("small-queue", ["--parallel", "4", "--queue", "4"])
 
 
 class _ServerLog:
@@ -112,23 +128,3 @@ def client(server):
 def http(server):
     with httpx.Client(base_url=server, timeout=120) as c:
         yield c
-
-
-@pytest.fixture(scope="session")
-def tiny_queue_server():
-    """One sequence at a time and room for one waiting request."""
-    proc, base, log = _start_server(
-        ["--parallel", "1", "--queue", "1"], os.path.join(LOG_DIR, "minerva-e2e-queue-{port}.log")
-    )
-    yield base
-    _stop_server(proc, log)
-
-
-@pytest.fixture(scope="session")
-def small_queue_server():
-    """Four sequences decoded together and room for four waiting requests."""
-    proc, base, log = _start_server(
-        ["--parallel", "4", "--queue", "4"], os.path.join(LOG_DIR, "minerva-e2e-small-queue-{port}.log")
-    )
-    yield base
-    _stop_server(proc, log)

@@ -51,8 +51,9 @@ fn gemma_without_template_gets_the_default() {
     );
 }
 
-#[test]
-fn override_template_replaces_the_models_own() {
+fn qwen_with_template(
+    source: &str,
+) -> minerva_core::Result<std::sync::Arc<dyn minerva_core::Model>> {
     let spec = ModelSpec {
         id: "qwen".into(),
         path: common::model_path(&QWEN),
@@ -60,29 +61,24 @@ fn override_template_replaces_the_models_own() {
         threads: Some(2),
         parallel: None,
         queue: None,
-        chat_template: Some(
-            "{% for m in messages %}[{{ m.role | upper }}] {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}[ASSISTANT] {% endif %}"
-                .into(),
-        ),
+        chat_template: Some(source.into()),
     };
-    let model = minerva_llama::LlamaCppBackend::new().load(&spec).unwrap();
+    minerva_llama::LlamaCppBackend::new().load(&spec)
+}
+
+#[test]
+fn override_template_replaces_the_models_own() {
+    let model = qwen_with_template(
+        "{% for m in messages %}[{{ m.role | upper }}] {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}[ASSISTANT] {% endif %}",
+    )
+    .unwrap();
     let text = model.render_chat(&conversation(), None, true).unwrap();
     assert_eq!(text, "[SYSTEM] Be brief.\n[USER] Hi 👋\n[ASSISTANT] ");
 }
 
 #[test]
 fn broken_override_template_is_a_load_error() {
-    let spec = ModelSpec {
-        id: "qwen".into(),
-        path: common::model_path(&QWEN),
-        ctx_size: Some(512),
-        threads: Some(2),
-        parallel: None,
-        queue: None,
-        chat_template: Some("{% for m in messages %}".into()),
-    };
-    let err = minerva_llama::LlamaCppBackend::new()
-        .load(&spec)
+    let err = qwen_with_template("{% for m in messages %}")
         .err()
         .expect("must fail");
     assert!(err.to_string().contains("template"), "{err}");
