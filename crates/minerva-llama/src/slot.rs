@@ -14,7 +14,9 @@ use std::time::Instant;
 
 pub enum Step {
     Continue,
-    Finished,
+    /// The sequence is over; the event (if any) goes to the client once the slot is freed and
+    /// published, so a client that sees the end also sees the slot idle.
+    Finished(Option<GenEvent>),
 }
 
 pub struct Slot {
@@ -147,7 +149,7 @@ impl Slot {
         self.generated += 1;
         if self.job.events.send(Ok(GenEvent::Token(out))).is_err() {
             tracing::debug!(seq = self.seq, generated = self.generated, "cancelled");
-            return Step::Finished;
+            return Step::Finished(None);
         }
         // The token just sampled sits at `pos`: stop when prompt plus reply fill the window.
         if self.generated >= self.limit || self.pos + 1 >= n_ctx {
@@ -180,7 +182,6 @@ impl Slot {
             reason = reason.as_str(),
             "generation finished"
         );
-        let _ = self.job.events.send(Ok(GenEvent::Done { reason, usage }));
-        Step::Finished
+        Step::Finished(Some(GenEvent::Done { reason, usage }))
     }
 }

@@ -230,18 +230,25 @@ impl Scheduler<'_> {
             }
             return Err(CoreError::Backend(message));
         }
+        let mut endings = Vec::new();
         for entry in &mut self.slots {
             let Some(slot) = entry.as_mut() else { continue };
             if !slot.has_logits() {
                 continue;
             }
-            match slot.sample(ctx, self.model, self.n_ctx) {
-                Step::Continue => {}
-                Step::Finished => {
-                    if let Some(slot) = entry.take() {
-                        free_seq(ctx, slot.seq);
+            if let Step::Finished(event) = slot.sample(ctx, self.model, self.n_ctx) {
+                if let Some(slot) = entry.take() {
+                    free_seq(ctx, slot.seq);
+                    if let Some(event) = event {
+                        endings.push((slot.job.events, event));
                     }
                 }
+            }
+        }
+        if !endings.is_empty() {
+            self.publish();
+            for (events, event) in endings {
+                let _ = events.send(Ok(event));
             }
         }
         Ok(())
