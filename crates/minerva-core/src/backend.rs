@@ -97,7 +97,9 @@ pub trait Model: Send + Sync {
         ModelStatus::default()
     }
 
-    /// Starts a generation. Events arrive on the returned stream as the backend produces them;
+    /// Starts a generation. Refuses, before decoding anything, an empty prompt, token ids
+    /// outside the vocabulary (`InvalidRequest`) and a prompt that leaves no room in the
+    /// context window (`ContextOverflow`). Events arrive on the returned stream as the backend produces them;
     /// dropping the stream stops the generation at the next token.
     fn generate(&self, request: GenerateRequest) -> Result<GenerationStream>;
 }

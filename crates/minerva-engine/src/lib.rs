@@ -123,22 +123,14 @@ impl Engine {
         blocking(move || m.render_chat(&messages, tools.as_ref(), true)).await
     }
 
-    /// Prepares the prompt, checks it fits, and starts generating.
+    /// Prepares the prompt and starts generating.
     pub async fn complete(&self, job: CompletionJob) -> Result<CompletionStream> {
         let model = self.model(Some(&job.model))?;
         let m = Arc::clone(&model);
         let prompt = job.prompt;
         let tokens = blocking(move || prepare_prompt(m.as_ref(), prompt)).await?;
-        let n_ctx = model.info().n_ctx;
-        if tokens.is_empty() {
-            return Err(CoreError::invalid("the prompt is empty", Some("prompt")));
-        }
-        if tokens.len() >= n_ctx {
-            return Err(CoreError::ContextOverflow {
-                prompt_tokens: tokens.len(),
-                n_ctx,
-            });
-        }
+        // `generate` refuses an empty prompt, ids outside the vocabulary and a prompt that does
+        // not fit the window, before anything is decoded.
         let prompt_tokens = tokens.len();
         let inner = model.generate(GenerateRequest {
             prompt: tokens,
@@ -152,16 +144,8 @@ impl Engine {
 
 fn prepare_prompt(model: &dyn Model, prompt: Prompt) -> Result<Vec<TokenId>> {
     match prompt {
-        Prompt::Tokens(tokens) => {
-            let n_vocab = model.info().n_vocab;
-            if let Some(bad) = tokens.iter().find(|&&t| t < 0 || t as usize >= n_vocab) {
-                return Err(CoreError::invalid(
-                    format!("token id {bad} is outside the vocabulary (0..{n_vocab})"),
-                    Some("prompt"),
-                ));
-            }
-            Ok(tokens)
-        }
+        // Token ids are checked against the vocabulary by `Model::generate`.
+        Prompt::Tokens(tokens) => Ok(tokens),
         Prompt::Text(text) => model.tokenize(&text, true, true),
         Prompt::Chat { messages, tools } => {
             let text = model.render_chat(&messages, tools.as_ref(), true)?;

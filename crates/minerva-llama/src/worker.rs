@@ -17,7 +17,7 @@ use llama_cpp_2::model::LlamaModel;
 use minerva_core::{CoreError, GenEvent, GenerateRequest, ModelStatus, Result, SlotStatus};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::sync::Mutex;
 use tokio::sync::mpsc::UnboundedSender;
@@ -175,8 +175,8 @@ impl Scheduler<'_> {
             } else {
                 match jobs.try_recv() {
                     Ok(job) => job,
-                    Err(TryRecvError::Empty) => return true,
-                    Err(TryRecvError::Disconnected) => return true,
+                    // Empty, or the model is gone: run what is already admitted.
+                    Err(_) => return true,
                 }
             };
             self.shared.queued.fetch_sub(1, Ordering::Relaxed);
