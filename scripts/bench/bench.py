@@ -14,12 +14,12 @@ tokens/s = (tokens - 1) / (last token - first token). Stdlib only.
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
+
+from servers import Server, free_port
 
 PROMPT_SEED = (
     "The history of computing is a story of abstraction. Early machines were programmed by "
@@ -29,28 +29,9 @@ PROMPT_SEED = (
 )
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def post(url, body, stream=False):
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"content-type": "application/json"})
     return urllib.request.urlopen(req, timeout=600)
-
-
-def wait_healthy(base, proc):
-    for _ in range(600):
-        if proc.poll() is not None:
-            sys.exit(f"server exited with {proc.returncode}")
-        try:
-            if urllib.request.urlopen(base + "/health", timeout=1).status == 200:
-                return
-        except Exception:
-            pass
-        time.sleep(0.2)
-    sys.exit("server did not become healthy")
 
 
 def one_run(base, model_id, prompt_tokens, n_gen):
@@ -77,23 +58,6 @@ def one_run(base, model_id, prompt_tokens, n_gen):
     pp = len(prompt_tokens) / (arrivals[0] - t0)
     tg = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
     return pp, tg, len(arrivals)
-
-
-class Server:
-    """One server process, started for a round and stopped after it."""
-
-    def __init__(self, name, cmd, base):
-        self.name, self.cmd, self.base = name, cmd, base
-        self.proc = None
-
-    def __enter__(self):
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_healthy(self.base, self.proc)
-        return self
-
-    def __exit__(self, *exc):
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
 
 
 def report(name, results):

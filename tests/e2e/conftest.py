@@ -103,6 +103,12 @@ def small_queue_server():
     yield from _extra_server("small-queue", ["--parallel", "4", "--queue", "4"])
 
 
+@pytest.fixture(scope="session")
+def timeout_server():
+    """One sequence, and a request may wait at most one second for it."""
+    yield from _extra_server("timeout", ["--parallel", "1", "--queue-timeout", "1"])
+
+
 class _ServerLog:
     path = None
 

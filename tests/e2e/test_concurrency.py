@@ -54,34 +54,41 @@ def test_eight_concurrent_streams_complete_like_solo_runs(parallel_server, clien
 
 
 def test_full_queue_answers_503_with_retry_after(tiny_queue_server):
-    import httpx
+    import threading
+    import time
 
     long = {
         "model": MODEL_ID,
         "messages": [{"role": "user", "content": "Write a very long story."}],
         "max_tokens": 1000,
         "temperature": 0,
+        "ignore_eos": True,
         "stream": True,
     }
+    short = {**long, "stream": False, "max_tokens": 2}
     with httpx.Client(base_url=tiny_queue_server, timeout=120) as http:
         with http.stream("POST", "/v1/chat/completions", json=long) as running:
             assert running.status_code == 200
-            next(running.iter_lines())
-            with http.stream("POST", "/v1/chat/completions", json=long) as waiting:
-                assert waiting.status_code == 200
-                r = http.post("/v1/chat/completions", json={**long, "stream": False, "max_tokens": 2})
-                assert r.status_code == 503, r.text
-                assert r.headers["retry-after"] == "1"
-                err = r.json()["error"]
-                assert err["code"] == "server_busy" and err["type"] == "server_error"
-        # Both streams are gone: within a decode step or two the engine drops them and serves
-        # again (a client honouring Retry-After would retry like this).
-        import time
-
-        deadline = time.time() + 10
-        while True:
-            r = http.post("/v1/chat/completions", json={**long, "stream": False, "max_tokens": 2})
-            if r.status_code != 503 or time.time() > deadline:
-                break
-            time.sleep(0.1)
+            # Keep the iterator: a discarded one is closed, and closes the connection with it.
+            lines = running.iter_lines()
+            next(lines)
+            # The one queue place: a request that waits for the running one's sequence.
+            waited = {}
+            waiter = threading.Thread(
+                target=lambda: waited.update(r=httpx.post(f"{tiny_queue_server}/v1/chat/completions", json=short, timeout=120))
+            )
+            waiter.start()
+            deadline = time.time() + 10
+            while http.get("/slots").json()["queued"][MODEL_ID] != 1 and time.time() < deadline:
+                time.sleep(0.05)
+            r = http.post("/v1/chat/completions", json=short)
+            assert r.status_code == 503, r.text
+            assert r.headers["retry-after"] == "1"
+            err = r.json()["error"]
+            assert err["code"] == "server_busy" and err["type"] == "server_error"
+        # The running stream is gone: within a decode step the waiting request gets its
+        # sequence, and then the server serves again.
+        waiter.join(timeout=60)
+        assert waited["r"].status_code == 200, waited["r"].text
+        r = http.post("/v1/chat/completions", json=short)
         assert r.status_code == 200, r.text

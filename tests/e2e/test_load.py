@@ -76,6 +76,11 @@ def test_hundred_requests_with_random_disconnects(small_queue_server):
             break
         time.sleep(0.1)
     assert idle, slots
+    # KV outlives requests only as prompt cache: in the context's own sequences, and in host
+    # memory within its budget.
+    cache = slots["prompt_cache"][MODEL_ID]
+    assert 0 <= cache["bytes"] <= cache["budget_bytes"], cache
+    assert all(s["n_kv_tokens"] <= 2048 for s in slots["slots"]), slots
     r = httpx.post(
         f"{small_queue_server}/v1/chat/completions",
         json={"model": MODEL_ID, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3},

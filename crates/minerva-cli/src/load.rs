@@ -36,9 +36,11 @@ pub fn load(args: &ModelArgs, models_dir: &Path) -> Result<Arc<dyn Model>> {
         path,
         ctx_size: Some(args.ctx_size),
         threads: args.threads,
-        parallel: Some(args.parallel),
+        parallel: args.parallel,
         queue: Some(args.queue),
         chat_template,
+        queue_timeout: Some(std::time::Duration::from_secs(args.queue_timeout)),
+        cache_bytes: Some(args.cache_ram.saturating_mul(1 << 20)),
     };
     let backend = minerva_llama::LlamaCppBackend::new();
     tracing::info!(model = %spec.id, backend = backend.name(), "loading");

@@ -48,12 +48,19 @@ pub struct ModelArgs {
     /// Compute threads (default: all cores).
     #[arg(long, short = 't')]
     pub threads: Option<u32>,
-    /// Requests decoded together (continuous batching); each gets its own --ctx-size window.
-    #[arg(long, short = 'p', default_value_t = 1)]
-    pub parallel: u32,
+    /// Requests decoded together (continuous batching); each gets its own --ctx-size window
+    /// [default: 16384 / ctx-size, between 1 and 4].
+    #[arg(long, short = 'p')]
+    pub parallel: Option<u32>,
     /// Requests that may wait for a free sequence; beyond them the server answers 503.
     #[arg(long, default_value_t = 64)]
     pub queue: u32,
+    /// Seconds a request may wait for a free sequence before a 503 (0: no limit).
+    #[arg(long, default_value_t = 600)]
+    pub queue_timeout: u64,
+    /// Host memory for the prompt cache, in MiB (0: only what the context's sequences hold).
+    #[arg(long, default_value_t = 2048)]
+    pub cache_ram: u64,
     /// A Jinja chat template file that replaces the model's own.
     #[arg(long)]
     pub chat_template: Option<PathBuf>,

@@ -55,6 +55,7 @@ pub fn run(args: RunArgs, models_dir: &Path) -> Result<()> {
             max_tokens: Some(args.max_tokens),
             stop: Vec::new(),
             logprobs: None,
+            cache_prompt: true,
         };
         let reply = rt.block_on(async {
             let mut stream = engine.complete(job).await?;

@@ -19,6 +19,12 @@ pub struct ModelSpec {
     pub queue: Option<u32>,
     /// A Jinja chat template overriding the model's own.
     pub chat_template: Option<String>,
+    /// Longest a request may wait for a free sequence before it is refused (`None`: a backend
+    /// default; zero: no limit).
+    pub queue_timeout: Option<std::time::Duration>,
+    /// Bytes of host memory for prompt KV kept after it leaves the context (`None`: a backend
+    /// default; zero: only what the context itself holds).
+    pub cache_bytes: Option<u64>,
 }
 
 /// Facts about a loaded model.
@@ -59,6 +65,19 @@ pub struct SlotStatus {
     pub prompt_tokens: usize,
     pub prompt_processed: usize,
     pub generated: usize,
+    /// Prompt tokens of the current request taken from the prompt cache.
+    pub cached_tokens: usize,
+    /// Tokens whose KV this sequence holds (an idle one keeps its last request's as cache).
+    pub kv_tokens: usize,
+}
+
+/// The prompt cache kept in host memory, beside what the context's sequences hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStatus {
+    pub entries: usize,
+    pub tokens: usize,
+    pub bytes: u64,
+    pub budget_bytes: u64,
 }
 
 /// What a loaded model is doing now.
@@ -67,6 +86,7 @@ pub struct ModelStatus {
     pub slots: Vec<SlotStatus>,
     /// Requests waiting for a free slot.
     pub queued: usize,
+    pub cache: CacheStatus,
 }
 
 /// A loaded model. Implementations are shared across request tasks (`Send + Sync`);

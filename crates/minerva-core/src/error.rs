@@ -27,6 +27,9 @@ pub enum CoreError {
     /// Every sequence is busy and the queue is full: retry later.
     #[error("the model is busy: all sequences are running and the queue is full")]
     Busy,
+    /// The request waited in the queue longer than the model's queue timeout: retry later.
+    #[error("the request waited {waited_secs:.0} s for a free sequence (the queue timeout); the model is overloaded")]
+    QueueTimeout { waited_secs: f64 },
     /// The backend failed while running (decode error, worker gone, ...).
     #[error("backend error: {0}")]
     Backend(String),

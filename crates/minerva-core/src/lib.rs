@@ -22,7 +22,9 @@ mod event;
 mod request;
 pub mod text;
 
-pub use backend::{Backend, Model, ModelInfo, ModelSpec, ModelStatus, SlotState, SlotStatus};
+pub use backend::{
+    Backend, CacheStatus, Model, ModelInfo, ModelSpec, ModelStatus, SlotState, SlotStatus,
+};
 pub use error::{CoreError, Result};
 pub use event::{FinishReason, GenEvent, GenerationStream, TokenLogprob, TokenOut, Usage};
 pub use request::{GenerateRequest, LogprobRequest, SamplingParams};

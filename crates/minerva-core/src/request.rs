@@ -25,6 +25,9 @@ pub struct SamplingParams {
     pub seed: Option<u32>,
     /// Added to the logits of the given tokens before sampling (`f32::NEG_INFINITY` bans).
     pub logit_bias: Vec<(TokenId, f32)>,
+    /// Never pick an end-of-generation token: run to `max_tokens` or the context's end
+    /// (llama-server's `ignore_eos`, for benchmarks).
+    pub ignore_eos: bool,
 }
 
 impl Default for SamplingParams {
@@ -40,6 +43,7 @@ impl Default for SamplingParams {
             frequency_penalty: 0.0,
             seed: None,
             logit_bias: Vec::new(),
+            ignore_eos: false,
         }
     }
 }
@@ -67,4 +71,7 @@ pub struct GenerateRequest {
     pub max_tokens: Option<u32>,
     /// Report log-probabilities (computed from the raw logits, before sampling).
     pub logprobs: Option<LogprobRequest>,
+    /// Reuse (and leave behind) computed prompt KV: the longest cached prefix of `prompt` is not
+    /// computed again. `false` computes the whole prompt (llama-server's `cache_prompt`).
+    pub cache_prompt: bool,
 }

@@ -41,6 +41,8 @@ pub struct CompletionJob {
     pub max_tokens: Option<u32>,
     pub stop: Vec<String>,
     pub logprobs: Option<LogprobRequest>,
+    /// Reuse cached prompt KV (see [`GenerateRequest::cache_prompt`]).
+    pub cache_prompt: bool,
 }
 
 /// The served models.
@@ -137,6 +139,7 @@ impl Engine {
             sampling: job.sampling,
             max_tokens: job.max_tokens,
             logprobs: job.logprobs,
+            cache_prompt: job.cache_prompt,
         })?;
         Ok(CompletionStream::new(inner, job.stop, prompt_tokens))
     }

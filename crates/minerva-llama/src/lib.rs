@@ -8,9 +8,11 @@
 //!
 //! This crate must not depend on HTTP or on any wire format.
 
+mod cache;
 mod logprobs;
 mod model;
 mod sampler;
+mod scheduler;
 mod slot;
 mod worker;
 

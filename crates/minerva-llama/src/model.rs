@@ -11,23 +11,37 @@ use minerva_core::{
 };
 use minerva_template::{ChatTemplate, RenderOptions, DEFAULT_TEMPLATE};
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Default context window when none is asked for (llama-server's default is the training
 /// length, which for 32k-context models costs far more KV memory than a laptop wants).
 const DEFAULT_CTX: u32 = 4096;
-/// Requests waiting for the context thread beyond the one it is running.
+/// Requests that may wait for a free sequence.
 const QUEUE_DEPTH: usize = 64;
+/// Longest a request waits for a free sequence by default.
+const QUEUE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Host memory for the prompt cache by default.
+const CACHE_BYTES: u64 = 2 << 30;
+/// The default `parallel` keeps the context's KV cells (parallel × ctx) within this many.
+const DEFAULT_KV_CELLS: u32 = 16384;
+/// Most sequences by default.
+const DEFAULT_PARALLEL: u32 = 4;
 
 /// A GGUF model loaded through llama.cpp.
 pub struct LlamaModelHandle {
     info: ModelInfo,
     model: Arc<LlamaModel>,
     template: ChatTemplate,
-    jobs: SyncSender<Job>,
+    jobs: Sender<Job>,
+    parallel: usize,
+    /// Requests that may wait when every sequence is busy.
+    queue_depth: usize,
     shared: Arc<Shared>,
+    /// End-of-generation tokens, banned for `ignore_eos`.
+    eog: Vec<TokenId>,
 }
 
 impl LlamaModelHandle {
@@ -58,15 +72,26 @@ impl LlamaModelHandle {
         let template = ChatTemplate::new(&source, &bos, &eos)
             .map_err(|e| CoreError::Template(e.to_string()))?;
 
+        let eog = (0..vocab.n_tokens())
+            .filter(|&t| vocab.is_eog(LlamaToken(t)))
+            .collect();
+        let parallel = spec
+            .parallel
+            .unwrap_or_else(|| default_parallel(n_ctx))
+            .max(1);
         let shared = Arc::new(Shared::default());
         let jobs = worker::spawn(
             backend,
             Arc::clone(&model),
             WorkerConfig {
                 n_ctx,
-                parallel: spec.parallel.unwrap_or(1).max(1),
+                parallel,
                 threads,
-                queue_depth: spec.queue.map_or(QUEUE_DEPTH, |q| q as usize),
+                queue_timeout: match spec.queue_timeout.unwrap_or(QUEUE_TIMEOUT) {
+                    t if t.is_zero() => None,
+                    t => Some(t),
+                },
+                cache_bytes: spec.cache_bytes.unwrap_or(CACHE_BYTES),
                 model_id: spec.id.clone(),
                 shared: Arc::clone(&shared),
             },
@@ -78,7 +103,7 @@ impl LlamaModelHandle {
             n_ctx,
             n_ctx_train,
             threads,
-            parallel = spec.parallel.unwrap_or(1),
+            parallel,
             params = model.n_params(),
             "model loaded"
         );
@@ -97,7 +122,10 @@ impl LlamaModelHandle {
             model,
             template,
             jobs,
+            parallel: parallel as usize,
+            queue_depth: spec.queue.map_or(QUEUE_DEPTH, |q| q as usize),
             shared,
+            eog,
         })
     }
 }
@@ -151,7 +179,7 @@ impl Model for LlamaModelHandle {
             .map_err(|e| CoreError::Template(e.to_string()))
     }
 
-    fn generate(&self, request: GenerateRequest) -> Result<GenerationStream> {
+    fn generate(&self, mut request: GenerateRequest) -> Result<GenerationStream> {
         if let Some(&bad) = request
             .prompt
             .iter()
@@ -174,22 +202,41 @@ impl Model for LlamaModelHandle {
                 n_ctx: self.info.n_ctx,
             });
         }
-        let (events, stream) = mpsc::unbounded_channel();
+        if request.sampling.ignore_eos {
+            let bans = self.eog.iter().map(|&t| (t, f32::NEG_INFINITY));
+            request.sampling.logit_bias.extend(bans);
+        }
         // Counted before sending so the context thread's decrement never goes below zero.
-        self.shared.queued.fetch_add(1, Ordering::Relaxed);
-        self.jobs
-            .try_send(Job { request, events })
-            .inspect_err(|_| {
-                self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+        // Room: the queue, plus the sequences free now (a request sent to one waits only
+        // until the context thread's next step).
+        let free = self
+            .parallel
+            .saturating_sub(self.shared.running.load(Ordering::Relaxed));
+        let depth = self.queue_depth + free;
+        self.shared
+            .queued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
+                (q < depth).then_some(q + 1)
             })
-            .map_err(|e| match e {
-                std::sync::mpsc::TrySendError::Full(_) => CoreError::Busy,
-                std::sync::mpsc::TrySendError::Disconnected(_) => {
-                    CoreError::Backend("the model's context thread has stopped".into())
-                }
-            })?;
+            .map_err(|_| CoreError::Busy)?;
+        let (events, stream) = mpsc::unbounded_channel();
+        let job = Job {
+            request,
+            events,
+            enqueued: Instant::now(),
+        };
+        self.jobs.send(job).map_err(|_| {
+            self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+            CoreError::Backend("the model's context thread has stopped".into())
+        })?;
         Ok(stream)
     }
+}
+
+/// Sequences run together when none is asked for: as many as fit `DEFAULT_KV_CELLS` cells of
+/// context at `n_ctx` each, at most `DEFAULT_PARALLEL`, at least 1 (4 at the default 4096).
+fn default_parallel(n_ctx: u32) -> u32 {
+    (DEFAULT_KV_CELLS / n_ctx.max(1)).clamp(1, DEFAULT_PARALLEL)
 }
 
 fn special_text(model: &LlamaModel, token: LlamaToken) -> String {

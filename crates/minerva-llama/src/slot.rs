@@ -24,6 +24,10 @@ pub struct Slot {
     pub job: Job,
     sampler: LlamaSampler,
     prompt: Vec<LlamaToken>,
+    /// The tokens whose KV this sequence holds (positions 0..), as sent to the context.
+    pub kv: Vec<LlamaToken>,
+    /// Prompt tokens whose KV came from the prompt cache.
+    cached: usize,
     /// Prompt tokens already sent to the context.
     prefilled: usize,
     /// Tokens of this sequence in the KV cache (the next position).
@@ -40,8 +44,14 @@ pub struct Slot {
 }
 
 impl Slot {
-    pub fn new(seq: i32, job: Job, model: &LlamaModel) -> Self {
-        let prompt: Vec<LlamaToken> = job.request.prompt.iter().map(|&t| LlamaToken(t)).collect();
+    /// A sequence for `job`, whose first `cached` prompt tokens are already in the KV cache.
+    pub fn new(
+        seq: i32,
+        job: Job,
+        prompt: Vec<LlamaToken>,
+        cached: usize,
+        model: &LlamaModel,
+    ) -> Self {
         let mut sampler = sampler::build(&job.request.sampling, model.vocab().n_tokens());
         // Penalties look back over the prompt too, as in llama-server.
         sampler.accept_many(prompt.iter());
@@ -50,9 +60,11 @@ impl Slot {
             seq,
             job,
             sampler,
+            kv: prompt[..cached].to_vec(),
             prompt,
-            prefilled: 0,
-            pos: 0,
+            cached,
+            prefilled: cached,
+            pos: cached,
             pending: None,
             logits_row: None,
             generated: 0,
@@ -74,6 +86,8 @@ impl Slot {
             prompt_tokens: self.prompt.len(),
             prompt_processed: self.prefilled,
             generated: self.generated,
+            cached_tokens: self.cached,
+            kv_tokens: self.kv.len(),
         }
     }
 
@@ -89,6 +103,7 @@ impl Slot {
                 .map_err(|e| CoreError::Backend(e.to_string()))?;
             self.logits_row = Some(batch.n_tokens() - 1);
             self.pos += 1;
+            self.kv.push(token);
         }
         Ok(())
     }
@@ -106,6 +121,7 @@ impl Slot {
                 self.logits_row = Some(batch.n_tokens() - 1);
             }
         }
+        self.kv.extend_from_slice(&rest[..take]);
         self.prefilled += take;
         self.pos += take;
         Ok(())
@@ -163,16 +179,18 @@ impl Slot {
         let usage = Usage {
             prompt_tokens: self.prompt.len(),
             completion_tokens: self.generated,
-            cached_tokens: 0,
+            cached_tokens: self.cached,
             prompt_ms: self.prompt_ms,
             generation_ms: gen_started.elapsed().as_secs_f64() * 1e3,
         };
         tracing::info!(
             seq = self.seq,
             prompt_tokens = usage.prompt_tokens,
+            cached_tokens = usage.cached_tokens,
             prompt_tps = format!(
                 "{:.1}",
-                usage.prompt_tokens as f64 * 1e3 / usage.prompt_ms.max(1e-9)
+                (usage.prompt_tokens - usage.cached_tokens) as f64 * 1e3
+                    / usage.prompt_ms.max(1e-9)
             ),
             generated = self.generated,
             generation_tps = format!(

@@ -6,20 +6,23 @@
 //! their prompt, up to one micro-batch in all, so a long prompt is read in chunks between the
 //! decode steps of the others instead of freezing them. A new request takes a free slot at the
 //! next step. Before every step the loop checks each request's event channel: a client that went
-//! away has its sequence and KV cells freed at once; the others are untouched.
+//! away has its sequence stopped at once (a waiting request leaves the queue); the others are
+//! untouched. A sequence's KV outlives its request as prompt cache (see `cache`).
 
-use crate::slot::{Slot, Step};
+use crate::scheduler::{Scheduler, SchedulerConfig};
 use llama_cpp_2::context::params::LlamaContextParams;
-use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
-use minerva_core::{CoreError, GenEvent, GenerateRequest, ModelStatus, Result, SlotStatus};
+use minerva_core::{
+    CacheStatus, CoreError, GenEvent, GenerateRequest, ModelStatus, Result, SlotStatus,
+};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
 /// Tokens per `llama_decode` call at most (llama-server's default batch size).
@@ -31,14 +34,18 @@ const N_UBATCH: u32 = 512;
 pub struct Job {
     pub request: GenerateRequest,
     pub events: UnboundedSender<Result<GenEvent>>,
+    pub enqueued: Instant,
 }
 
 /// What the context thread is doing, shared with the model handle.
 #[derive(Default)]
 pub struct Shared {
     pub slots: Mutex<Vec<SlotStatus>>,
-    /// Requests sent and not yet taken by the context thread.
+    /// Requests sent and not yet started on a sequence.
     pub queued: AtomicUsize,
+    /// Sequences running a request.
+    pub running: AtomicUsize,
+    pub cache: Mutex<CacheStatus>,
 }
 
 impl Shared {
@@ -46,6 +53,7 @@ impl Shared {
         ModelStatus {
             slots: self.slots.lock().map(|s| s.clone()).unwrap_or_default(),
             queued: self.queued.load(Ordering::Relaxed),
+            cache: self.cache.lock().map(|c| *c).unwrap_or_default(),
         }
     }
 }
@@ -56,18 +64,22 @@ pub struct WorkerConfig {
     /// Sequences decoded together.
     pub parallel: u32,
     pub threads: i32,
-    pub queue_depth: usize,
+    /// Longest a request waits for a free sequence (`None`: no limit).
+    pub queue_timeout: Option<Duration>,
+    /// Host memory for the prompt cache.
+    pub cache_bytes: u64,
     pub model_id: String,
     pub shared: Arc<Shared>,
 }
 
 /// Starts the context thread; returns once the context exists (or failed to be created).
+/// The queue's bound is the caller's to keep (see `Shared::queued`).
 pub fn spawn(
     backend: Arc<LlamaBackend>,
     model: Arc<LlamaModel>,
     config: WorkerConfig,
-) -> Result<SyncSender<Job>> {
-    let (jobs_tx, jobs_rx) = sync_channel::<Job>(config.queue_depth);
+) -> Result<Sender<Job>> {
+    let (jobs_tx, jobs_rx) = channel::<Job>();
     let (ready_tx, ready_rx) = sync_channel::<Result<()>>(1);
     std::thread::Builder::new()
         .name(format!("llama-ctx-{}", config.model_id))
@@ -115,151 +127,26 @@ fn run(
     let mut batch = LlamaBatch::new(n_ubatch as usize, 1);
     let _ = ready.send(Ok(()));
 
-    let mut sched = Scheduler {
+    let mut sched = Scheduler::new(
         model,
-        slots: (0..parallel).map(|_| None).collect(),
-        n_ctx: config.n_ctx as usize,
-        step_tokens: n_ubatch as usize,
-        shared: Arc::clone(&config.shared),
-    };
+        SchedulerConfig {
+            parallel: parallel as usize,
+            n_ctx: config.n_ctx as usize,
+            step_tokens: n_ubatch as usize,
+            queue_timeout: config.queue_timeout,
+            cache_bytes: config.cache_bytes,
+            shared: Arc::clone(&config.shared),
+        },
+    );
     loop {
         sched.publish();
         if !sched.admit(jobs, &mut ctx) {
             break;
         }
-        sched.drop_cancelled(&mut ctx);
+        sched.drop_cancelled();
         if let Err(e) = sched.step(&mut ctx, &mut batch) {
             tracing::warn!(error = %e, "decode step failed");
         }
     }
     tracing::debug!(model = %config.model_id, "context thread finished");
-}
-
-struct Scheduler<'m> {
-    model: &'m LlamaModel,
-    slots: Vec<Option<Slot>>,
-    n_ctx: usize,
-    /// Most tokens one step decodes (decode tokens plus prompt chunks).
-    step_tokens: usize,
-    shared: Arc<Shared>,
-}
-
-impl Scheduler<'_> {
-    /// Publishes what every slot is doing.
-    fn publish(&self) {
-        if let Ok(mut out) = self.shared.slots.lock() {
-            out.clear();
-            out.extend(self.slots.iter().enumerate().map(|(id, s)| match s {
-                Some(slot) => slot.status(id),
-                None => SlotStatus {
-                    id,
-                    ..SlotStatus::default()
-                },
-            }));
-        }
-    }
-
-    /// Moves waiting requests into free slots. Blocks while nothing runs. False when the
-    /// model is gone (its queue closed) and nothing is left to run.
-    fn admit(&mut self, jobs: &Receiver<Job>, ctx: &mut LlamaContext<'_>) -> bool {
-        loop {
-            let Some(free) = self.slots.iter().position(Option::is_none) else {
-                return true;
-            };
-            let idle = self.slots.iter().all(Option::is_none);
-            let job = if idle {
-                match jobs.recv() {
-                    Ok(job) => job,
-                    Err(_) => return false,
-                }
-            } else {
-                match jobs.try_recv() {
-                    Ok(job) => job,
-                    // Empty, or the model is gone: run what is already admitted.
-                    Err(_) => return true,
-                }
-            };
-            self.shared.queued.fetch_sub(1, Ordering::Relaxed);
-            if job.events.is_closed() {
-                continue;
-            }
-            let seq = free as i32;
-            free_seq(ctx, seq);
-            self.slots[free] = Some(Slot::new(seq, job, self.model));
-        }
-    }
-
-    fn drop_cancelled(&mut self, ctx: &mut LlamaContext<'_>) {
-        for entry in &mut self.slots {
-            if entry.as_ref().is_some_and(|s| s.job.events.is_closed()) {
-                if let Some(slot) = entry.take() {
-                    tracing::debug!(seq = slot.seq, generated = slot.generated, "cancelled");
-                    free_seq(ctx, slot.seq);
-                }
-            }
-        }
-    }
-
-    /// One `llama_decode`: the pending token of every decoding sequence, then prompt chunks.
-    fn step(&mut self, ctx: &mut LlamaContext<'_>, batch: &mut LlamaBatch<'_>) -> Result<()> {
-        batch.clear();
-        for slot in self.slots.iter_mut().flatten() {
-            slot.add_pending(batch)?;
-        }
-        for slot in self.slots.iter_mut().flatten() {
-            let budget = self.step_tokens.saturating_sub(batch.n_tokens() as usize);
-            if budget == 0 {
-                break;
-            }
-            slot.add_prompt_chunk(batch, budget)?;
-        }
-        if batch.n_tokens() == 0 {
-            return Ok(());
-        }
-        if let Err(e) = ctx.decode(batch) {
-            // A failed decode leaves the batch's sequences in an unknown state: end them all.
-            let message = format!("decode failed: {e}");
-            for entry in &mut self.slots {
-                if let Some(slot) = entry.take() {
-                    let _ = slot
-                        .job
-                        .events
-                        .send(Err(CoreError::Backend(message.clone())));
-                    free_seq(ctx, slot.seq);
-                }
-            }
-            return Err(CoreError::Backend(message));
-        }
-        let mut endings = Vec::new();
-        for entry in &mut self.slots {
-            let Some(slot) = entry.as_mut() else { continue };
-            if !slot.has_logits() {
-                continue;
-            }
-            if let Step::Finished(event) = slot.sample(ctx, self.model, self.n_ctx) {
-                if let Some(slot) = entry.take() {
-                    free_seq(ctx, slot.seq);
-                    if let Some(event) = event {
-                        endings.push((slot.job.events, event));
-                    }
-                }
-            }
-        }
-        if !endings.is_empty() {
-            self.publish();
-            for (events, event) in endings {
-                let _ = events.send(Ok(event));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Frees every KV cell of a sequence.
-fn free_seq(ctx: &mut LlamaContext<'_>, seq: i32) {
-    if let Ok(seq) = u32::try_from(seq) {
-        if let Err(e) = ctx.clear_kv_cache_seq(Some(seq), None, None) {
-            tracing::warn!(seq, error = %e, "cannot free a sequence's KV cells");
-        }
-    }
 }

@@ -62,6 +62,8 @@ fn qwen_with_template(
         parallel: None,
         queue: None,
         chat_template: Some(source.into()),
+        queue_timeout: None,
+        cache_bytes: None,
     };
     minerva_llama::LlamaCppBackend::new().load(&spec)
 }
@@ -105,6 +107,8 @@ fn not_a_gguf_file_is_a_clear_load_error() {
             parallel: None,
             queue: None,
             chat_template: None,
+            queue_timeout: None,
+            cache_bytes: None,
         };
         let err = minerva_llama::LlamaCppBackend::new()
             .load(&spec)

@@ -20,7 +20,7 @@ impl StopField {
 }
 
 /// Sampling fields shared by chat and text completions (OpenAI's, plus llama-server's
-/// `top_k`, `min_p` and `repeat_penalty` extensions).
+/// `top_k`, `min_p`, `repeat_penalty`, `ignore_eos` and `cache_prompt` extensions).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct SamplingFields {
     pub temperature: Option<f32>,
@@ -40,6 +40,10 @@ pub struct SamplingFields {
     #[serde(default)]
     pub stream: bool,
     pub stream_options: Option<StreamOptions>,
+    /// llama-server's: never end at an end-of-generation token (benchmarks).
+    pub ignore_eos: Option<bool>,
+    /// llama-server's: reuse cached prompt KV (default true); `false` computes the whole prompt.
+    pub cache_prompt: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

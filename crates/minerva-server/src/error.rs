@@ -85,6 +85,13 @@ impl From<CoreError> for ApiError {
                 param: None,
                 code: Some("server_busy"),
             },
+            CoreError::QueueTimeout { .. } => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: format!("{e}. Retry shortly."),
+                kind: "server_error",
+                param: None,
+                code: Some("queue_timeout"),
+            },
             CoreError::Load(_) | CoreError::Backend(_) => {
                 tracing::error!(error = %e, "request failed in the engine");
                 ApiError {
@@ -109,7 +116,7 @@ impl IntoResponse for ApiError {
         )
             .into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            // The queue is full: a client should come back shortly.
+            // The queue is full or was too slow: a client should come back shortly.
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));

@@ -140,6 +140,14 @@ impl Metrics {
                 "minerva_active_sequences{{model=\"{model}\"}} {active}"
             );
         }
+        out.push_str("# HELP minerva_prompt_cache_bytes Host memory held by the prompt cache.\n# TYPE minerva_prompt_cache_bytes gauge\n");
+        for (model, status) in &statuses {
+            let _ = writeln!(
+                out,
+                "minerva_prompt_cache_bytes{{model=\"{model}\"}} {}",
+                status.cache.bytes
+            );
+        }
         self.ttft.render(
             &mut out,
             "minerva_time_to_first_token_seconds",
@@ -195,6 +203,8 @@ pub struct Metered {
     metrics: Arc<Metrics>,
     started: Instant,
     last_text: Option<Instant>,
+    /// An event read ahead by [`Metered::started`].
+    ahead: Option<Option<Result<TextEvent, CoreError>>>,
 }
 
 impl Metered {
@@ -204,10 +214,32 @@ impl Metered {
             metrics,
             started,
             last_text: None,
+            ahead: None,
         }
     }
 
+    /// Waits for the first event, so that a request that fails before producing anything
+    /// (a queue timeout) can still be answered with an HTTP error status instead of an error
+    /// inside a 200 stream. The event is kept for [`Metered::next`].
+    pub async fn started(&mut self) -> Result<(), CoreError> {
+        if self.ahead.is_none() {
+            let event = self.read().await;
+            if let Some(Err(e)) = event {
+                return Err(e);
+            }
+            self.ahead = Some(event);
+        }
+        Ok(())
+    }
+
     pub async fn next(&mut self) -> Option<Result<TextEvent, CoreError>> {
+        match self.ahead.take() {
+            Some(event) => event,
+            None => self.read().await,
+        }
+    }
+
+    async fn read(&mut self) -> Option<Result<TextEvent, CoreError>> {
         let event = self.inner.next().await;
         match &event {
             Some(Ok(TextEvent::Delta { text, .. })) if !text.is_empty() => {

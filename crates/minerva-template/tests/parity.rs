@@ -7,10 +7,12 @@
 use minerva_template::{ChatTemplate, RenderOptions, TemplateError};
 use serde_json::Value;
 
-const CASES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../tests/fixtures/templates/cases.json"
-);
+/// Read at run time: cargo sets `CARGO_MANIFEST_DIR` for the test process, while a path baked
+/// in at compile time can name another checkout that shares the target directory.
+fn cases_path() -> String {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    format!("{dir}/../../tests/fixtures/templates/cases.json")
+}
 
 /// A readable account of where `got` departs from `want`: the first differing line of each,
 /// with a caret under the first differing character, and a little context before it.
@@ -85,7 +87,7 @@ fn run_case(case: &Value) -> Result<(), String> {
 #[test]
 fn renders_like_jinja2() {
     // MINERVA_TEMPLATE_CASES points at another recording, e.g. while probing a new template.
-    let path = std::env::var("MINERVA_TEMPLATE_CASES").unwrap_or_else(|_| CASES.to_string());
+    let path = std::env::var("MINERVA_TEMPLATE_CASES").unwrap_or_else(|_| cases_path());
     let text = std::fs::read_to_string(&path).expect("read cases.json");
     let cases: Vec<Value> = serde_json::from_str(&text).expect("parse cases.json");
     assert!(!cases.is_empty(), "no parity cases recorded");

@@ -51,6 +51,8 @@ pub fn load_parallel(m: &TestModel, ctx: u32, threads: u32, parallel: u32) -> Ar
         parallel: Some(parallel),
         queue: None,
         chat_template: None,
+        queue_timeout: None,
+        cache_bytes: None,
     };
     minerva_llama::LlamaCppBackend::new()
         .load(&spec)
@@ -58,8 +60,10 @@ pub fn load_parallel(m: &TestModel, ctx: u32, threads: u32, parallel: u32) -> Ar
 }
 
 pub fn fixture(name: &str) -> serde_json::Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/");
-    let text = std::fs::read_to_string(format!("{path}{name}"))
+    // Read at run time: a path baked in at compile time can name another checkout that shares
+    // the target directory.
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("run through cargo test");
+    let text = std::fs::read_to_string(format!("{dir}/../../tests/fixtures/{name}"))
         .unwrap_or_else(|e| panic!("reading fixture {name}: {e}"));
     serde_json::from_str(&text).expect("fixture is JSON")
 }

@@ -58,6 +58,7 @@ pub async fn handle(
         max_tokens: Some(max_tokens),
         stop: params::stops(&req.sampling)?,
         logprobs,
+        cache_prompt: req.sampling.cache_prompt.unwrap_or(true),
     };
     let mut stream = crate::metrics::Metered::new(engine.complete(job).await?, metrics, started);
     let id = new_id("cmpl");
@@ -82,6 +83,7 @@ pub async fn handle(
     };
 
     if req.sampling.stream {
+        stream.started().await?;
         let include_usage = req
             .sampling
             .stream_options

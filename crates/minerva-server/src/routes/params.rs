@@ -86,6 +86,7 @@ pub fn sampling(f: &SamplingFields, n_vocab: usize) -> Result<SamplingParams, Ap
         frequency_penalty: f.frequency_penalty.unwrap_or(d.frequency_penalty),
         seed,
         logit_bias,
+        ignore_eos: f.ignore_eos.unwrap_or(false),
     })
 }
 

@@ -1,5 +1,7 @@
 //! `GET /slots`: what every sequence of every model is doing (llama-server has the same
-//! endpoint), for debugging and for tests that check nothing leaked.
+//! endpoint), for debugging and for tests that check nothing leaked. An idle slot may still
+//! hold KV (`n_kv_tokens`): its last request's, kept as prompt cache; `prompt_cache` is what is
+//! kept in host memory, against its budget.
 
 use axum::extract::State;
 use axum::Json;
@@ -10,8 +12,19 @@ use serde_json::{json, Value};
 pub async fn list(State(engine): State<Engine>) -> Json<Value> {
     let mut slots = Vec::new();
     let mut queued = serde_json::Map::new();
+    let mut cache = serde_json::Map::new();
     for (model, status) in engine.statuses() {
         queued.insert(model.clone(), json!(status.queued));
+        let c = status.cache;
+        cache.insert(
+            model.clone(),
+            json!({
+                "entries": c.entries,
+                "tokens": c.tokens,
+                "bytes": c.bytes,
+                "budget_bytes": c.budget_bytes,
+            }),
+        );
         for s in status.slots {
             let state = match s.state {
                 SlotState::Idle => "idle",
@@ -26,8 +39,10 @@ pub async fn list(State(engine): State<Engine>) -> Json<Value> {
                 "n_prompt_tokens": s.prompt_tokens,
                 "n_prompt_tokens_processed": s.prompt_processed,
                 "n_decoded": s.generated,
+                "n_cached_tokens": s.cached_tokens,
+                "n_kv_tokens": s.kv_tokens,
             }));
         }
     }
-    Json(json!({ "slots": slots, "queued": queued }))
+    Json(json!({ "slots": slots, "queued": queued, "prompt_cache": cache }))
 }

@@ -1,0 +1,436 @@
+//! What the context thread decides each step: which waiting requests start, on which sequence
+//! and from which cached prefix, and what goes into the next `llama_batch`.
+
+use crate::cache::{common_prefix, HostCache};
+use crate::slot::{Slot, Step};
+use crate::worker::{Job, Shared};
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::LlamaStateSeqFlags;
+use minerva_core::{CoreError, Result, SlotStatus};
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A copy or a restore must save at least this many tokens over reusing a free sequence's own
+/// KV (a copy moves a whole KV stream; a restore, the saved sequence).
+const MIN_GAIN: usize = 32;
+/// Before a free sequence's KV is cut back for a request sharing only its start, the whole of
+/// it is saved to host memory if the part cut off is at least this long.
+const MIN_SAVE_TAIL: usize = 64;
+
+/// One sequence of the context: the request running on it, or the KV its last request left.
+#[derive(Default)]
+struct Seq {
+    running: Option<Slot>,
+    /// Tokens whose KV this free sequence still holds.
+    kept: Vec<LlamaToken>,
+    last_used: u64,
+}
+
+impl Seq {
+    fn tokens(&self) -> &[LlamaToken] {
+        self.running.as_ref().map_or(&self.kept, |s| &s.kv)
+    }
+}
+
+pub struct Scheduler<'m> {
+    model: &'m LlamaModel,
+    seqs: Vec<Seq>,
+    waiting: VecDeque<Job>,
+    host: HostCache,
+    /// Whether KV can be cut back to a prefix (not for recurrent or hybrid models).
+    reuse: bool,
+    /// Sliding-window size of the model's SWA layers (0: none).
+    n_swa: usize,
+    n_ctx: usize,
+    /// Most tokens one step decodes (decode tokens plus prompt chunks).
+    step_tokens: usize,
+    queue_timeout: Option<Duration>,
+    tick: u64,
+    shared: Arc<Shared>,
+}
+
+pub struct SchedulerConfig {
+    pub parallel: usize,
+    pub n_ctx: usize,
+    pub step_tokens: usize,
+    pub queue_timeout: Option<Duration>,
+    pub cache_bytes: u64,
+    pub shared: Arc<Shared>,
+}
+
+impl<'m> Scheduler<'m> {
+    pub fn new(model: &'m LlamaModel, config: SchedulerConfig) -> Self {
+        let reuse = !model.is_recurrent() && !model.is_hybrid();
+        Scheduler {
+            model,
+            seqs: (0..config.parallel).map(|_| Seq::default()).collect(),
+            waiting: VecDeque::new(),
+            host: HostCache::new(if reuse { config.cache_bytes } else { 0 }),
+            reuse,
+            n_swa: sliding_window(model),
+            n_ctx: config.n_ctx,
+            step_tokens: config.step_tokens,
+            queue_timeout: config.queue_timeout,
+            tick: 0,
+            shared: config.shared,
+        }
+    }
+
+    /// Publishes what every sequence is doing.
+    pub fn publish(&self) {
+        let running = self.seqs.iter().filter(|s| s.running.is_some()).count();
+        self.shared.running.store(running, Ordering::Relaxed);
+        if let Ok(mut out) = self.shared.slots.lock() {
+            out.clear();
+            out.extend(
+                self.seqs
+                    .iter()
+                    .enumerate()
+                    .map(|(id, s)| match &s.running {
+                        Some(slot) => slot.status(id),
+                        None => SlotStatus {
+                            id,
+                            kv_tokens: s.kept.len(),
+                            ..SlotStatus::default()
+                        },
+                    }),
+            );
+        }
+        if let Ok(mut cache) = self.shared.cache.lock() {
+            *cache = self.host.status();
+        }
+    }
+
+    /// Takes new requests, ends waiting ones whose client left or whose time ran out, and
+    /// starts waiting ones on free sequences. Blocks while nothing runs or waits. False when
+    /// the model is gone (its queue closed) and nothing is left to run.
+    pub fn admit(&mut self, jobs: &Receiver<Job>, ctx: &mut LlamaContext<'_>) -> bool {
+        let idle = self.seqs.iter().all(|s| s.running.is_none());
+        if idle && self.waiting.is_empty() {
+            match jobs.recv() {
+                Ok(job) => self.waiting.push_back(job),
+                Err(_) => return false,
+            }
+        }
+        // Empty or disconnected: run what is already here.
+        while let Ok(job) = jobs.try_recv() {
+            self.waiting.push_back(job);
+        }
+        self.expire_waiting();
+        while self.seqs.iter().any(|s| s.running.is_none()) {
+            let Some(job) = self.waiting.pop_front() else {
+                break;
+            };
+            self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+            self.start(job, ctx);
+        }
+        true
+    }
+
+    fn expire_waiting(&mut self) {
+        let timeout = self.queue_timeout;
+        let shared = &self.shared;
+        self.waiting.retain(|job| {
+            if job.events.is_closed() {
+                shared.queued.fetch_sub(1, Ordering::Relaxed);
+                tracing::debug!("a waiting request was cancelled");
+                return false;
+            }
+            let waited = job.enqueued.elapsed();
+            if timeout.is_some_and(|t| waited > t) {
+                shared.queued.fetch_sub(1, Ordering::Relaxed);
+                let _ = job.events.send(Err(CoreError::QueueTimeout {
+                    waited_secs: waited.as_secs_f64(),
+                }));
+                tracing::warn!(waited_ms = waited.as_millis() as u64, "queue timeout");
+                return false;
+            }
+            true
+        });
+    }
+
+    /// Starts `job` on a free sequence, reusing the longest cached prefix of its prompt.
+    fn start(&mut self, job: Job, ctx: &mut LlamaContext<'_>) {
+        let prompt: Vec<LlamaToken> = job.request.prompt.iter().map(|&t| LlamaToken(t)).collect();
+        let (dst, cached) = if job.request.cache_prompt && self.reuse {
+            self.place_cached(&prompt, ctx)
+        } else {
+            let dst = self.lru_free(None);
+            self.evict(dst, ctx);
+            (dst, 0)
+        };
+        self.tick += 1;
+        let seq = &mut self.seqs[dst];
+        seq.last_used = self.tick;
+        seq.kept.clear();
+        tracing::debug!(
+            seq = dst,
+            prompt_tokens = prompt.len(),
+            cached_tokens = cached,
+            "sequence started"
+        );
+        seq.running = Some(Slot::new(dst as i32, job, prompt, cached, self.model));
+    }
+
+    /// Picks the sequence for `prompt` and fills its KV with the longest cached prefix it can
+    /// get: a free sequence's own KV (in place, or copied when that sequence holds another
+    /// conversation worth keeping), a copy of a running sequence's, or a host-cache entry.
+    fn place_cached(
+        &mut self,
+        prompt: &[LlamaToken],
+        ctx: &mut LlamaContext<'_>,
+    ) -> (usize, usize) {
+        // At least one prompt token is always computed: its logits start the reply.
+        let usable = prompt.len().saturating_sub(1);
+        let shared: Vec<usize> = self
+            .seqs
+            .iter()
+            .map(|s| common_prefix(s.tokens(), prompt).min(usable))
+            .collect();
+        let best = |running: bool| {
+            (0..self.seqs.len())
+                .filter(|&i| self.seqs[i].running.is_some() == running)
+                .max_by_key(|&i| (shared[i], self.seqs[i].last_used))
+                .map(|i| (i, shared[i]))
+        };
+        let (free, free_n) = best(false).unwrap_or((0, 0));
+        let (run, run_n) = best(true).unwrap_or((0, 0));
+        let (host, host_n) = self
+            .host
+            .best(prompt)
+            .map_or((0, 0), |(i, n)| (i, n.min(usable)));
+
+        if free_n > 0 && free_n + MIN_GAIN > run_n.max(host_n) {
+            return self.reuse_free(free, free_n, ctx);
+        }
+        if run_n >= MIN_GAIN && run_n >= host_n {
+            let dst = self.lru_free(Some(run));
+            self.evict(dst, ctx);
+            if copy_seq(ctx, run, dst) {
+                tracing::debug!(
+                    src = run,
+                    dst,
+                    tokens = run_n,
+                    "prompt cache: copied a running sequence's prefix"
+                );
+                return (dst, self.cut(dst, run_n, ctx));
+            }
+            return (dst, 0);
+        }
+        if host_n >= MIN_GAIN {
+            let dst = self.lru_free(None);
+            self.evict(dst, ctx);
+            if self.host.restore(ctx, host, dst as i32, self.tick) {
+                tracing::debug!(
+                    dst,
+                    tokens = host_n,
+                    "prompt cache: restored from host memory"
+                );
+                return (dst, self.cut(dst, host_n, ctx));
+            }
+            free_seq(ctx, dst as i32);
+            return (dst, 0);
+        }
+        if free_n > 0 {
+            return self.reuse_free(free, free_n, ctx);
+        }
+        let dst = self.lru_free(None);
+        self.evict(dst, ctx);
+        (dst, 0)
+    }
+
+    /// Reuses the first `n` tokens of free sequence `src`'s KV. Cutting it back would lose the
+    /// rest (another conversation), so a long rest is kept: the prefix is copied into an empty
+    /// sequence when there is one, else the whole is saved to host memory before the cut; for a
+    /// short prefix that is not worth either, the prompt starts afresh elsewhere.
+    fn reuse_free(&mut self, src: usize, n: usize, ctx: &mut LlamaContext<'_>) -> (usize, usize) {
+        let rest = self.seqs[src].kept.len() - n;
+        if rest >= MIN_SAVE_TAIL {
+            if n < MIN_GAIN {
+                let dst = self.lru_free(None);
+                self.evict(dst, ctx);
+                return (dst, 0);
+            }
+            let empty = (0..self.seqs.len()).find(|&i| {
+                i != src && self.seqs[i].running.is_none() && self.seqs[i].kept.is_empty()
+            });
+            if let Some(dst) = empty {
+                free_seq(ctx, dst as i32);
+                if copy_seq(ctx, src, dst) {
+                    return (dst, self.cut(dst, n, ctx));
+                }
+                return (dst, 0);
+            }
+            let tokens = self.seqs[src].kept.clone();
+            self.host.save(ctx, src as i32, tokens, self.tick);
+        }
+        (src, self.cut(src, n, ctx))
+    }
+
+    /// Cuts sequence `dst`'s KV back to its first `n` tokens; the prefix length it keeps
+    /// (0 when the cut is impossible, e.g. a sliding window already dropped needed cells).
+    fn cut(&mut self, dst: usize, n: usize, ctx: &mut LlamaContext<'_>) -> usize {
+        let seq = dst as i32;
+        let removed = u32::try_from(n).is_ok_and(|p0| {
+            matches!(
+                ctx.clear_kv_cache_seq(Some(dst as u32), Some(p0), None),
+                Ok(true)
+            )
+        });
+        // Every position the prompt's tail attends to must still have its cells: all of them,
+        // or with a sliding window, the last n_swa.
+        let pos_min = ctx.kv_cache_seq_pos_min(seq);
+        let pos_max = ctx.kv_cache_seq_pos_max(seq);
+        let oldest_needed = if self.n_swa == 0 {
+            0
+        } else {
+            n.saturating_sub(self.n_swa)
+        };
+        let complete = pos_min >= 0
+            && pos_min as usize <= oldest_needed
+            && usize::try_from(pos_max + 1).is_ok_and(|end| end == n);
+        if removed && complete {
+            return n;
+        }
+        tracing::debug!(
+            seq,
+            n,
+            pos_min,
+            pos_max,
+            "prompt cache: prefix not reusable; computing it again"
+        );
+        free_seq(ctx, seq);
+        0
+    }
+
+    /// Empties free sequence `dst`, saving its KV to host memory first.
+    fn evict(&mut self, dst: usize, ctx: &mut LlamaContext<'_>) {
+        let tokens = std::mem::take(&mut self.seqs[dst].kept);
+        if self.reuse && !tokens.is_empty() {
+            self.host.save(ctx, dst as i32, tokens, self.tick);
+        }
+        free_seq(ctx, dst as i32);
+    }
+
+    /// The free sequence used least recently (empty ones first), other than `except`.
+    fn lru_free(&self, except: Option<usize>) -> usize {
+        (0..self.seqs.len())
+            .filter(|&i| self.seqs[i].running.is_none() && Some(i) != except)
+            .min_by_key(|&i| (!self.seqs[i].kept.is_empty(), self.seqs[i].last_used))
+            .unwrap_or(0)
+    }
+
+    /// Ends sequences whose client went away; their KV stays as cache.
+    pub fn drop_cancelled(&mut self) {
+        for seq in &mut self.seqs {
+            if seq
+                .running
+                .as_ref()
+                .is_some_and(|s| s.job.events.is_closed())
+            {
+                if let Some(slot) = seq.running.take() {
+                    tracing::debug!(seq = slot.seq, generated = slot.generated, "cancelled");
+                    seq.kept = slot.kv;
+                }
+            }
+        }
+    }
+
+    /// One `llama_decode`: the pending token of every decoding sequence, then prompt chunks.
+    pub fn step(&mut self, ctx: &mut LlamaContext<'_>, batch: &mut LlamaBatch<'_>) -> Result<()> {
+        batch.clear();
+        for slot in self.seqs.iter_mut().filter_map(|s| s.running.as_mut()) {
+            slot.add_pending(batch)?;
+        }
+        for slot in self.seqs.iter_mut().filter_map(|s| s.running.as_mut()) {
+            let budget = self.step_tokens.saturating_sub(batch.n_tokens() as usize);
+            if budget == 0 {
+                break;
+            }
+            slot.add_prompt_chunk(batch, budget)?;
+        }
+        if batch.n_tokens() == 0 {
+            return Ok(());
+        }
+        if let Err(e) = ctx.decode(batch) {
+            // A failed decode leaves the batch's sequences in an unknown state: end them all
+            // and drop everything the context holds.
+            let message = format!("decode failed: {e}");
+            for seq in &mut self.seqs {
+                seq.kept.clear();
+                if let Some(slot) = seq.running.take() {
+                    let _ = slot
+                        .job
+                        .events
+                        .send(Err(CoreError::Backend(message.clone())));
+                }
+            }
+            ctx.clear_kv_cache();
+            return Err(CoreError::Backend(message));
+        }
+        let mut endings = Vec::new();
+        for seq in &mut self.seqs {
+            let Some(slot) = seq.running.as_mut() else {
+                continue;
+            };
+            if !slot.has_logits() {
+                continue;
+            }
+            if let Step::Finished(event) = slot.sample(ctx, self.model, self.n_ctx) {
+                if let Some(slot) = seq.running.take() {
+                    seq.kept = slot.kv;
+                    if let Some(event) = event {
+                        endings.push((slot.job.events, event));
+                    }
+                }
+            }
+        }
+        if !endings.is_empty() {
+            self.publish();
+            for (events, event) in endings {
+                let _ = events.send(Ok(event));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The sliding-window size of a model with SWA layers, from its GGUF metadata (0: none).
+fn sliding_window(model: &LlamaModel) -> usize {
+    let Ok(arch) = model.meta_val_str("general.architecture") else {
+        return 0;
+    };
+    model
+        .meta_val_str(&format!("{arch}.attention.sliding_window"))
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Copies sequence `src`'s KV into empty sequence `dst` (another KV stream) through a host
+/// buffer: immediate, and only the cells `src` uses.
+fn copy_seq(ctx: &mut LlamaContext<'_>, src: usize, dst: usize) -> bool {
+    let copied = ctx
+        .state_seq_get(src as i32, LlamaStateSeqFlags::empty())
+        .and_then(|state| ctx.state_seq_set(&state, dst as i32));
+    if let Err(e) = &copied {
+        tracing::warn!(src, dst, error = %e, "cannot copy a sequence's KV");
+        free_seq(ctx, dst as i32);
+    }
+    copied.is_ok()
+}
+
+/// Frees every KV cell of a sequence.
+pub fn free_seq(ctx: &mut LlamaContext<'_>, seq: i32) {
+    if let Ok(seq) = u32::try_from(seq) {
+        if let Err(e) = ctx.clear_kv_cache_seq(Some(seq), None, None) {
+            tracing::warn!(seq, error = %e, "cannot free a sequence's KV cells");
+        }
+    }
+}

@@ -1,0 +1,60 @@
+"""Starting and stopping a server process for a benchmark: a free port, waiting for /health,
+and a context manager that always stops the process. Shared by bench.py and load.py."""
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(base, proc, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"server exited with {proc.returncode}")
+        try:
+            if urllib.request.urlopen(base + "/health", timeout=1).status == 200:
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    sys.exit("server did not become healthy")
+
+
+class Server:
+    """One server process, started for a round and stopped after it."""
+
+    def __init__(self, name, cmd, base, log_path=None):
+        self.name, self.cmd, self.base, self.log_path = name, cmd, base, log_path
+        self.proc = None
+        self.log = None
+
+    def __enter__(self):
+        out = subprocess.DEVNULL
+        if self.log_path:
+            self.log = open(self.log_path, "ab")
+            out = self.log
+        self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_healthy(self.base, self.proc)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.log:
+            self.log.close()

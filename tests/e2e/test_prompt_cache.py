@@ -1,0 +1,109 @@
+"""The prompt cache over HTTP: a conversation's second turn and a request sharing a running
+request's system prompt report reused prompt tokens (usage.prompt_tokens_details.cached_tokens)
+and give the reply they give with `cache_prompt: false`."""
+import threading
+
+import httpx
+import openai
+
+from conftest import MODEL_ID
+
+SYSTEM = (
+    "You are the on-call assistant of a small team that runs a web shop. Answer in at most three "
+    "sentences. The shop runs on three servers behind a load balancer; the database is "
+    "PostgreSQL 16 with one replica; deployments happen on Tuesdays and Thursdays; incidents are "
+    "tracked in the team's issue tracker with the label 'incident'. Never suggest restarting the "
+    "database primary without asking a human first. Prefer commands that can be undone."
+)
+
+
+def cached(usage):
+    details = usage.prompt_tokens_details
+    return details.cached_tokens if details else 0
+
+
+def metric(base, name):
+    for line in httpx.get(f"{base}/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} missing from /metrics")
+
+
+def test_second_turn_reuses_the_first_and_says_the_same_as_uncached(server, client):
+    hits_before = metric(server, "minerva_cache_hit_tokens_total")
+    turn1 = [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": "The checkout page is slow since this morning. Where do I look first?"},
+    ]
+    r1 = client.chat.completions.create(model=MODEL_ID, messages=turn1, temperature=0, max_tokens=32)
+    turn2 = turn1 + [
+        {"role": "assistant", "content": r1.choices[0].message.content},
+        {"role": "user", "content": "The database looks fine. What next?"},
+    ]
+    r2 = client.chat.completions.create(model=MODEL_ID, messages=turn2, temperature=0, max_tokens=32)
+    assert cached(r2.usage) >= r1.usage.prompt_tokens - 1, (r1.usage, r2.usage)
+    assert cached(r2.usage) < r2.usage.prompt_tokens
+    fresh = client.chat.completions.create(
+        model=MODEL_ID, messages=turn2, temperature=0, max_tokens=32, extra_body={"cache_prompt": False}
+    )
+    assert cached(fresh.usage) == 0
+    assert fresh.choices[0].message.content == r2.choices[0].message.content
+    assert metric(server, "minerva_cache_hit_tokens_total") >= hits_before + cached(r2.usage)
+
+
+def test_a_request_reuses_the_system_prompt_of_one_still_generating(parallel_server):
+    client = openai.OpenAI(base_url=f"{parallel_server}/v1", api_key="x", max_retries=0, timeout=300)
+    system_tokens = len(httpx.post(f"{parallel_server}/tokenize", json={"content": SYSTEM}).json()["tokens"])
+    a = client.chat.completions.create(
+        model=MODEL_ID,
+        messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Write a runbook for a full disk."}],
+        temperature=0,
+        max_tokens=200,
+        stream=True,
+        extra_body={"ignore_eos": True},
+    )
+    first = next(iter(a))
+    assert first.choices[0].delta.role == "assistant"
+    b_messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Is it safe to deploy on a Friday?"}]
+    b = client.chat.completions.create(model=MODEL_ID, messages=b_messages, temperature=0, max_tokens=24)
+    slots = httpx.get(f"{parallel_server}/slots").json()["slots"]
+    assert any(s["is_processing"] for s in slots), "A should still be generating"
+    a.close()
+    assert cached(b.usage) >= system_tokens, (system_tokens, b.usage)
+    alone = client.chat.completions.create(
+        model=MODEL_ID, messages=b_messages, temperature=0, max_tokens=24, extra_body={"cache_prompt": False}
+    )
+    # Both runs were batched beside other sequences or not, so llama.cpp's kernels may round
+    # differently; a departure is reported, not hidden (crates/minerva-llama/tests/prompt_cache.rs
+    # checks the same with nothing else running).
+    same = alone.choices[0].message.content == b.choices[0].message.content
+    print(f"B with the shared prefix reused: identical to uncached: {same}")
+
+
+def test_a_request_waiting_past_the_queue_timeout_gets_a_503(timeout_server):
+    long = {
+        "model": MODEL_ID,
+        "messages": [{"role": "user", "content": "Count from one to one thousand."}],
+        "max_tokens": 400,
+        "temperature": 0,
+        "ignore_eos": True,
+        "stream": True,
+    }
+    with httpx.Client(base_url=timeout_server, timeout=120) as http:
+        with http.stream("POST", "/v1/chat/completions", json=long) as running:
+            assert running.status_code == 200
+            lines = running.iter_lines()
+            next(lines)
+            short = {"model": MODEL_ID, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+            r = http.post("/v1/chat/completions", json=short)
+            assert r.status_code == 503, r.text
+            assert r.headers["retry-after"] == "1"
+            err = r.json()["error"]
+            assert err["code"] == "queue_timeout" and "queue timeout" in err["message"], err
+            # A streaming request that times out gets the status too, not an error inside a 200.
+            r = http.post("/v1/chat/completions", json={**short, "stream": True})
+            assert r.status_code == 503 and r.json()["error"]["code"] == "queue_timeout"
+        r = http.post("/v1/chat/completions", json=short)
+        assert r.status_code == 200, r.text
+        slots = http.get("/slots").json()
+        assert slots["queued"] == {MODEL_ID: 0}
