@@ -16,9 +16,13 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A copy or a restore must save at least this many tokens over reusing a free sequence's own
-/// KV (a copy moves a whole KV stream; a restore, the saved sequence).
-const MIN_GAIN: usize = 32;
+/// A copy or a restore must reuse at least this many more tokens than the destination's own KV
+/// (either moves the source's cells through host memory: cheap, but not free).
+const MIN_GAIN: usize = 4;
+/// Most prompt tokens one step reads while other sequences are generating: a step's time is
+/// mostly its prompt tokens, and every generating stream waits for the step (on two CPU cores a
+/// 512-token chunk takes seconds, a 128-token one a fraction of that).
+const PROMPT_TOKENS_WHILE_DECODING: usize = 128;
 /// Before a free sequence's KV is cut back for a request sharing only its start, the whole of
 /// it is saved to host memory if the part cut off is at least this long.
 const MIN_SAVE_TAIL: usize = 64;
@@ -161,7 +165,7 @@ impl<'m> Scheduler<'m> {
         let (dst, cached) = if job.request.cache_prompt && self.reuse {
             self.place_cached(&prompt, ctx)
         } else {
-            let dst = self.lru_free(None);
+            let dst = self.first_free();
             self.evict(dst, ctx);
             (dst, 0)
         };
@@ -179,8 +183,15 @@ impl<'m> Scheduler<'m> {
     }
 
     /// Picks the sequence for `prompt` and fills its KV with the longest cached prefix it can
-    /// get: a free sequence's own KV (in place, or copied when that sequence holds another
-    /// conversation worth keeping), a copy of a running sequence's, or a host-cache entry.
+    /// get: its own kept KV, a copy of another sequence's (free or still running), or a
+    /// host-cache entry.
+    ///
+    /// The destination is always the lowest free sequence. With one KV stream per sequence,
+    /// llama.cpp splits a batch into micro-batches of consecutive sequence ids (`split_equal`),
+    /// so running sequences packed at the low ids decode in one micro-batch per step, where
+    /// scattered ones cost one each. A copy is cheap (only the source's cells move), so packing
+    /// costs the cache nothing; a free sequence's KV that would be overwritten is saved to host
+    /// memory first.
     fn place_cached(
         &mut self,
         prompt: &[LlamaToken],
@@ -188,44 +199,49 @@ impl<'m> Scheduler<'m> {
     ) -> (usize, usize) {
         // At least one prompt token is always computed: its logits start the reply.
         let usable = prompt.len().saturating_sub(1);
+        let dst = self.first_free();
         let shared: Vec<usize> = self
             .seqs
             .iter()
             .map(|s| common_prefix(s.tokens(), prompt).min(usable))
             .collect();
-        let best = |running: bool| {
-            (0..self.seqs.len())
-                .filter(|&i| self.seqs[i].running.is_some() == running)
-                .max_by_key(|&i| (shared[i], self.seqs[i].last_used))
-                .map(|i| (i, shared[i]))
-        };
-        let (free, free_n) = best(false).unwrap_or((0, 0));
-        let (run, run_n) = best(true).unwrap_or((0, 0));
+        let (src, src_n) = (0..self.seqs.len())
+            .filter(|&i| i != dst)
+            .max_by_key(|&i| {
+                (
+                    shared[i],
+                    self.seqs[i].running.is_none(),
+                    self.seqs[i].last_used,
+                )
+            })
+            .map_or((dst, 0), |i| (i, shared[i]));
         let (host, host_n) = self
             .host
             .best(prompt)
             .map_or((0, 0), |(i, n)| (i, n.min(usable)));
+        let own_n = shared[dst];
 
-        if free_n > 0 && free_n + MIN_GAIN > run_n.max(host_n) {
-            return self.reuse_free(free, free_n, ctx);
+        if own_n > 0 && own_n + MIN_GAIN > src_n.max(host_n) {
+            if self.seqs[dst].kept.len() - own_n >= MIN_SAVE_TAIL {
+                let tokens = self.seqs[dst].kept.clone();
+                self.host.save(ctx, dst as i32, tokens, self.tick);
+            }
+            return (dst, self.cut(dst, own_n, ctx));
         }
-        if run_n >= MIN_GAIN && run_n >= host_n {
-            let dst = self.lru_free(Some(run));
-            self.evict(dst, ctx);
-            if copy_seq(ctx, run, dst) {
+        self.evict(dst, ctx);
+        if src_n > 0 && src_n >= host_n {
+            if copy_seq(ctx, src, dst) {
                 tracing::debug!(
-                    src = run,
+                    src,
                     dst,
-                    tokens = run_n,
-                    "prompt cache: copied a running sequence's prefix"
+                    tokens = src_n,
+                    "prompt cache: copied another sequence's prefix"
                 );
-                return (dst, self.cut(dst, run_n, ctx));
+                return (dst, self.cut(dst, src_n, ctx));
             }
             return (dst, 0);
         }
-        if host_n >= MIN_GAIN {
-            let dst = self.lru_free(None);
-            self.evict(dst, ctx);
+        if host_n > 0 {
             if self.host.restore(ctx, host, dst as i32, self.tick) {
                 tracing::debug!(
                     dst,
@@ -235,42 +251,8 @@ impl<'m> Scheduler<'m> {
                 return (dst, self.cut(dst, host_n, ctx));
             }
             free_seq(ctx, dst as i32);
-            return (dst, 0);
         }
-        if free_n > 0 {
-            return self.reuse_free(free, free_n, ctx);
-        }
-        let dst = self.lru_free(None);
-        self.evict(dst, ctx);
         (dst, 0)
-    }
-
-    /// Reuses the first `n` tokens of free sequence `src`'s KV. Cutting it back would lose the
-    /// rest (another conversation), so a long rest is kept: the prefix is copied into an empty
-    /// sequence when there is one, else the whole is saved to host memory before the cut; for a
-    /// short prefix that is not worth either, the prompt starts afresh elsewhere.
-    fn reuse_free(&mut self, src: usize, n: usize, ctx: &mut LlamaContext<'_>) -> (usize, usize) {
-        let rest = self.seqs[src].kept.len() - n;
-        if rest >= MIN_SAVE_TAIL {
-            if n < MIN_GAIN {
-                let dst = self.lru_free(None);
-                self.evict(dst, ctx);
-                return (dst, 0);
-            }
-            let empty = (0..self.seqs.len()).find(|&i| {
-                i != src && self.seqs[i].running.is_none() && self.seqs[i].kept.is_empty()
-            });
-            if let Some(dst) = empty {
-                free_seq(ctx, dst as i32);
-                if copy_seq(ctx, src, dst) {
-                    return (dst, self.cut(dst, n, ctx));
-                }
-                return (dst, 0);
-            }
-            let tokens = self.seqs[src].kept.clone();
-            self.host.save(ctx, src as i32, tokens, self.tick);
-        }
-        (src, self.cut(src, n, ctx))
     }
 
     /// Cuts sequence `dst`'s KV back to its first `n` tokens; the prefix length it keeps
@@ -318,11 +300,11 @@ impl<'m> Scheduler<'m> {
         free_seq(ctx, dst as i32);
     }
 
-    /// The free sequence used least recently (empty ones first), other than `except`.
-    fn lru_free(&self, except: Option<usize>) -> usize {
-        (0..self.seqs.len())
-            .filter(|&i| self.seqs[i].running.is_none() && Some(i) != except)
-            .min_by_key(|&i| (!self.seqs[i].kept.is_empty(), self.seqs[i].last_used))
+    /// The free sequence with the lowest id (see `place_cached`).
+    fn first_free(&self) -> usize {
+        self.seqs
+            .iter()
+            .position(|s| s.running.is_none())
             .unwrap_or(0)
     }
 
@@ -342,14 +324,29 @@ impl<'m> Scheduler<'m> {
         }
     }
 
-    /// One `llama_decode`: the pending token of every decoding sequence, then prompt chunks.
+    /// One `llama_decode`: the pending token of every decoding sequence, then prompt chunks,
+    /// shortest remaining prompt first: a short chat arriving beside a long document gets its
+    /// first token after one step instead of waiting for the document's chunks.
     pub fn step(&mut self, ctx: &mut LlamaContext<'_>, batch: &mut LlamaBatch<'_>) -> Result<()> {
         batch.clear();
         for slot in self.seqs.iter_mut().filter_map(|s| s.running.as_mut()) {
             slot.add_pending(batch)?;
         }
-        for slot in self.seqs.iter_mut().filter_map(|s| s.running.as_mut()) {
-            let budget = self.step_tokens.saturating_sub(batch.n_tokens() as usize);
+        let limit = if batch.n_tokens() > 0 {
+            self.step_tokens
+                .min(batch.n_tokens() as usize + PROMPT_TOKENS_WHILE_DECODING)
+        } else {
+            self.step_tokens
+        };
+        let mut reading: Vec<&mut Slot> = self
+            .seqs
+            .iter_mut()
+            .filter_map(|s| s.running.as_mut())
+            .filter(|s| s.prompt_left() > 0)
+            .collect();
+        reading.sort_by_key(|s| s.prompt_left());
+        for slot in reading {
+            let budget = limit.saturating_sub(batch.n_tokens() as usize);
             if budget == 0 {
                 break;
             }

@@ -108,6 +108,11 @@ impl Slot {
         Ok(())
     }
 
+    /// Prompt tokens not yet sent to the context.
+    pub fn prompt_left(&self) -> usize {
+        self.prompt.len() - self.prefilled
+    }
+
     /// Adds up to `budget` prompt tokens; logits only for the prompt's last token.
     pub fn add_prompt_chunk(&mut self, batch: &mut LlamaBatch<'_>, budget: usize) -> Result<()> {
         let rest = &self.prompt[self.prefilled..];
