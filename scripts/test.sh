@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs Minerva's whole test suite: Rust unit and integration tests (real models), then the
-# end-to-end tests that drive a real `minerva serve` with the official `openai` client.
+# end-to-end tests that drive a real `minerva serve` with the official `openai` and `ollama` clients.
 # Fetches the test models into Minerva's models directory first (cached, sha256-verified).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -29,9 +29,9 @@ def _required_env(name: str) -> str:
     return value
 
 
-def _start_server(extra_args, log_path):
+def _start_server(extra_args, log_path, model=None):
     binary = _required_env("MINERVA_BIN")
-    model = _required_env("MINERVA_QWEN_GGUF")
+    model = model or _required_env("MINERVA_QWEN_GGUF")
     port = _free_port()
     log = open(log_path.format(port=port), "wb")
     # Debug logs of the llama backend say when a generation was cancelled, and after how many tokens.
@@ -79,8 +79,9 @@ def server():
     _stop_server(proc, log)
 
 
-def _extra_server(name, args):
-    proc, base, log = _start_server(args, os.path.join(LOG_DIR, f"minerva-e2e-{name}-{{port}}.log"))
+def _extra_server(name, args, model=None):
+    """Another server (another model file with `model`), for the fixtures that need one."""
+    proc, base, log = _start_server(args, os.path.join(LOG_DIR, f"minerva-e2e-{name}-{{port}}.log"), model)
     yield base
     _stop_server(proc, log)
 

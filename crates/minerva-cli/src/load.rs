@@ -33,6 +33,7 @@ pub fn load(args: &ModelArgs, models_dir: &Path) -> Result<Arc<dyn Model>> {
     };
     let spec = ModelSpec {
         id: catalog::model_id(&path),
+        sha256: catalog::stamped_sha256(&path),
         path,
         ctx_size: Some(args.ctx_size),
         threads: args.threads,

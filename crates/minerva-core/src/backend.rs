@@ -1,6 +1,7 @@
 use crate::{GenerateRequest, GenerationStream, Result, TokenId};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// What to load and how.
 #[derive(Debug, Clone)]
@@ -25,6 +26,9 @@ pub struct ModelSpec {
     /// Bytes of host memory for prompt KV kept after it leaves the context (`None`: a backend
     /// default; zero: only what the context itself holds).
     pub cache_bytes: Option<u64>,
+    /// The file's sha256 (hex) when the loader already knows it (a verified download), so that
+    /// listings can show it without hashing the file.
+    pub sha256: Option<String>,
 }
 
 /// Facts about a loaded model.
@@ -44,6 +48,30 @@ pub struct ModelInfo {
     pub chat_template: String,
     /// True when `chat_template` is Minerva's default (the model has none and no override was given).
     pub default_template: bool,
+    /// What the model file says about itself, for model listings.
+    pub file: ModelFile,
+}
+
+/// Facts about a model's file: size, hash, architecture, parameters, quantization, metadata.
+#[derive(Debug, Clone, Default)]
+pub struct ModelFile {
+    /// The file format, e.g. `"gguf"`.
+    pub format: &'static str,
+    /// Size of the file in bytes.
+    pub size: u64,
+    /// Last modification time of the file.
+    pub modified: Option<SystemTime>,
+    /// sha256 of the file (hex), when known without hashing it (see [`ModelSpec::sha256`]).
+    pub sha256: Option<String>,
+    /// The architecture, e.g. `"qwen2"` (GGUF `general.architecture`).
+    pub architecture: Option<String>,
+    /// Number of parameters.
+    pub n_params: u64,
+    /// Quantization in llama.cpp's naming, e.g. `"Q4_K_M"` or `"F16"`.
+    pub quantization: Option<String>,
+    /// The file's scalar metadata as key and text value (GGUF key/value pairs; arrays such as the
+    /// vocabulary are left out).
+    pub metadata: Vec<(String, String)>,
 }
 
 /// What one sequence of a model is doing.

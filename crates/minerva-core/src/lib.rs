@@ -23,7 +23,8 @@ mod request;
 pub mod text;
 
 pub use backend::{
-    Backend, CacheStatus, Model, ModelInfo, ModelSpec, ModelStatus, SlotState, SlotStatus,
+    Backend, CacheStatus, Model, ModelFile, ModelInfo, ModelSpec, ModelStatus, SlotState,
+    SlotStatus,
 };
 pub use error::{CoreError, Result};
 pub use event::{FinishReason, GenEvent, GenerationStream, TokenLogprob, TokenOut, Usage};

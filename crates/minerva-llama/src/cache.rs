@@ -14,8 +14,10 @@
 //!   byte budget, and restored into a sequence when a later prompt shares more with it than
 //!   with anything in the context: the way a user returns to an older chat.
 //!
-//! The reuse is exact: the cached cells hold the KV that computing the same tokens at the same
-//! positions would produce, so only the prompt's tail is computed.
+//! Only the prompt's tail is computed. The cached cells hold what computing the same tokens at
+//! the same positions produced, but in another batch: llama.cpp's CPU kernels round differently
+//! at different batch sizes, so a reply can part from an uncached one at a near-tie (measured in
+//! the README; tests/prompt_cache.rs checks conversations that stay identical).
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::token::LlamaToken;

@@ -10,6 +10,7 @@
 
 mod cache;
 mod logprobs;
+mod meta;
 mod model;
 mod sampler;
 mod scheduler;

@@ -118,6 +118,7 @@ impl LlamaModelHandle {
                 add_bos,
                 chat_template: source,
                 default_template,
+                file: crate::meta::model_file(&model, spec),
             },
             model,
             template,

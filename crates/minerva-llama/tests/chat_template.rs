@@ -64,6 +64,7 @@ fn qwen_with_template(
         chat_template: Some(source.into()),
         queue_timeout: None,
         cache_bytes: None,
+        sha256: None,
     };
     minerva_llama::LlamaCppBackend::new().load(&spec)
 }
@@ -109,6 +110,7 @@ fn not_a_gguf_file_is_a_clear_load_error() {
             chat_template: None,
             queue_timeout: None,
             cache_bytes: None,
+            sha256: None,
         };
         let err = minerva_llama::LlamaCppBackend::new()
             .load(&spec)

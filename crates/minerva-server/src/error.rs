@@ -1,4 +1,5 @@
-//! One error type for every route, mapped to a status and OpenAI's error body.
+//! One error type for every route, mapped to a status and OpenAI's error body, or Ollama's on
+//! the Ollama routes ([`OllamaError`]).
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -106,21 +107,66 @@ impl From<CoreError> for ApiError {
     }
 }
 
+/// An error response: the status, a JSON body, and `Retry-After` when the server is busy.
+fn error_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    let body = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
+    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // The queue is full or was too slow: a client should come back shortly.
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    response
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::to_string(&self.body()).unwrap_or_else(|_| "{}".into());
-        let mut response = (
-            self.status,
-            [(header::CONTENT_TYPE, "application/json")],
-            body,
-        )
-            .into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            // The queue is full or was too slow: a client should come back shortly.
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        error_response(self.status, &self.body())
+    }
+}
+
+/// An [`ApiError`] answered in Ollama's shape, `{"error": "message"}`, with the same status.
+/// An unknown model reads as Ollama says it: `model "x" not found, try pulling it first`.
+#[derive(Debug)]
+pub struct OllamaError(pub ApiError);
+
+impl OllamaError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        OllamaError(ApiError::bad_request(message, None))
+    }
+
+    pub fn model_not_found(name: &str) -> Self {
+        OllamaError(ApiError::not_found(format!(
+            "model \"{name}\" not found, try pulling it first"
+        )))
+    }
+
+    /// Ollama's error body, also the last line of a stream that failed.
+    pub fn body(&self) -> minerva_ollama::ErrorBody {
+        minerva_ollama::ErrorBody {
+            error: self.0.message.clone(),
         }
-        response
+    }
+}
+
+impl From<ApiError> for OllamaError {
+    fn from(e: ApiError) -> Self {
+        OllamaError(e)
+    }
+}
+
+impl From<CoreError> for OllamaError {
+    fn from(e: CoreError) -> Self {
+        if let CoreError::ModelNotFound(id) = &e {
+            return OllamaError::model_not_found(id);
+        }
+        OllamaError(ApiError::from(e))
+    }
+}
+
+impl IntoResponse for OllamaError {
+    fn into_response(self) -> Response {
+        error_response(self.0.status, &self.body())
     }
 }

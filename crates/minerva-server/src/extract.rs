@@ -1,5 +1,7 @@
-//! A JSON body extractor whose every rejection is an OpenAI-shaped error.
+//! JSON body extractors whose every rejection is an OpenAI-shaped error ([`JsonBody`]) or an
+//! Ollama-shaped one ([`OllamaJson`]).
 
+use crate::error::OllamaError;
 use crate::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -45,51 +47,74 @@ impl ParseBody for minerva_openai::CompletionRequest {
     }
 }
 
-impl ParseBody for minerva_openai::TokenizeRequest {
-    fn parse(value: serde_json::Value) -> Result<Self, PathError> {
-        parse(value)
-    }
+/// Request types read as they are.
+macro_rules! parse_as_is {
+    ($($t:ty),* $(,)?) => {$(
+        impl ParseBody for $t {
+            fn parse(value: serde_json::Value) -> Result<Self, PathError> {
+                parse(value)
+            }
+        }
+    )*};
 }
 
-impl ParseBody for minerva_openai::DetokenizeRequest {
-    fn parse(value: serde_json::Value) -> Result<Self, PathError> {
-        parse(value)
-    }
-}
+parse_as_is!(
+    minerva_openai::TokenizeRequest,
+    minerva_openai::DetokenizeRequest,
+    minerva_ollama::ChatRequest,
+    minerva_ollama::GenerateRequest,
+    minerva_ollama::ShowRequest,
+);
 
 impl<S: Send + Sync, T: ParseBody> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            let mut err = ApiError::bad_request(format!("cannot read the request body: {e}"), None);
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                err.status = StatusCode::PAYLOAD_TOO_LARGE;
-                err.message = format!(
-                    "the request body is larger than {} bytes",
-                    crate::MAX_BODY_BYTES
-                );
-            }
-            err
-        })?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}"), None))?;
-        if !value.is_object() {
-            return Err(ApiError::bad_request(
-                "the body must be a JSON object",
-                None,
-            ));
-        }
-        let parsed = T::parse(value).map_err(|e| {
-            let path = e.path().to_string();
-            let param = (path != ".").then_some(path);
-            let mut err = ApiError::bad_request(format!("invalid request: {}", e.inner()), None);
-            if let Some(p) = param {
-                err.message = format!("invalid value for '{p}': {}", e.inner());
-                err.param = Some(p);
-            }
-            err
-        })?;
-        Ok(JsonBody(parsed))
+        read_body(req, state).await.map(JsonBody)
     }
+}
+
+/// [`JsonBody`] for the Ollama routes: the same checks, answered as `{"error": "..."}`.
+pub struct OllamaJson<T>(pub T);
+
+impl<S: Send + Sync, T: ParseBody> FromRequest<S> for OllamaJson<T> {
+    type Rejection = OllamaError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(OllamaJson(read_body(req, state).await?))
+    }
+}
+
+/// Reads, parses and types a JSON object body.
+async fn read_body<S: Send + Sync, T: ParseBody>(req: Request, state: &S) -> Result<T, ApiError> {
+    let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+        let mut err = ApiError::bad_request(format!("cannot read the request body: {e}"), None);
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            err.status = StatusCode::PAYLOAD_TOO_LARGE;
+            err.message = format!(
+                "the request body is larger than {} bytes",
+                crate::MAX_BODY_BYTES
+            );
+        }
+        err
+    })?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}"), None))?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "the body must be a JSON object",
+            None,
+        ));
+    }
+    let parsed = T::parse(value).map_err(|e| {
+        let path = e.path().to_string();
+        let param = (path != ".").then_some(path);
+        let mut err = ApiError::bad_request(format!("invalid request: {}", e.inner()), None);
+        if let Some(p) = param {
+            err.message = format!("invalid value for '{p}': {}", e.inner());
+            err.param = Some(p);
+        }
+        err
+    })?;
+    Ok(parsed)
 }

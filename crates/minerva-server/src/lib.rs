@@ -1,9 +1,11 @@
 //! # minerva-server: Minerva over HTTP
 //!
 //! [`router`] builds the axum `Router` for an [`Engine`]: the OpenAI-compatible API
-//! (`/v1/chat/completions`, `/v1/completions`, `/v1/models`), llama-server's `/tokenize` and
-//! `/detokenize`, and `/health`. Wire formats live here and in `minerva-openai` only; every
-//! error leaves as an OpenAI-shaped body through [`ApiError`].
+//! (`/v1/chat/completions`, `/v1/completions`, `/v1/models`), the Ollama-compatible API
+//! (`/api/chat`, `/api/generate`, `/api/tags`, `/api/show`, `/api/ps`, `/api/version`, `/`),
+//! llama-server's `/tokenize` and `/detokenize`, and `/health`. Wire formats live here and in
+//! `minerva-openai` and `minerva-ollama` only; every error leaves through [`ApiError`], as an
+//! OpenAI-shaped body, or an Ollama-shaped one on the Ollama routes ([`OllamaError`]).
 //!
 //! The server never links a backend: the binary loads models and hands over an `Engine`.
 
@@ -13,7 +15,7 @@ mod metrics;
 mod routes;
 mod trace;
 
-pub use error::ApiError;
+pub use error::{ApiError, OllamaError};
 
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{get, post};
@@ -62,6 +64,14 @@ pub fn router(engine: Engine) -> Router {
         .route("/metrics", get(metrics::render))
         .route("/tokenize", post(routes::tokenize::tokenize))
         .route("/detokenize", post(routes::tokenize::detokenize))
+        // Ollama's API; `get` answers HEAD too (`HEAD /` is how clients probe for Ollama).
+        .route("/", get(routes::ollama::models::root))
+        .route("/api/version", get(routes::ollama::models::version))
+        .route("/api/tags", get(routes::ollama::models::tags))
+        .route("/api/ps", get(routes::ollama::models::ps))
+        .route("/api/show", post(routes::ollama::models::show))
+        .route("/api/chat", post(routes::ollama::chat::handle))
+        .route("/api/generate", post(routes::ollama::generate::handle))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state.metrics),
             metrics::count_requests,

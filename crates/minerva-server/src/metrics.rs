@@ -5,7 +5,7 @@
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use minerva_core::{CoreError, SlotState};
+use minerva_core::{CoreError, FinishReason, SlotState, TokenOut, Usage};
 use minerva_engine::{CompletionStream, Engine, TextEvent};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -197,6 +197,15 @@ pub async fn render(State(state): State<crate::AppState>) -> Response {
         .into_response()
 }
 
+/// A whole generation (see [`Metered::collect`]).
+pub struct Collected {
+    pub text: String,
+    /// The generated tokens, for log-probabilities.
+    pub tokens: Vec<TokenOut>,
+    pub reason: FinishReason,
+    pub usage: Usage,
+}
+
 /// A completion stream that records its latencies and tokens.
 pub struct Metered {
     inner: CompletionStream,
@@ -230,6 +239,34 @@ impl Metered {
             self.ahead = Some(event);
         }
         Ok(())
+    }
+
+    /// The whole generation, for a response that is not streamed.
+    pub async fn collect(mut self) -> Result<Collected, CoreError> {
+        let mut text = String::new();
+        let mut tokens = Vec::new();
+        while let Some(event) = self.next().await {
+            match event? {
+                TextEvent::Delta {
+                    text: t,
+                    tokens: tk,
+                } => {
+                    text.push_str(&t);
+                    tokens.extend(tk);
+                }
+                TextEvent::Done { reason, usage } => {
+                    return Ok(Collected {
+                        text,
+                        tokens,
+                        reason,
+                        usage,
+                    })
+                }
+            }
+        }
+        Err(CoreError::Backend(
+            "the generation ended without a result".into(),
+        ))
     }
 
     pub async fn next(&mut self) -> Option<Result<TextEvent, CoreError>> {

@@ -53,6 +53,7 @@ pub fn load_parallel(m: &TestModel, ctx: u32, threads: u32, parallel: u32) -> Ar
         chat_template: None,
         queue_timeout: None,
         cache_bytes: None,
+        sha256: None,
     };
     minerva_llama::LlamaCppBackend::new()
         .load(&spec)

@@ -35,16 +35,7 @@ pub async fn handle(
             .with_code("unsupported_parameter"));
         }
     }
-    let tools = match &req.tools {
-        None | Some(Value::Null) => None,
-        Some(t @ Value::Array(_)) => Some(t.clone()),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "'tools' must be an array",
-                Some("tools"),
-            ))
-        }
-    };
+    let tools = params::tools(req.tools.as_ref())?;
     let sampling = params::sampling(&req.sampling, model.info().n_vocab)?;
     let max_tokens = match req.max_completion_tokens {
         Some(v) => params::max_tokens(Some(v), "max_completion_tokens")?,
@@ -116,39 +107,25 @@ pub async fn handle(
         return Ok(sse(events));
     }
 
-    let mut content = String::new();
-    let mut tokens: Vec<TokenOut> = Vec::new();
-    while let Some(event) = stream.next().await {
-        match event? {
-            TextEvent::Delta { text, tokens: t } => {
-                content.push_str(&text);
-                tokens.extend(t);
-            }
-            TextEvent::Done { reason, usage } => {
-                let body = ChatCompletion {
-                    id,
-                    object: "chat.completion",
-                    created,
-                    model: model_id,
-                    choices: vec![ChatChoice {
-                        index: 0,
-                        message: ChatMessageOut {
-                            role: "assistant",
-                            content,
-                        },
-                        logprobs: logprobs.map(|_| chat_logprobs(&tokens)),
-                        finish_reason: Some(reason.as_str()),
-                    }],
-                    usage: wire_usage(&usage),
-                    system_fingerprint: super::FINGERPRINT,
-                };
-                return Ok(Json(body).into_response());
-            }
-        }
-    }
-    Err(ApiError::from(minerva_core::CoreError::Backend(
-        "the generation ended without a result".into(),
-    )))
+    let done = stream.collect().await?;
+    let body = ChatCompletion {
+        id,
+        object: "chat.completion",
+        created,
+        model: model_id,
+        choices: vec![ChatChoice {
+            index: 0,
+            message: ChatMessageOut {
+                role: "assistant",
+                content: done.text,
+            },
+            logprobs: logprobs.map(|_| chat_logprobs(&done.tokens)),
+            finish_reason: Some(done.reason.as_str()),
+        }],
+        usage: wire_usage(&done.usage),
+        system_fingerprint: super::FINGERPRINT,
+    };
+    Ok(Json(body).into_response())
 }
 
 fn logprob_request(logprobs: bool, top: Option<i64>) -> Result<Option<LogprobRequest>, ApiError> {

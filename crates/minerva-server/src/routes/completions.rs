@@ -113,27 +113,11 @@ pub async fn handle(
         return Ok(sse(events));
     }
 
-    let mut text = String::new();
-    let mut tokens: Vec<TokenOut> = Vec::new();
-    while let Some(event) = stream.next().await {
-        match event? {
-            TextEvent::Delta {
-                text: t,
-                tokens: tk,
-            } => {
-                text.push_str(&t);
-                tokens.extend(tk);
-            }
-            TextEvent::Done { reason, usage } => {
-                let lp = logprobs.map(|_| completion_logprobs(&tokens, &mut 0));
-                let body = response(text, lp, Some(reason.as_str()), Some(wire_usage(&usage)));
-                return Ok(Json(body).into_response());
-            }
-        }
-    }
-    Err(ApiError::from(minerva_core::CoreError::Backend(
-        "the generation ended without a result".into(),
-    )))
+    let done = stream.collect().await?;
+    let lp = logprobs.map(|_| completion_logprobs(&done.tokens, &mut 0));
+    let usage = Some(wire_usage(&done.usage));
+    let body = response(done.text, lp, Some(done.reason.as_str()), usage);
+    Ok(Json(body).into_response())
 }
 
 fn prompt(field: PromptField) -> Result<Prompt, ApiError> {

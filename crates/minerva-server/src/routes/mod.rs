@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod completions;
 pub mod models;
+pub mod ollama;
 pub mod slots;
 pub mod tokenize;
 
@@ -21,8 +22,14 @@ pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-pub async fn not_found(uri: Uri) -> ApiError {
-    ApiError::not_found(format!("no route for {}", uri.path()))
+/// An unknown route: Ollama's error shape under `/api/`, OpenAI's elsewhere.
+pub async fn not_found(uri: Uri) -> Response {
+    let error = ApiError::not_found(format!("no route for {}", uri.path()));
+    if uri.path().starts_with("/api/") {
+        crate::error::OllamaError(error).into_response()
+    } else {
+        error.into_response()
+    }
 }
 
 /// `system_fingerprint` of every response.

@@ -114,6 +114,18 @@ pub fn stops(f: &SamplingFields) -> Result<Vec<String>, ApiError> {
     Ok(stops)
 }
 
+/// `tools`, handed to the chat template as they are: absent, `null` or an array.
+pub fn tools(value: Option<&serde_json::Value>) -> Result<Option<serde_json::Value>, ApiError> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(t @ serde_json::Value::Array(_)) => Ok(Some(t.clone())),
+        Some(_) => Err(ApiError::bad_request(
+            "'tools' must be an array",
+            Some("tools"),
+        )),
+    }
+}
+
 pub fn wire_usage(u: &minerva_core::Usage) -> WireUsage {
     WireUsage {
         prompt_tokens: u.prompt_tokens,

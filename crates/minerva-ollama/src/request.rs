@@ -1,0 +1,62 @@
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// `POST /api/chat`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChatRequest {
+    pub model: String,
+    /// Kept as JSON: checked by the server, handed to the chat template.
+    #[serde(default)]
+    pub messages: Vec<Value>,
+    /// Ollama streams unless told not to (`None` means true).
+    pub stream: Option<bool>,
+    /// `"json"` or a JSON schema (structured output).
+    pub format: Option<Value>,
+    /// How long the model stays loaded (a duration string or seconds).
+    pub keep_alive: Option<Value>,
+    pub tools: Option<Value>,
+    pub options: Option<Map<String, Value>>,
+    /// `true`/`false` or a level (`"high"`, ...).
+    pub think: Option<Value>,
+    #[serde(default)]
+    pub logprobs: bool,
+    pub top_logprobs: Option<i64>,
+}
+
+/// `POST /api/generate`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GenerateRequest {
+    pub model: String,
+    pub prompt: Option<String>,
+    /// Text after the insertion point (fill-in-the-middle).
+    pub suffix: Option<String>,
+    pub system: Option<String>,
+    /// A Go template replacing the model's prompt template.
+    pub template: Option<String>,
+    /// Token ids returned by an earlier generate (deprecated by Ollama).
+    pub context: Option<Vec<i64>>,
+    pub stream: Option<bool>,
+    /// Send the prompt as it is, without the chat template.
+    #[serde(default)]
+    pub raw: bool,
+    pub format: Option<Value>,
+    pub keep_alive: Option<Value>,
+    /// Base64 images for multimodal models.
+    pub images: Option<Value>,
+    pub options: Option<Map<String, Value>>,
+    pub think: Option<Value>,
+    #[serde(default)]
+    pub logprobs: bool,
+    pub top_logprobs: Option<i64>,
+}
+
+/// `POST /api/show`: `model`, or the older `name`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShowRequest {
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub verbose: bool,
+}

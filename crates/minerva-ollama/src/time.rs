@@ -1,0 +1,61 @@
+//! Ollama's timestamps: RFC 3339 in UTC (`created_at`, `modified_at`, `expires_at`).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// `time` as RFC 3339 in UTC with microseconds, e.g. `2023-11-14T22:13:20.000000Z`. Times
+/// before 1970 read as the epoch.
+pub fn timestamp(time: SystemTime) -> String {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (mut days, of_day) = (secs / 86_400, secs % 86_400);
+    let mut year = 1970;
+    while days >= days_in_year(year) {
+        days -= days_in_year(year);
+        year += 1;
+    }
+    let february = if days_in_year(year) == 366 { 29 } else { 28 };
+    let mut month = 1;
+    for length in [31, february, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] {
+        if days < length {
+            break;
+        }
+        days -= length;
+        month += 1;
+    }
+    format!(
+        "{year:04}-{month:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        days + 1,
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60,
+        since.subsec_micros()
+    )
+}
+
+fn days_in_year(year: u64) -> u64 {
+    if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) {
+        366
+    } else {
+        365
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::timestamp;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn at(secs: u64, micros: u64) -> String {
+        timestamp(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros))
+    }
+
+    #[test]
+    fn formats_like_rfc3339() {
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(at(951_782_400, 0), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(at(951_868_799, 5), "2000-02-29T23:59:59.000005Z");
+        assert_eq!(at(1_700_000_000, 123_456), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(at(4_102_444_800, 0), "2100-01-01T00:00:00.000000Z");
+        assert_eq!(at(1_709_251_199, 0), "2024-02-29T23:59:59.000000Z");
+    }
+}

@@ -1,0 +1,90 @@
+//! `POST /api/chat`: a conversation rendered with the model's chat template.
+
+use super::respond::{self, Piece};
+use crate::error::OllamaError;
+use crate::extract::OllamaJson;
+use crate::routes::params;
+use crate::AppState;
+use axum::extract::State;
+use axum::response::Response;
+use minerva_engine::Prompt;
+use minerva_ollama::{timestamp, ChatRequest, ChatResponse, MessageOut};
+use serde_json::{Map, Value};
+use std::time::SystemTime;
+
+/// The roles Ollama documents.
+const ROLES: [&str; 4] = ["system", "user", "assistant", "tool"];
+
+pub async fn handle(
+    State(state): State<AppState>,
+    OllamaJson(req): OllamaJson<ChatRequest>,
+) -> Result<Response, OllamaError> {
+    let (model, timing) = super::start(
+        &state.engine,
+        &req.model,
+        req.format.as_ref(),
+        req.think.as_ref(),
+    )?;
+    // Rendered by the template as the OpenAI route does; the reply is not parsed for tool
+    // calls yet (a call comes back as text in `message.content`). Ollama treats `[]` as none.
+    let tools = params::tools(req.tools.as_ref())?
+        .filter(|t| t.as_array().is_some_and(|list| !list.is_empty()));
+    let generation = super::options::generation(req.options.as_ref(), model.info())?;
+    let logprobs = super::logprob_request(req.logprobs, req.top_logprobs)?;
+    let messages = req
+        .messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| message(i, m))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let name = req.model;
+    let make = move |p: Piece| ChatResponse {
+        model: name.clone(),
+        created_at: timestamp(SystemTime::now()),
+        message: MessageOut {
+            role: "assistant",
+            content: p.text,
+        },
+        done: p.end.is_some(),
+        logprobs: p.logprobs,
+        end: p.end,
+    };
+    if messages.is_empty() {
+        return Ok(respond::loaded(make, timing));
+    }
+    let job = generation.job(model.info(), Prompt::Chat { messages, tools }, logprobs);
+    respond::reply(&state, job, req.stream.unwrap_or(true), timing, make).await
+}
+
+/// Checks one message and puts it in the shape chat templates expect: a lower-case role (as
+/// Ollama reads it), `content` a string (empty when absent). `tool_calls` arguments are
+/// already objects in Ollama's shape, and other fields (`tool_name`, `thinking`) pass through.
+fn message(i: usize, message: &Value) -> Result<Value, OllamaError> {
+    let bad = |what: String| OllamaError::bad_request(format!("messages[{i}]{what}"));
+    let obj = message
+        .as_object()
+        .ok_or_else(|| bad(" must be an object".into()))?;
+    let role = obj
+        .get("role")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad(".role must be a string".into()))?
+        .to_lowercase();
+    if !ROLES.contains(&role.as_str()) {
+        return Err(bad(format!(
+            ".role '{role}' is not one of {}",
+            ROLES.join(", ")
+        )));
+    }
+    let content = match obj.get("content") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(bad(".content must be a string".into())),
+    };
+    super::refuse_images(obj.get("images"))?;
+    let mut out: Map<String, Value> = obj.clone();
+    out.remove("images");
+    out.insert("role".into(), Value::String(role));
+    out.insert("content".into(), Value::String(content));
+    Ok(Value::Object(out))
+}

@@ -1,0 +1,79 @@
+//! `POST /api/generate`: a prompt rendered as one user message (after `system`, when given)
+//! with the model's chat template, as Ollama does, or sent as it is with `raw: true`.
+
+use super::respond::{self, Piece};
+use crate::error::OllamaError;
+use crate::extract::OllamaJson;
+use crate::AppState;
+use axum::extract::State;
+use axum::response::Response;
+use minerva_engine::Prompt;
+use minerva_ollama::{timestamp, GenerateRequest, GenerateResponse};
+use serde_json::json;
+use std::time::SystemTime;
+
+pub async fn handle(
+    State(state): State<AppState>,
+    OllamaJson(req): OllamaJson<GenerateRequest>,
+) -> Result<Response, OllamaError> {
+    let (model, timing) = super::start(
+        &state.engine,
+        &req.model,
+        req.format.as_ref(),
+        req.think.as_ref(),
+    )?;
+    super::refuse_images(req.images.as_ref())?;
+    let given = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.is_empty());
+    if given(&req.suffix) {
+        return Err(OllamaError::bad_request(
+            "'suffix' (fill-in-the-middle) is not supported yet",
+        ));
+    }
+    if given(&req.template) {
+        return Err(OllamaError::bad_request(
+            "'template' is not supported: prompts are rendered with the model's own chat template (see /api/show)",
+        ));
+    }
+    if req.context.as_ref().is_some_and(|c| !c.is_empty()) {
+        return Err(OllamaError::bad_request(
+            "'context' is not supported: send the conversation to /api/chat instead",
+        ));
+    }
+    let system = req.system.filter(|s| !s.is_empty());
+    if req.raw && system.is_some() {
+        return Err(OllamaError::bad_request(
+            "raw mode does not support template, system, or context",
+        ));
+    }
+    let generation = super::options::generation(req.options.as_ref(), model.info())?;
+    let logprobs = super::logprob_request(req.logprobs, req.top_logprobs)?;
+
+    let name = req.model;
+    let make = move |p: Piece| GenerateResponse {
+        model: name.clone(),
+        created_at: timestamp(SystemTime::now()),
+        response: p.text,
+        done: p.end.is_some(),
+        logprobs: p.logprobs,
+        end: p.end,
+    };
+    let text = req.prompt.unwrap_or_default();
+    if text.is_empty() {
+        return Ok(respond::loaded(make, timing));
+    }
+    let prompt = if req.raw {
+        Prompt::Text(text)
+    } else {
+        let mut messages = Vec::new();
+        if let Some(system) = system {
+            messages.push(json!({"role": "system", "content": system}));
+        }
+        messages.push(json!({"role": "user", "content": text}));
+        Prompt::Chat {
+            messages,
+            tools: None,
+        }
+    };
+    let job = generation.job(model.info(), prompt, logprobs);
+    respond::reply(&state, job, req.stream.unwrap_or(true), timing, make).await
+}
