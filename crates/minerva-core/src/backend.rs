@@ -1,10 +1,11 @@
 use crate::{GenerateRequest, GenerationStream, Result, TokenId};
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 /// What to load and how.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelSpec {
     /// The id clients use to name the model.
     pub id: String,
@@ -32,10 +33,10 @@ pub struct ModelSpec {
 }
 
 /// Facts about a loaded model.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelInfo {
     pub id: String,
-    pub backend: &'static str,
+    pub backend: String,
     pub path: PathBuf,
     /// Context window one request may use.
     pub n_ctx: usize,
@@ -53,10 +54,10 @@ pub struct ModelInfo {
 }
 
 /// Facts about a model's file: size, hash, architecture, parameters, quantization, metadata.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ModelFile {
     /// The file format, e.g. `"gguf"`.
-    pub format: &'static str,
+    pub format: String,
     /// Size of the file in bytes.
     pub size: u64,
     /// Last modification time of the file.
@@ -75,7 +76,7 @@ pub struct ModelFile {
 }
 
 /// What one sequence of a model is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum SlotState {
     #[default]
     Idle,
@@ -86,7 +87,7 @@ pub enum SlotState {
 }
 
 /// One sequence (slot) of a loaded model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SlotStatus {
     pub id: usize,
     pub state: SlotState,
@@ -100,7 +101,7 @@ pub struct SlotStatus {
 }
 
 /// The prompt cache kept in host memory, beside what the context's sequences hold.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheStatus {
     pub entries: usize,
     pub tokens: usize,
@@ -109,7 +110,7 @@ pub struct CacheStatus {
 }
 
 /// What a loaded model is doing now.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelStatus {
     pub slots: Vec<SlotStatus>,
     /// Requests waiting for a free slot.
@@ -150,6 +151,24 @@ pub trait Model: Send + Sync {
     /// context window (`ContextOverflow`). Events arrive on the returned stream as the backend produces them;
     /// dropping the stream stops the generation at the next token.
     fn generate(&self, request: GenerateRequest) -> Result<GenerationStream>;
+
+    /// Memory the loaded model holds (weights, KV cache, compute buffers), in bytes, for the
+    /// model manager's budget and for listings. The default is the model file's size.
+    fn memory_bytes(&self) -> u64 {
+        self.info().file.size
+    }
+
+    /// The operating-system process that runs the model, when it is not this one (an
+    /// out-of-process worker).
+    fn process_id(&self) -> Option<u32> {
+        None
+    }
+
+    /// Why the model can no longer serve (its worker process died, ...); `None` while it can.
+    /// A failed model is dropped by its owner and loaded again on the next request.
+    fn failure(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A family of models that one engine can run (llama.cpp for GGUF, MLX for HF directories, ...).

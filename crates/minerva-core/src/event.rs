@@ -1,8 +1,9 @@
 use crate::{CoreError, TokenId};
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 /// Why a generation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FinishReason {
     /// End of generation token, or a stop string matched.
     Stop,
@@ -21,7 +22,7 @@ impl FinishReason {
 }
 
 /// A log-probability of one candidate token (natural log, from the raw logits).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenLogprob {
     pub id: TokenId,
     pub bytes: Vec<u8>,
@@ -29,7 +30,7 @@ pub struct TokenLogprob {
 }
 
 /// One generated token.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenOut {
     pub id: TokenId,
     /// The token's text as raw bytes: may be part of a multi-byte character.
@@ -41,7 +42,7 @@ pub struct TokenOut {
 }
 
 /// Token counts and timings of one generation.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
     pub prompt_tokens: usize,
     pub completion_tokens: usize,
@@ -53,7 +54,7 @@ pub struct Usage {
 
 /// What a backend sends for a generation, in order: tokens, then exactly one `Done`
 /// (or an error).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum GenEvent {
     Token(TokenOut),
     Done { reason: FinishReason, usage: Usage },

@@ -19,6 +19,7 @@
 mod backend;
 mod error;
 mod event;
+pub mod library;
 mod request;
 pub mod text;
 
@@ -28,6 +29,7 @@ pub use backend::{
 };
 pub use error::{CoreError, Result};
 pub use event::{FinishReason, GenEvent, GenerationStream, TokenLogprob, TokenOut, Usage};
+pub use library::{Library, LibraryModel, PullProgress};
 pub use request::{GenerateRequest, LogprobRequest, SamplingParams};
 
 /// A token id in a model's vocabulary.

@@ -1,9 +1,10 @@
 use crate::TokenId;
+use serde::{Deserialize, Serialize};
 
 /// How the next token is chosen. Defaults follow llama-server's (temperature 0.8,
 /// top_k 40, top_p 0.95, min_p 0.05, no penalties), which is what a user of an
 /// OpenAI-compatible local server expects when a field is omitted.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SamplingParams {
     /// 0 (or below) means greedy: always the most likely token.
     pub temperature: f32,
@@ -56,14 +57,14 @@ impl SamplingParams {
 }
 
 /// Which log-probabilities to report for each generated token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogprobRequest {
     /// How many alternatives (most likely first) to report beside the chosen token.
     pub top: usize,
 }
 
 /// One generation: the prompt as token ids and how to continue it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GenerateRequest {
     pub prompt: Vec<TokenId>,
     pub sampling: SamplingParams,

@@ -22,7 +22,7 @@ pub(crate) fn model_file(model: &LlamaModel, spec: &ModelSpec) -> ModelFile {
             .map(|(_, v)| v.clone())
     };
     ModelFile {
-        format: "gguf",
+        format: "gguf".to_string(),
         size: fs_meta.as_ref().map_or(0, |m| m.len()),
         modified: fs_meta.and_then(|m| m.modified().ok()),
         sha256: spec.sha256.clone(),

@@ -110,7 +110,7 @@ impl LlamaModelHandle {
         Ok(LlamaModelHandle {
             info: ModelInfo {
                 id: spec.id.clone(),
-                backend: "llama.cpp",
+                backend: "llama.cpp".to_string(),
                 path: spec.path.clone(),
                 n_ctx: n_ctx as usize,
                 n_ctx_train,

@@ -134,7 +134,7 @@ mod tests {
     fn info() -> ModelInfo {
         ModelInfo {
             id: "m".into(),
-            backend: "test",
+            backend: "test".to_string(),
             path: "m.gguf".into(),
             n_ctx: 2048,
             n_ctx_train: 32768,

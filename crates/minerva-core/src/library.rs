@@ -1,0 +1,84 @@
+//! The model library: the models a user has pulled or imported, by name.
+//!
+//! The engine serves models by library name and loads them on demand; the HTTP routes list,
+//! pull, copy and delete through this trait. `minerva-store` implements it on a directory of
+//! manifests and content-addressed blobs; nothing here knows about files or HTTP.
+
+use crate::Result;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::SystemTime;
+
+/// One model of the library, as its manifest describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LibraryModel {
+    /// The full name with its tag, e.g. `qwen2.5-coder:0.5b` or `hf.co/owner/repo:Q4_K_M`.
+    pub name: String,
+    /// Where it came from: a URL, a hub reference or a local path.
+    pub source: String,
+    /// sha256 of the model's main file (hex, 64 characters).
+    pub digest: String,
+    /// Size of the model's files in bytes.
+    pub size: u64,
+    /// When the model entered the library (or was last changed).
+    pub modified: SystemTime,
+    /// `gguf` (later `safetensors`, `mlx`).
+    pub format: String,
+    pub architecture: Option<String>,
+    pub n_params: Option<u64>,
+    /// Quantization in llama.cpp's naming, e.g. `Q4_K_M`.
+    pub quantization: Option<String>,
+    /// The context length the model was trained with.
+    pub context_length: Option<u64>,
+    /// The chat template the model file carries.
+    pub chat_template: Option<String>,
+    /// The licence text or name the model file carries.
+    pub license: Option<String>,
+    /// Bytes of KV cache one token takes (for memory estimates), when the metadata says.
+    pub kv_bytes_per_token: Option<u64>,
+    /// The file a backend loads (a blob inside the store).
+    pub path: PathBuf,
+}
+
+/// One step of a pull, as Ollama's `/api/pull` streams it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullProgress {
+    /// `pulling manifest`, `pulling <digest>`, `verifying sha256 digest`, `writing manifest`,
+    /// `success`.
+    pub status: String,
+    /// `sha256:<hex>` of the file being downloaded, when known.
+    pub digest: Option<String>,
+    /// Bytes in the file being downloaded, when known.
+    pub total: Option<u64>,
+    /// Bytes of it on disk so far (a resumed download starts above zero).
+    pub completed: Option<u64>,
+}
+
+/// The models a user has, by name. Methods block (disk and network): call them from a blocking
+/// thread when on an async runtime.
+pub trait Library: Send + Sync {
+    /// Every model, sorted by name.
+    fn list(&self) -> Result<Vec<LibraryModel>>;
+
+    /// The model with this name (a name without a tag means `:latest`). An invalid name is
+    /// `InvalidRequest`; an unknown one `ModelNotFound`.
+    fn get(&self, name: &str) -> Result<LibraryModel>;
+
+    /// Deletes the model's manifest, and its blobs when no other model uses them.
+    fn remove(&self, name: &str) -> Result<()>;
+
+    /// Makes `to` a second name for the model `from` (no data is copied).
+    fn copy(&self, from: &str, to: &str) -> Result<()>;
+
+    /// Downloads a model (a hub reference or an https URL, see `minerva pull`), verifies it and
+    /// adds it under `name` (default: derived from the source). Reports progress as it goes;
+    /// stops with an error when `cancel` becomes true, keeping the partial download for a resume.
+    fn pull(
+        &self,
+        source: &str,
+        name: Option<&str>,
+        progress: &mut dyn FnMut(PullProgress),
+        cancel: &AtomicBool,
+    ) -> Result<LibraryModel>;
+}
