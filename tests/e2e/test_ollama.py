@@ -395,12 +395,6 @@ def test_malformed_bodies_get_ollama_shaped_400(http, oc, path, body):
     still_serving(oc)
 
 
-def test_unimplemented_ollama_endpoints_are_ollama_shaped_404(oc):
-    error = expect_error(404, lambda: oc.pull(MODEL_ID))
-    assert "/api/pull" in error
-    still_serving(oc)
-
-
 # --- a model whose id has no tag answers to `ID:latest` too --------------------------------
 
 

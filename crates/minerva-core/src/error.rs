@@ -30,6 +30,9 @@ pub enum CoreError {
     /// The request waited in the queue longer than the model's queue timeout: retry later.
     #[error("the request waited {waited_secs:.0} s for a free sequence (the queue timeout); the model is overloaded")]
     QueueTimeout { waited_secs: f64 },
+    /// The server cannot take the request now (memory held by models in use, ...): retry later.
+    #[error("{0}")]
+    Unavailable(String),
     /// The backend failed while running (decode error, worker gone, ...).
     #[error("backend error: {0}")]
     Backend(String),

@@ -8,14 +8,18 @@
 //!
 //! It depends on `minerva-core` only: no HTTP, no wire formats, no backend crate.
 
+pub mod manager;
 mod stream;
 
+pub use manager::{KeepAlive, Lease, LoadOptions, LoadedModel, ManagerConfig, ModelState};
 pub use stream::{CompletionStream, TextEvent};
 
+use manager::Manager;
+
 use minerva_core::{
-    CoreError, GenerateRequest, LogprobRequest, Model, ModelInfo, Result, SamplingParams, TokenId,
+    Backend, CoreError, GenerateRequest, Library, LibraryModel, LogprobRequest, Model, ModelInfo,
+    Result, SamplingParams, TokenId,
 };
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// What to complete.
@@ -43,53 +47,217 @@ pub struct CompletionJob {
     pub logprobs: Option<LogprobRequest>,
     /// Reuse cached prompt KV (see [`GenerateRequest::cache_prompt`]).
     pub cache_prompt: bool,
+    /// How long the model stays loaded after this request (`None`: the server's default).
+    pub keep_alive: Option<KeepAlive>,
 }
 
-/// The served models.
-#[derive(Clone, Default)]
+/// The served models: the library's, loaded on demand by the [`manager`], and any handed over
+/// already loaded.
+#[derive(Clone)]
 pub struct Engine {
-    models: Arc<BTreeMap<String, Arc<dyn Model>>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    manager: Arc<Manager>,
+    library: Option<Arc<dyn Library>>,
+    /// Models served by path or handed over loaded, before the library's (same name wins).
+    extra: Vec<LibraryModel>,
+}
+
+/// A model the engine can serve, and where it is in its life cycle.
+#[derive(Clone)]
+pub struct ModelEntry {
+    pub model: LibraryModel,
+    pub state: ModelState,
+    /// Why the last load failed, when `state` is `Failed`.
+    pub error: Option<String>,
+    pub loaded: Option<LoadedModel>,
+}
+
+impl ModelEntry {
+    /// The backend that serves (or would serve) the model.
+    pub fn backend(&self) -> String {
+        match &self.loaded {
+            Some(l) => l.model.info().backend.clone(),
+            None => backend_for_format(&self.model.format).to_string(),
+        }
+    }
+}
+
+/// The backend a format goes to (GGUF → llama.cpp).
+pub fn backend_for_format(format: &str) -> &'static str {
+    match format {
+        "gguf" => "llama.cpp",
+        _ => "unknown",
+    }
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new(Vec::new())
+    }
 }
 
 impl Engine {
+    /// An engine serving models that are already loaded, for as long as it lives.
     pub fn new(models: impl IntoIterator<Item = Arc<dyn Model>>) -> Self {
-        let models = models
-            .into_iter()
-            .map(|m| (m.info().id.clone(), m))
-            .collect();
+        let manager = Manager::new(None, ManagerConfig::default());
+        let mut extra = Vec::new();
+        for model in models {
+            let described = describe(model.info());
+            manager.insert_pinned(described.name.clone(), model);
+            extra.push(described);
+        }
         Engine {
-            models: Arc::new(models),
+            inner: Arc::new(Inner {
+                manager,
+                library: None,
+                extra,
+            }),
         }
     }
 
-    /// Every served model.
-    pub fn list(&self) -> Vec<ModelInfo> {
-        self.models.values().map(|m| m.info().clone()).collect()
-    }
-
-    /// What each model's sequences are doing, by model id.
-    pub fn statuses(&self) -> Vec<(String, minerva_core::ModelStatus)> {
-        self.models
-            .iter()
-            .map(|(id, m)| (id.clone(), m.status()))
-            .collect()
-    }
-
-    /// The model with this id, or `ModelNotFound`. `None` picks the only (or first) model.
-    pub fn model(&self, id: Option<&str>) -> Result<Arc<dyn Model>> {
-        match id {
-            Some(id) => self
-                .models
-                .get(id)
-                .cloned()
-                .ok_or_else(|| CoreError::ModelNotFound(id.to_string())),
-            None => self
-                .models
-                .values()
-                .next()
-                .cloned()
-                .ok_or_else(|| CoreError::ModelNotFound(String::new())),
+    /// An engine that loads models on demand with `backend`: the library's, and `extra` (models
+    /// named on the command line by path), which come first and win over a library model of the
+    /// same name.
+    pub fn with_library(
+        library: Option<Arc<dyn Library>>,
+        backend: Arc<dyn Backend>,
+        extra: Vec<LibraryModel>,
+        config: ManagerConfig,
+    ) -> Self {
+        Engine {
+            inner: Arc::new(Inner {
+                manager: Manager::new(Some(backend), config),
+                library,
+                extra,
+            }),
         }
+    }
+
+    /// The model library, when the engine has one.
+    pub fn library(&self) -> Option<Arc<dyn Library>> {
+        self.inner.library.clone()
+    }
+
+    /// Every model that can be served, with its state: command-line models first, then the
+    /// library's.
+    pub async fn models(&self) -> Result<Vec<ModelEntry>> {
+        let listed = match self.library() {
+            Some(library) => blocking(move || library.list()).await?,
+            None => Vec::new(),
+        };
+        let mut all = self.inner.extra.clone();
+        for model in listed {
+            if !all.iter().any(|m| m.name == model.name) {
+                all.push(model);
+            }
+        }
+        let loaded = self.inner.manager.loaded();
+        Ok(all
+            .into_iter()
+            .map(|model| {
+                let (state, error) = self.inner.manager.state(&model.name);
+                let loaded = loaded
+                    .iter()
+                    .find(|(n, _)| *n == model.name)
+                    .map(|(_, l)| l.clone());
+                ModelEntry {
+                    model,
+                    state,
+                    error,
+                    loaded,
+                }
+            })
+            .collect())
+    }
+
+    /// The loaded models, by name.
+    pub fn loaded(&self) -> Vec<(String, LoadedModel)> {
+        self.inner.manager.loaded()
+    }
+
+    /// What each loaded model's sequences are doing, by model name.
+    pub async fn statuses(&self) -> Vec<(String, minerva_core::ModelStatus)> {
+        let loaded = self.loaded();
+        tokio::task::spawn_blocking(move || {
+            loaded
+                .into_iter()
+                .map(|(name, l)| (name, l.model.status()))
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// The library entry (or command-line model) that `name` names. `None` picks the first
+    /// command-line model, else the only loaded one, else the library's first.
+    pub async fn resolve(&self, name: Option<&str>) -> Result<LibraryModel> {
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => {
+                if let Some(first) = self.inner.extra.first() {
+                    return Ok(first.clone());
+                }
+                let loaded = self.loaded();
+                match loaded.as_slice() {
+                    [(only, _)] => only.clone(),
+                    _ => {
+                        let models = self.models().await?;
+                        match models.into_iter().next() {
+                            Some(first) => return Ok(first.model),
+                            None => return Err(CoreError::ModelNotFound(String::new())),
+                        }
+                    }
+                }
+            }
+        };
+        if let Some(m) = self.find_extra(&name) {
+            return Ok(m.clone());
+        }
+        match self.library() {
+            Some(library) => blocking(move || library.get(&name)).await,
+            None => Err(CoreError::ModelNotFound(name)),
+        }
+    }
+
+    /// A command-line model by name; `x:latest` also finds `x`, and `x` finds `x:latest` (a
+    /// name that carries another tag has no alias).
+    fn find_extra(&self, name: &str) -> Option<&LibraryModel> {
+        let untagged = |n: &str| !n.rsplit('/').next().unwrap_or(n).contains(':');
+        let extra = &self.inner.extra;
+        extra.iter().find(|m| m.name == name).or_else(|| {
+            let base = name.strip_suffix(":latest").unwrap_or(name);
+            if !untagged(base) {
+                return None;
+            }
+            extra
+                .iter()
+                .find(|m| m.name == base || m.name.strip_suffix(":latest") == Some(base))
+        })
+    }
+
+    /// The model `name` names, loaded if it is not, held until the lease is dropped.
+    pub async fn model(&self, name: Option<&str>) -> Result<Lease> {
+        self.model_with(name, None).await
+    }
+
+    /// [`Engine::model`], with the `keep_alive` to apply after this use.
+    pub async fn model_with(
+        &self,
+        name: Option<&str>,
+        keep_alive: Option<KeepAlive>,
+    ) -> Result<Lease> {
+        let described = self.resolve(name).await?;
+        self.inner.manager.acquire(&described, keep_alive).await
+    }
+
+    /// Unloads the model now if it is idle (once its requests end if not).
+    pub async fn unload(&self, name: &str) -> Result<()> {
+        let described = self.resolve(Some(name)).await?;
+        self.inner.manager.unload(&described.name).await;
+        Ok(())
     }
 
     /// Tokenizes on a blocking thread.
@@ -100,7 +268,7 @@ impl Engine {
         add_special: bool,
         parse_special: bool,
     ) -> Result<Vec<TokenId>> {
-        let m = self.model(model)?;
+        let m = Arc::clone(self.model(model).await?.model());
         blocking(move || m.tokenize(&text, add_special, parse_special)).await
     }
 
@@ -110,7 +278,7 @@ impl Engine {
         model: Option<&str>,
         tokens: Vec<TokenId>,
     ) -> Result<Vec<Vec<u8>>> {
-        let m = self.model(model)?;
+        let m = Arc::clone(self.model(model).await?.model());
         blocking(move || tokens.iter().map(|&t| m.token_bytes(t, true)).collect()).await
     }
 
@@ -121,13 +289,14 @@ impl Engine {
         messages: Vec<serde_json::Value>,
         tools: Option<serde_json::Value>,
     ) -> Result<String> {
-        let m = self.model(model)?;
+        let m = Arc::clone(self.model(model).await?.model());
         blocking(move || m.render_chat(&messages, tools.as_ref(), true)).await
     }
 
     /// Prepares the prompt and starts generating.
     pub async fn complete(&self, job: CompletionJob) -> Result<CompletionStream> {
-        let model = self.model(Some(&job.model))?;
+        let lease = self.model_with(Some(&job.model), job.keep_alive).await?;
+        let model = Arc::clone(lease.model());
         let m = Arc::clone(&model);
         let prompt = job.prompt;
         let tokens = blocking(move || prepare_prompt(m.as_ref(), prompt)).await?;
@@ -141,7 +310,7 @@ impl Engine {
             logprobs: job.logprobs,
             cache_prompt: job.cache_prompt,
         })?;
-        Ok(CompletionStream::new(inner, job.stop, prompt_tokens))
+        Ok(CompletionStream::new(inner, job.stop, prompt_tokens).holding(lease))
     }
 }
 
@@ -170,4 +339,31 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| CoreError::Backend(format!("worker task failed: {e}")))?
+}
+
+/// A library entry for a model handed over loaded or named by path.
+pub fn describe(info: &ModelInfo) -> LibraryModel {
+    let meta = |key: &str| {
+        info.file
+            .metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    LibraryModel {
+        name: info.id.clone(),
+        source: info.path.display().to_string(),
+        digest: info.file.sha256.clone().unwrap_or_default(),
+        size: info.file.size,
+        modified: info.file.modified.unwrap_or(std::time::UNIX_EPOCH),
+        format: info.file.format.clone(),
+        architecture: info.file.architecture.clone(),
+        n_params: Some(info.file.n_params).filter(|&n| n > 0),
+        quantization: info.file.quantization.clone(),
+        context_length: Some(info.n_ctx_train as u64),
+        chat_template: Some(info.chat_template.clone()).filter(|_| !info.default_template),
+        license: meta("general.license"),
+        kv_bytes_per_token: None,
+        path: info.path.clone(),
+    }
 }

@@ -23,6 +23,8 @@ pub struct CompletionStream {
     started: Instant,
     first_token: Option<Instant>,
     queued: Option<TextEvent>,
+    /// Keeps the model loaded while the stream lives.
+    lease: Option<crate::Lease>,
 }
 
 impl CompletionStream {
@@ -36,7 +38,19 @@ impl CompletionStream {
             started: Instant::now(),
             first_token: None,
             queued: None,
+            lease: None,
         }
+    }
+
+    /// Holds `lease` (the model stays loaded) for as long as the stream lives.
+    pub(crate) fn holding(mut self, lease: crate::Lease) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// The name of the model generating, as it was requested.
+    pub fn model_name(&self) -> Option<&str> {
+        self.lease.as_ref().map(|l| l.name())
     }
 
     /// Prompt length in tokens.

@@ -60,3 +60,32 @@ pub struct ShowRequest {
     #[serde(default)]
     pub verbose: bool,
 }
+
+/// `POST /api/pull`: `model`, or the older `name`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PullRequest {
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub name: String,
+    /// Allow plain-HTTP registries (accepted; the source's scheme decides).
+    #[serde(default)]
+    pub insecure: bool,
+    pub stream: Option<bool>,
+}
+
+/// `DELETE /api/delete`: `model`, or the older `name`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeleteRequest {
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+/// `POST /api/copy`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CopyRequest {
+    pub source: String,
+    pub destination: String,
+}

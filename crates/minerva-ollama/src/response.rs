@@ -111,6 +111,11 @@ pub struct RunningModel {
     pub expires_at: String,
     pub size_vram: u64,
     pub context_length: usize,
+    /// Minerva's additions: the backend, the model's state and its worker process.
+    pub backend: String,
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
 }
 
 /// `GET /api/ps`.
@@ -199,4 +204,16 @@ mod tests {
         assert_eq!(v["eval_count"], 5);
         assert_eq!(v["total_duration"], 9);
     }
+}
+
+/// One status object of `POST /api/pull`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProgressResponse {
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed: Option<u64>,
 }

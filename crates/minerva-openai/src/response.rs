@@ -143,6 +143,10 @@ pub struct ModelObject {
     pub object: &'static str,
     pub created: u64,
     pub owned_by: &'static str,
+    /// The backend that serves the model (`llama.cpp`, ...).
+    pub backend: String,
+    /// `unloaded`, `loading`, `loaded`, `unloading` or `failed`.
+    pub state: &'static str,
     pub meta: Value,
 }
 

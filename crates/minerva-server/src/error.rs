@@ -93,11 +93,28 @@ impl From<CoreError> for ApiError {
                 param: None,
                 code: Some("queue_timeout"),
             },
-            CoreError::Load(_) | CoreError::Backend(_) => {
+            CoreError::Unavailable(_) => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: e.to_string(),
+                kind: "server_error",
+                param: None,
+                code: Some("unavailable"),
+            },
+            CoreError::Load(_) => {
+                tracing::error!(error = %e, "model load failed");
+                ApiError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message: e.to_string(),
+                    kind: "server_error",
+                    param: None,
+                    code: Some("model_load_failed"),
+                }
+            }
+            CoreError::Backend(_) => {
                 tracing::error!(error = %e, "request failed in the engine");
                 ApiError {
                     status: StatusCode::INTERNAL_SERVER_ERROR,
-                    message: "The model failed while serving this request".into(),
+                    message: format!("The model failed while serving this request: {e}"),
                     kind: "server_error",
                     param: None,
                     code: None,

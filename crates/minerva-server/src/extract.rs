@@ -64,6 +64,9 @@ parse_as_is!(
     minerva_ollama::ChatRequest,
     minerva_ollama::GenerateRequest,
     minerva_ollama::ShowRequest,
+    minerva_ollama::PullRequest,
+    minerva_ollama::DeleteRequest,
+    minerva_ollama::CopyRequest,
 );
 
 impl<S: Send + Sync, T: ParseBody> FromRequest<S> for JsonBody<T> {

@@ -18,7 +18,7 @@ mod trace;
 pub use error::{ApiError, OllamaError};
 
 use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use minerva_engine::Engine;
 use std::future::Future;
@@ -70,6 +70,9 @@ pub fn router(engine: Engine) -> Router {
         .route("/api/tags", get(routes::ollama::models::tags))
         .route("/api/ps", get(routes::ollama::models::ps))
         .route("/api/show", post(routes::ollama::models::show))
+        .route("/api/pull", post(routes::ollama::library::pull))
+        .route("/api/delete", delete(routes::ollama::library::delete))
+        .route("/api/copy", post(routes::ollama::library::copy))
         .route("/api/chat", post(routes::ollama::chat::handle))
         .route("/api/generate", post(routes::ollama::generate::handle))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -6,7 +6,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use minerva_core::{CoreError, FinishReason, SlotState, TokenOut, Usage};
-use minerva_engine::{CompletionStream, Engine, TextEvent};
+use minerva_engine::{CompletionStream, TextEvent};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -85,7 +85,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    fn render(&self, engine: &Engine) -> String {
+    fn render(&self, statuses: &[(String, minerva_core::ModelStatus)]) -> String {
         let mut out = String::new();
         out.push_str("# HELP minerva_requests_total HTTP requests by route and status.\n# TYPE minerva_requests_total counter\n");
         if let Ok(requests) = self.requests.lock() {
@@ -119,9 +119,8 @@ impl Metrics {
                 value.load(Ordering::Relaxed)
             );
         }
-        let statuses = engine.statuses();
         out.push_str("# HELP minerva_queue_depth Requests waiting for a free sequence.\n# TYPE minerva_queue_depth gauge\n");
-        for (model, status) in &statuses {
+        for (model, status) in statuses {
             let _ = writeln!(
                 out,
                 "minerva_queue_depth{{model=\"{model}\"}} {}",
@@ -129,7 +128,7 @@ impl Metrics {
             );
         }
         out.push_str("# HELP minerva_active_sequences Sequences reading a prompt or generating.\n# TYPE minerva_active_sequences gauge\n");
-        for (model, status) in &statuses {
+        for (model, status) in statuses {
             let active = status
                 .slots
                 .iter()
@@ -141,7 +140,7 @@ impl Metrics {
             );
         }
         out.push_str("# HELP minerva_prompt_cache_bytes Host memory held by the prompt cache.\n# TYPE minerva_prompt_cache_bytes gauge\n");
-        for (model, status) in &statuses {
+        for (model, status) in statuses {
             let _ = writeln!(
                 out,
                 "minerva_prompt_cache_bytes{{model=\"{model}\"}} {}",
@@ -187,12 +186,13 @@ pub async fn count_requests(
 }
 
 pub async fn render(State(state): State<crate::AppState>) -> Response {
+    let statuses = state.engine.statuses().await;
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        state.metrics.render(&state.engine),
+        state.metrics.render(&statuses),
     )
         .into_response()
 }

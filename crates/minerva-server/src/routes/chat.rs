@@ -24,7 +24,7 @@ pub async fn handle(
     JsonBody(req): JsonBody<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
-    let model = engine.model(Some(&req.model))?;
+    let model = engine.model(Some(&req.model)).await?;
     let messages = normalize_messages(&req.messages)?;
     if let Some(format) = &req.response_format {
         if format.get("type").and_then(Value::as_str) != Some("text") {
@@ -50,6 +50,7 @@ pub async fn handle(
         stop: params::stops(&req.sampling)?,
         logprobs,
         cache_prompt: req.sampling.cache_prompt.unwrap_or(true),
+        keep_alive: None,
     };
     let mut stream = crate::metrics::Metered::new(engine.complete(job).await?, metrics, started);
     let id = new_id("chatcmpl");

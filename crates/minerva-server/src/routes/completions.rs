@@ -24,7 +24,7 @@ pub async fn handle(
     JsonBody(req): JsonBody<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
-    let model = engine.model(Some(&req.model))?;
+    let model = engine.model(Some(&req.model)).await?;
     if req.echo {
         return Err(
             ApiError::bad_request("'echo' is not supported", Some("echo"))
@@ -59,6 +59,7 @@ pub async fn handle(
         stop: params::stops(&req.sampling)?,
         logprobs,
         cache_prompt: req.sampling.cache_prompt.unwrap_or(true),
+        keep_alive: None,
     };
     let mut stream = crate::metrics::Metered::new(engine.complete(job).await?, metrics, started);
     let id = new_id("cmpl");

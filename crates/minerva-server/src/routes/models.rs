@@ -1,41 +1,73 @@
-//! `GET /v1/models` and `GET /v1/models/{id}`.
+//! `GET /v1/models` and `GET /v1/models/{id}`: the library and the models served by path, each
+//! with its backend and state; facts of the loaded context when it is loaded.
 
-use super::now_secs;
 use crate::ApiError;
 use axum::extract::{Path, State};
 use axum::Json;
-use minerva_core::ModelInfo;
-use minerva_engine::Engine;
+use minerva_engine::{Engine, ModelEntry};
 use minerva_openai::{ModelList, ModelObject};
-use serde_json::json;
+use serde_json::{json, Map, Value};
+use std::time::UNIX_EPOCH;
 
-fn object(info: &ModelInfo) -> ModelObject {
+fn object(entry: &ModelEntry) -> ModelObject {
+    let m = &entry.model;
+    let mut meta = Map::new();
+    meta.insert("format".into(), json!(m.format));
+    meta.insert("size".into(), json!(m.size));
+    meta.insert("digest".into(), json!(m.digest));
+    meta.insert("architecture".into(), json!(m.architecture));
+    meta.insert("n_params".into(), json!(m.n_params));
+    meta.insert("quantization".into(), json!(m.quantization));
+    meta.insert("n_ctx_train".into(), json!(m.context_length));
+    if let Some(error) = &entry.error {
+        meta.insert("error".into(), json!(error));
+    }
+    if let Some(loaded) = &entry.loaded {
+        let info = loaded.model.info();
+        meta.insert("n_ctx".into(), json!(info.n_ctx));
+        meta.insert("n_vocab".into(), json!(info.n_vocab));
+        meta.insert("default_chat_template".into(), json!(info.default_template));
+        meta.insert("memory_bytes".into(), json!(loaded.memory_bytes));
+        meta.insert("pid".into(), json!(loaded.model.process_id()));
+        meta.insert("requests".into(), json!(loaded.in_flight));
+        let expires = loaded
+            .expires_at
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs());
+        meta.insert("expires_at".into(), json!(expires));
+    }
     ModelObject {
-        id: info.id.clone(),
+        id: m.name.clone(),
         object: "model",
-        created: now_secs(),
+        created: m
+            .modified
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
         owned_by: "minerva",
-        meta: json!({
-            "backend": info.backend,
-            "n_ctx": info.n_ctx,
-            "n_ctx_train": info.n_ctx_train,
-            "n_vocab": info.n_vocab,
-            "default_chat_template": info.default_template,
-        }),
+        backend: entry.backend(),
+        state: entry.state.as_str(),
+        meta: Value::Object(meta),
     }
 }
 
-pub async fn list(State(engine): State<Engine>) -> Json<ModelList> {
-    Json(ModelList {
+pub async fn list(State(engine): State<Engine>) -> Result<Json<ModelList>, ApiError> {
+    Ok(Json(ModelList {
         object: "list",
-        data: engine.list().iter().map(object).collect(),
-    })
+        data: engine.models().await?.iter().map(object).collect(),
+    }))
 }
 
 pub async fn one(
     State(engine): State<Engine>,
     Path(id): Path<String>,
 ) -> Result<Json<ModelObject>, ApiError> {
-    let model = engine.model(Some(&id))?;
-    Ok(Json(object(model.info())))
+    let wanted = engine.resolve(Some(&id)).await?;
+    let entry = engine
+        .models()
+        .await?
+        .into_iter()
+        .find(|e| e.model.name == wanted.name)
+        .ok_or(minerva_core::CoreError::ModelNotFound(id))?;
+    Ok(Json(object(&entry)))
 }

@@ -13,7 +13,7 @@ pub async fn list(State(engine): State<Engine>) -> Json<Value> {
     let mut slots = Vec::new();
     let mut queued = serde_json::Map::new();
     let mut cache = serde_json::Map::new();
-    for (model, status) in engine.statuses() {
+    for (model, status) in engine.statuses().await {
         queued.insert(model.clone(), json!(status.queued));
         let c = status.cache;
         cache.insert(

@@ -19,12 +19,21 @@ pub async fn handle(
     State(state): State<AppState>,
     OllamaJson(req): OllamaJson<ChatRequest>,
 ) -> Result<Response, OllamaError> {
-    let (model, timing) = super::start(
+    if req.messages.is_empty() {
+        if let Some(done) =
+            super::unload_request(&state.engine, &req.model, req.keep_alive.as_ref()).await?
+        {
+            return Ok(respond::unloaded(make_chat(req.model.clone()), done));
+        }
+    }
+    let (model, keep_alive, timing) = super::start(
         &state.engine,
         &req.model,
+        req.keep_alive.as_ref(),
         req.format.as_ref(),
         req.think.as_ref(),
-    )?;
+    )
+    .await?;
     // Rendered by the template as the OpenAI route does; the reply is not parsed for tool
     // calls yet (a call comes back as text in `message.content`). Ollama treats `[]` as none.
     let tools = params::tools(req.tools.as_ref())?
@@ -38,8 +47,18 @@ pub async fn handle(
         .map(|(i, m)| message(i, m))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let name = req.model;
-    let make = move |p: Piece| ChatResponse {
+    let make = make_chat(req.model);
+    if messages.is_empty() {
+        return Ok(respond::loaded(make, timing));
+    }
+    let mut job = generation.job(model.info(), Prompt::Chat { messages, tools }, logprobs);
+    job.keep_alive = keep_alive;
+    respond::reply(&state, job, req.stream.unwrap_or(true), timing, make).await
+}
+
+/// Shapes `/api/chat`'s objects for the model `name`.
+fn make_chat(name: String) -> impl Fn(Piece) -> ChatResponse + Send + 'static {
+    move |p: Piece| ChatResponse {
         model: name.clone(),
         created_at: timestamp(SystemTime::now()),
         message: MessageOut {
@@ -49,12 +68,7 @@ pub async fn handle(
         done: p.end.is_some(),
         logprobs: p.logprobs,
         end: p.end,
-    };
-    if messages.is_empty() {
-        return Ok(respond::loaded(make, timing));
     }
-    let job = generation.job(model.info(), Prompt::Chat { messages, tools }, logprobs);
-    respond::reply(&state, job, req.stream.unwrap_or(true), timing, make).await
 }
 
 /// Checks one message and puts it in the shape chat templates expect: a lower-case role (as

@@ -16,12 +16,21 @@ pub async fn handle(
     State(state): State<AppState>,
     OllamaJson(req): OllamaJson<GenerateRequest>,
 ) -> Result<Response, OllamaError> {
-    let (model, timing) = super::start(
+    if req.prompt.as_deref().unwrap_or("").is_empty() {
+        if let Some(done) =
+            super::unload_request(&state.engine, &req.model, req.keep_alive.as_ref()).await?
+        {
+            return Ok(respond::unloaded(make_generate(req.model.clone()), done));
+        }
+    }
+    let (model, keep_alive, timing) = super::start(
         &state.engine,
         &req.model,
+        req.keep_alive.as_ref(),
         req.format.as_ref(),
         req.think.as_ref(),
-    )?;
+    )
+    .await?;
     super::refuse_images(req.images.as_ref())?;
     let given = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.is_empty());
     if given(&req.suffix) {
@@ -48,15 +57,7 @@ pub async fn handle(
     let generation = super::options::generation(req.options.as_ref(), model.info())?;
     let logprobs = super::logprob_request(req.logprobs, req.top_logprobs)?;
 
-    let name = req.model;
-    let make = move |p: Piece| GenerateResponse {
-        model: name.clone(),
-        created_at: timestamp(SystemTime::now()),
-        response: p.text,
-        done: p.end.is_some(),
-        logprobs: p.logprobs,
-        end: p.end,
-    };
+    let make = make_generate(req.model);
     let text = req.prompt.unwrap_or_default();
     if text.is_empty() {
         return Ok(respond::loaded(make, timing));
@@ -74,6 +75,19 @@ pub async fn handle(
             tools: None,
         }
     };
-    let job = generation.job(model.info(), prompt, logprobs);
+    let mut job = generation.job(model.info(), prompt, logprobs);
+    job.keep_alive = keep_alive;
     respond::reply(&state, job, req.stream.unwrap_or(true), timing, make).await
+}
+
+/// Shapes `/api/generate`'s objects for the model `name`.
+fn make_generate(name: String) -> impl Fn(Piece) -> GenerateResponse + Send + 'static {
+    move |p: Piece| GenerateResponse {
+        model: name.clone(),
+        created_at: timestamp(SystemTime::now()),
+        response: p.text,
+        done: p.end.is_some(),
+        logprobs: p.logprobs,
+        end: p.end,
+    }
 }

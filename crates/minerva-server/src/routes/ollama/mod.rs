@@ -2,58 +2,78 @@
 //! `/api/version`, `/`) over the same engine as the OpenAI routes. Errors leave as
 //! `{"error": "..."}` through [`OllamaError`]; wire types live in `minerva-ollama`.
 //!
-//! One model is served per process: a request must name it by its id, or by its id with
-//! Ollama's default tag (`ID:latest`) when the id has no tag of its own.
+//! A request names a model of the library (a name without a tag means `:latest`) or one
+//! served by path; the engine loads it on demand.
 
 pub mod chat;
 pub mod generate;
+pub mod library;
 pub mod models;
 
+mod keep_alive;
 mod options;
 mod respond;
 
 use crate::error::OllamaError;
-use minerva_core::{LogprobRequest, Model};
-use minerva_engine::Engine;
+use minerva_core::LogprobRequest;
+use minerva_engine::{Engine, KeepAlive, Lease};
 use respond::Timing;
 use serde_json::Value;
-use std::sync::Arc;
 use std::time::Instant;
 
-/// What every generation request starts with: the model it names (and how long finding it
-/// took), and refusing `format` and `think`, which are not supported yet.
-pub(crate) fn start(
+/// What every generation request starts with: the model it names, loaded if it was not (and
+/// how long that took), its `keep_alive`, and refusing `format` and `think`, which are not
+/// supported yet.
+pub(crate) async fn start(
     engine: &Engine,
     name: &str,
+    keep_alive: Option<&Value>,
     format: Option<&Value>,
     think: Option<&Value>,
-) -> Result<(Arc<dyn Model>, Timing), OllamaError> {
+) -> Result<(Lease, Option<KeepAlive>, Timing), OllamaError> {
     let started = Instant::now();
-    let model = model(engine, name)?;
+    refuse_format(format)?;
+    refuse_think(think, name)?;
+    let keep_alive = keep_alive::parse(keep_alive)?;
+    let model = model(engine, name, keep_alive).await?;
     let timing = Timing {
         started,
         load: started.elapsed(),
     };
-    refuse_format(format)?;
-    refuse_think(think, name)?;
-    Ok((model, timing))
+    Ok((model, keep_alive, timing))
 }
 
-/// The served model that `name` names.
-pub(crate) fn model(engine: &Engine, name: &str) -> Result<Arc<dyn Model>, OllamaError> {
+/// The model that `name` names, loaded if it is not.
+pub(crate) async fn model(
+    engine: &Engine,
+    name: &str,
+    keep_alive: Option<KeepAlive>,
+) -> Result<Lease, OllamaError> {
     if name.is_empty() {
         return Err(OllamaError::bad_request("model is required"));
     }
-    if let Ok(model) = engine.model(Some(name)) {
-        return Ok(model);
+    Ok(engine.model_with(Some(name), keep_alive).await?)
+}
+
+/// A request without a prompt and with `keep_alive` zero unloads the model, as in Ollama (it is
+/// not loaded first); `Some` with the time taken when that is what this request asks.
+pub(crate) async fn unload_request(
+    engine: &Engine,
+    name: &str,
+    keep_alive: Option<&Value>,
+) -> Result<Option<Timing>, OllamaError> {
+    let started = Instant::now();
+    if keep_alive::parse(keep_alive)? != Some(KeepAlive::For(std::time::Duration::ZERO)) {
+        return Ok(None);
     }
-    // `x:latest` is Ollama's spelling of `x`; an id that carries its own tag has no alias.
-    match name.strip_suffix(":latest") {
-        Some(base) if !base.contains(':') => engine
-            .model(Some(base))
-            .map_err(|_| OllamaError::model_not_found(name)),
-        _ => Err(OllamaError::model_not_found(name)),
+    if name.is_empty() {
+        return Err(OllamaError::bad_request("model is required"));
     }
+    engine.unload(name).await?;
+    Ok(Some(Timing {
+        started,
+        load: std::time::Duration::ZERO,
+    }))
 }
 
 /// Structured output is not built yet: `format` other than empty is refused, never ignored.

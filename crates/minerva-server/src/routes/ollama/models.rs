@@ -5,14 +5,14 @@ use crate::error::OllamaError;
 use crate::extract::OllamaJson;
 use axum::extract::State;
 use axum::Json;
-use minerva_core::ModelInfo;
-use minerva_engine::Engine;
+use minerva_core::{LibraryModel, ModelInfo};
+use minerva_engine::{Engine, ModelState};
 use minerva_ollama::{
     parameter_size, timestamp, ListResponse, ListedModel, ModelDetails, ProcessResponse,
     RunningModel, ShowRequest, ShowResponse, VersionResponse,
 };
 use serde_json::{Map, Value};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// The Ollama version `/api/version` reports: the Ollama release whose API shapes these routes
 /// follow, so that clients which check the version before using a feature accept the server.
@@ -29,45 +29,67 @@ pub async fn version() -> Json<VersionResponse> {
     })
 }
 
-pub async fn tags(State(engine): State<Engine>) -> Json<ListResponse> {
+pub async fn tags(State(engine): State<Engine>) -> Result<Json<ListResponse>, OllamaError> {
     let models = engine
-        .list()
+        .models()
+        .await?
         .iter()
-        .map(|info| ListedModel {
-            name: info.id.clone(),
-            model: info.id.clone(),
-            modified_at: modified_at(info),
-            size: info.file.size,
-            digest: digest(info),
-            details: details(info),
+        .map(|entry| {
+            let m = &entry.model;
+            ListedModel {
+                name: m.name.clone(),
+                model: m.name.clone(),
+                modified_at: timestamp(m.modified),
+                size: m.size,
+                digest: m.digest.clone(),
+                details: details(m),
+            }
         })
         .collect();
-    Json(ListResponse { models })
+    Ok(Json(ListResponse { models }))
 }
 
-/// The loaded models: every served model, loaded for as long as the server runs.
-pub async fn ps(State(engine): State<Engine>) -> Json<ProcessResponse> {
+/// The models in memory (and those loading or unloading), with when each unloads if idle.
+pub async fn ps(State(engine): State<Engine>) -> Result<Json<ProcessResponse>, OllamaError> {
     // Ollama's "forever" (`keep_alive: -1`) is the longest `time.Duration`.
     let forever = SystemTime::now()
         .checked_add(Duration::from_nanos(i64::MAX as u64))
         .unwrap_or_else(SystemTime::now);
     let models = engine
-        .list()
+        .models()
+        .await?
         .iter()
-        .map(|info| RunningModel {
-            name: info.id.clone(),
-            model: info.id.clone(),
-            size: info.file.size,
-            digest: digest(info),
-            details: details(info),
-            expires_at: timestamp(forever),
-            size_vram: 0,
-            context_length: info.n_ctx,
+        .filter(|e| e.state != ModelState::Unloaded && e.state != ModelState::Failed)
+        .map(|entry| {
+            let m = &entry.model;
+            let loaded = entry.loaded.as_ref();
+            let busy = loaded.is_some_and(|l| l.in_flight > 0);
+            let expires = match loaded.and_then(|l| l.expires_at) {
+                Some(t) => t,
+                // Busy models and models kept forever have no deadline yet.
+                None if busy => SystemTime::now(),
+                None => forever,
+            };
+            RunningModel {
+                name: m.name.clone(),
+                model: m.name.clone(),
+                size: loaded.map_or(0, |l| l.memory_bytes),
+                digest: m.digest.clone(),
+                details: details(m),
+                expires_at: timestamp(expires),
+                size_vram: 0,
+                context_length: loaded.map_or(0, |l| l.model.info().n_ctx),
+                backend: entry.backend(),
+                state: entry.state.as_str(),
+                pid: loaded.and_then(|l| l.model.process_id()),
+            }
         })
         .collect();
-    Json(ProcessResponse { models })
+    Ok(Json(ProcessResponse { models }))
 }
 
+/// A model's facts from its manifest; the loaded model's metadata when it is loaded (`show`
+/// never loads a model).
 pub async fn show(
     State(engine): State<Engine>,
     OllamaJson(req): OllamaJson<ShowRequest>,
@@ -77,52 +99,71 @@ pub async fn show(
     } else {
         req.model
     };
-    let model = super::model(&engine, &name)?;
-    let info = model.info();
+    if name.is_empty() {
+        return Err(OllamaError::bad_request("model is required"));
+    }
+    let m = engine.resolve(Some(&name)).await?;
+    let loaded = engine
+        .loaded()
+        .into_iter()
+        .find(|(n, _)| *n == m.name)
+        .map(|(_, l)| l.model);
+    let (template, model_info, parameters) = match &loaded {
+        Some(model) => {
+            let info = model.info();
+            (
+                info.chat_template.clone(),
+                model_info(info),
+                // The one model parameter fixed at load; the sampling defaults are Ollama's own.
+                format!("{:<30} {}", "num_ctx", info.n_ctx),
+            )
+        }
+        None => (
+            m.chat_template.clone().unwrap_or_default(),
+            manifest_info(&m),
+            String::new(),
+        ),
+    };
     Ok(Json(ShowResponse {
-        license: metadata(info, "general.license").map(str::to_string),
-        // The one model parameter fixed at load; the sampling defaults are Ollama's own.
-        parameters: format!("{:<30} {}", "num_ctx", info.n_ctx),
-        template: info.chat_template.clone(),
-        details: details(info),
-        model_info: model_info(info),
+        license: m.license.clone(),
+        parameters,
+        template,
+        details: details(&m),
+        model_info,
         capabilities: vec!["completion"],
-        modified_at: modified_at(info),
+        modified_at: timestamp(m.modified),
     }))
 }
 
-fn details(info: &ModelInfo) -> ModelDetails {
-    let family = info.file.architecture.clone().unwrap_or_default();
+fn details(m: &LibraryModel) -> ModelDetails {
+    let family = m.architecture.clone().unwrap_or_default();
     ModelDetails {
         parent_model: String::new(),
-        format: info.file.format.to_string(),
+        format: m.format.clone(),
         families: if family.is_empty() {
             Vec::new()
         } else {
             vec![family.clone()]
         },
         family,
-        parameter_size: parameter_size(info.file.n_params),
-        quantization_level: info.file.quantization.clone().unwrap_or_default(),
+        parameter_size: m.n_params.map(parameter_size).unwrap_or_default(),
+        quantization_level: m.quantization.clone().unwrap_or_default(),
     }
 }
 
-/// The file's sha256 when the loader knew it (a verified download), else empty: hashing a
-/// multi-gigabyte file to list it is not worth it.
-fn digest(info: &ModelInfo) -> String {
-    info.file.sha256.clone().unwrap_or_default()
-}
-
-fn modified_at(info: &ModelInfo) -> String {
-    timestamp(info.file.modified.unwrap_or(UNIX_EPOCH))
-}
-
-fn metadata<'a>(info: &'a ModelInfo, key: &str) -> Option<&'a str> {
-    info.file
-        .metadata
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
+/// `model_info` of a model that is not loaded: what its manifest knows.
+fn manifest_info(m: &LibraryModel) -> Map<String, Value> {
+    let mut map = Map::new();
+    if let Some(arch) = &m.architecture {
+        map.insert("general.architecture".into(), Value::from(arch.clone()));
+        if let Some(ctx) = m.context_length {
+            map.insert(format!("{arch}.context_length"), Value::from(ctx));
+        }
+    }
+    if let Some(n) = m.n_params {
+        map.insert("general.parameter_count".into(), Value::from(n));
+    }
+    map
 }
 
 /// The file's metadata with values typed again (llama.cpp hands them over as text): integers,

@@ -33,8 +33,21 @@ pub(crate) struct Timing {
 
 /// The answer to a request without a prompt, which in Ollama only loads the model: it is loaded.
 pub(crate) fn loaded<T: Serialize>(make: impl Fn(Piece) -> T, timing: Timing) -> Response {
+    empty_reply(make, timing, "load")
+}
+
+/// The answer to a request without a prompt and with `keep_alive` zero: the model is unloaded.
+pub(crate) fn unloaded<T: Serialize>(make: impl Fn(Piece) -> T, timing: Timing) -> Response {
+    empty_reply(make, timing, "unload")
+}
+
+fn empty_reply<T: Serialize>(
+    make: impl Fn(Piece) -> T,
+    timing: Timing,
+    done_reason: &'static str,
+) -> Response {
     let end = DoneFields {
-        done_reason: "load",
+        done_reason,
         total_duration: nanos(timing.started.elapsed()),
         load_duration: nanos(timing.load),
         prompt_eval_count: 0,

@@ -1,0 +1,142 @@
+//! `POST /api/pull`, `DELETE /api/delete` and `POST /api/copy`: the model library through
+//! Ollama's API. A pull runs on a blocking thread and streams its status objects as NDJSON;
+//! a client that goes away cancels it (the partial download stays, and the next pull resumes it).
+
+use crate::error::OllamaError;
+use crate::extract::OllamaJson;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use minerva_core::{Library, PullProgress};
+use minerva_engine::Engine;
+use minerva_ollama::{ndjson_line, CopyRequest, DeleteRequest, ProgressResponse, PullRequest};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+fn library(engine: &Engine) -> Result<Arc<dyn Library>, OllamaError> {
+    engine
+        .library()
+        .ok_or_else(|| OllamaError::bad_request("this server has no model library"))
+}
+
+fn either(model: String, name: String) -> Result<String, OllamaError> {
+    let chosen = if model.is_empty() { name } else { model };
+    if chosen.is_empty() {
+        return Err(OllamaError::bad_request("model is required"));
+    }
+    Ok(chosen)
+}
+
+fn progress(p: PullProgress) -> ProgressResponse {
+    ProgressResponse {
+        status: p.status,
+        digest: p.digest,
+        total: p.total,
+        completed: p.completed,
+    }
+}
+
+/// Sets the flag when dropped: the response stream is gone, so the pull stops.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+pub async fn pull(
+    State(engine): State<Engine>,
+    OllamaJson(req): OllamaJson<PullRequest>,
+) -> Result<Response, OllamaError> {
+    let library = library(&engine)?;
+    let source = either(req.model, req.name)?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ProgressResponse>();
+    let flag = Arc::clone(&cancel);
+    let task = tokio::task::spawn_blocking(move || {
+        library.pull(&source, None, &mut |p| drop(tx.send(progress(p))), &flag)
+    });
+    if req.stream.unwrap_or(true) {
+        let guard = CancelOnDrop(cancel);
+        let lines = async_stream::stream! {
+            let _guard = guard;
+            while let Some(p) = rx.recv().await {
+                yield Ok::<Bytes, Infallible>(Bytes::from(ndjson_line(&p)));
+            }
+            let end = match task.await {
+                Ok(Ok(model)) => {
+                    tracing::info!(model = %model.name, "pulled");
+                    None
+                }
+                Ok(Err(e)) => Some(OllamaError::from(e).body()),
+                Err(e) => Some(OllamaError::bad_request(format!("the pull task failed: {e}")).body()),
+            };
+            if let Some(error) = end {
+                yield Ok(Bytes::from(ndjson_line(&error)));
+            }
+        };
+        return Ok((
+            [(header::CONTENT_TYPE, "application/x-ndjson")],
+            Body::from_stream(lines),
+        )
+            .into_response());
+    }
+    let _guard = CancelOnDrop(cancel);
+    let result = task
+        .await
+        .map_err(|e| OllamaError::bad_request(format!("the pull task failed: {e}")))?;
+    result?;
+    Ok(Json(ProgressResponse {
+        status: "success".into(),
+        digest: None,
+        total: None,
+        completed: None,
+    })
+    .into_response())
+}
+
+pub async fn delete(
+    State(engine): State<Engine>,
+    OllamaJson(req): OllamaJson<DeleteRequest>,
+) -> Result<Response, OllamaError> {
+    let library = library(&engine)?;
+    let name = either(req.model, req.name)?;
+    let model = {
+        let library = Arc::clone(&library);
+        let name = name.clone();
+        blocking(move || library.get(&name)).await?
+    };
+    // Out of memory first; a model still serving requests unloads when they end (its file
+    // stays readable to it until then).
+    engine.unload(&model.name).await?;
+    blocking(move || library.remove(&model.name)).await?;
+    tracing::info!(model = %name, "deleted");
+    Ok(().into_response())
+}
+
+pub async fn copy(
+    State(engine): State<Engine>,
+    OllamaJson(req): OllamaJson<CopyRequest>,
+) -> Result<Response, OllamaError> {
+    let library = library(&engine)?;
+    if req.source.is_empty() || req.destination.is_empty() {
+        return Err(OllamaError::bad_request(
+            "source and destination are required",
+        ));
+    }
+    blocking(move || library.copy(&req.source, &req.destination)).await?;
+    Ok(().into_response())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> minerva_core::Result<T> + Send + 'static,
+) -> Result<T, OllamaError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| OllamaError::bad_request(format!("the task failed: {e}")))?
+        .map_err(OllamaError::from)
+}
