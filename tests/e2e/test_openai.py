@@ -221,3 +221,28 @@ def test_penalties_change_greedy_output(client):
     ).choices[0].text
     assert penalised != base
     assert penalised.count("la") < base.count("la")
+
+
+def test_json_object_response_format(client):
+    """`response_format: json_object` is enforced while sampling; `json_schema` is refused."""
+    import json
+
+    import openai
+    import pytest
+
+    r = client.chat.completions.create(
+        model=MODEL_ID,
+        messages=[{"role": "user", "content": "Reply in JSON with a key colours holding a list of three colour names."}],
+        response_format={"type": "json_object"},
+        temperature=0,
+        max_tokens=300,
+    )
+    assert r.choices[0].finish_reason == "stop"
+    assert isinstance(json.loads(r.choices[0].message.content), dict)
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model=MODEL_ID,
+            messages=HAIKU,
+            response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
+        )
+    assert info.value.body["param"] == "response_format"

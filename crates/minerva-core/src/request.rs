@@ -29,6 +29,15 @@ pub struct SamplingParams {
     /// Never pick an end-of-generation token: run to `max_tokens` or the context's end
     /// (llama-server's `ignore_eos`, for benchmarks).
     pub ignore_eos: bool,
+    /// A shape the output must have, enforced while sampling (`None`: free text).
+    pub format: Option<OutputFormat>,
+}
+
+/// A constraint on the generated text, enforced token by token by the backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutputFormat {
+    /// One JSON object (Ollama's `format: "json"`, OpenAI's `json_object`).
+    JsonObject,
 }
 
 impl Default for SamplingParams {
@@ -45,6 +54,7 @@ impl Default for SamplingParams {
             seed: None,
             logit_bias: Vec::new(),
             ignore_eos: false,
+            format: None,
         }
     }
 }

@@ -1,16 +1,45 @@
 //! llama.cpp's sampler chain built from [`SamplingParams`], in the order llama.cpp's own
 //! `common_sampler` uses: logit bias, penalties, top-k, top-p, min-p, temperature, then a
-//! seeded draw (or greedy when the temperature is 0).
+//! seeded draw (or greedy when the temperature is 0). An output format's grammar runs before
+//! the chain.
 
+use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use llama_cpp_2::token::LlamaToken;
-use minerva_core::SamplingParams;
+use minerva_core::{CoreError, SamplingParams};
 
 /// llama.cpp's "pick a random seed" value.
 const RANDOM_SEED: u32 = u32::MAX;
 
-pub fn build(params: &SamplingParams, n_vocab: i32) -> LlamaSampler {
+/// What one sequence samples with: the chain, and the output format's grammar, kept apart as
+/// llama.cpp's own `common_sampler` does: the prompt is fed to the chain's penalties only
+/// (a grammar would reject it), and the grammar masks the candidates before the chain runs.
+pub struct Samplers {
+    pub chain: LlamaSampler,
+    pub grammar: Option<LlamaSampler>,
+}
+
+/// The samplers for `params`.
+pub fn build(params: &SamplingParams, model: &LlamaModel) -> Result<Samplers, CoreError> {
+    let grammar =
+        match &params.format {
+            Some(format) => {
+                let (grammar, root) = crate::grammar::for_format(format);
+                Some(LlamaSampler::grammar(model, grammar, root).map_err(|e| {
+                    CoreError::Backend(format!("cannot build the output grammar: {e}"))
+                })?)
+            }
+            None => None,
+        };
+    Ok(Samplers {
+        chain: chain(params, model),
+        grammar,
+    })
+}
+
+fn chain(params: &SamplingParams, model: &LlamaModel) -> LlamaSampler {
+    let n_vocab = model.vocab().n_tokens();
     let mut chain = Vec::new();
     if !params.logit_bias.is_empty() {
         let biases: Vec<LlamaLogitBias> = params

@@ -161,6 +161,14 @@ impl<'m> Scheduler<'m> {
 
     /// Starts `job` on a free sequence, reusing the longest cached prefix of its prompt.
     fn start(&mut self, job: Job, ctx: &mut LlamaContext<'_>) {
+        let sampler = match crate::sampler::build(&job.request.sampling, self.model) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start a request");
+                let _ = job.events.send(Err(e));
+                return;
+            }
+        };
         let prompt: Vec<LlamaToken> = job.request.prompt.iter().map(|&t| LlamaToken(t)).collect();
         let (dst, cached) = if job.request.cache_prompt && self.reuse {
             self.place_cached(&prompt, ctx)
@@ -179,7 +187,7 @@ impl<'m> Scheduler<'m> {
             cached_tokens = cached,
             "sequence started"
         );
-        seq.running = Some(Slot::new(dst as i32, job, prompt, cached, self.model));
+        seq.running = Some(Slot::new(dst as i32, job, prompt, cached, sampler));
     }
 
     /// Picks the sequence for `prompt` and fills its KV with the longest cached prefix it can

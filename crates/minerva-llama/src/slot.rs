@@ -1,7 +1,8 @@
 //! One sequence of the batch: a request from its prompt to its last token.
 
+use crate::logprobs;
+use crate::sampler::Samplers;
 use crate::worker::Job;
-use crate::{logprobs, sampler};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
@@ -23,6 +24,8 @@ pub struct Slot {
     pub seq: i32,
     pub job: Job,
     sampler: LlamaSampler,
+    /// The output format's grammar, applied before `sampler`.
+    grammar: Option<LlamaSampler>,
     prompt: Vec<LlamaToken>,
     /// The tokens whose KV this sequence holds (positions 0..), as sent to the context.
     pub kv: Vec<LlamaToken>,
@@ -44,15 +47,19 @@ pub struct Slot {
 }
 
 impl Slot {
-    /// A sequence for `job`, whose first `cached` prompt tokens are already in the KV cache.
+    /// A sequence for `job`, whose first `cached` prompt tokens are already in the KV cache,
+    /// sampling with `sampler` (see [`crate::sampler::build`]).
     pub fn new(
         seq: i32,
         job: Job,
         prompt: Vec<LlamaToken>,
         cached: usize,
-        model: &LlamaModel,
+        samplers: Samplers,
     ) -> Self {
-        let mut sampler = sampler::build(&job.request.sampling, model.vocab().n_tokens());
+        let Samplers {
+            chain: mut sampler,
+            grammar,
+        } = samplers;
         // Penalties look back over the prompt too, as in llama-server.
         sampler.accept_many(prompt.iter());
         let limit = job.request.max_tokens.map_or(usize::MAX, |m| m as usize);
@@ -60,6 +67,7 @@ impl Slot {
             seq,
             job,
             sampler,
+            grammar,
             kv: prompt[..cached].to_vec(),
             prompt,
             cached,
@@ -142,7 +150,26 @@ impl Slot {
             Instant::now()
         });
         let vocab = model.vocab();
-        let token = self.sampler.sample(ctx, row);
+        let token = match self.grammar.as_mut() {
+            None => self.sampler.sample(ctx, row),
+            Some(grammar) => {
+                // The grammar masks what it does not allow, the chain picks among the rest; both
+                // then advance. The token picked is one the grammar allows, so accepting it
+                // cannot fail.
+                let mut candidates = ctx.token_data_array_ith(row);
+                grammar.apply(&mut candidates);
+                self.sampler.apply(&mut candidates);
+                let Some(token) = candidates.selected_token() else {
+                    let _ = self.job.events.send(Err(CoreError::Backend(
+                        "the output format allows no token here".into(),
+                    )));
+                    return Step::Finished(None);
+                };
+                grammar.accept(token);
+                self.sampler.accept(token);
+                token
+            }
+        };
         if vocab.is_eog(token) {
             return self.finish(FinishReason::Stop, gen_started);
         }

@@ -87,6 +87,7 @@ pub fn sampling(f: &SamplingFields, n_vocab: usize) -> Result<SamplingParams, Ap
         seed,
         logit_bias,
         ignore_eos: f.ignore_eos.unwrap_or(false),
+        format: None,
     })
 }
 

@@ -53,6 +53,7 @@ pub async fn handle(
     }
     let mut job = generation.job(model.info(), Prompt::Chat { messages, tools }, logprobs);
     job.keep_alive = keep_alive;
+    job.sampling.format = super::output_format(req.format.as_ref())?;
     respond::reply(&state, job, req.stream.unwrap_or(true), timing, make).await
 }
 

@@ -15,7 +15,7 @@ mod options;
 mod respond;
 
 use crate::error::OllamaError;
-use minerva_core::LogprobRequest;
+use minerva_core::{LogprobRequest, OutputFormat};
 use minerva_engine::{Engine, KeepAlive, Lease};
 use respond::Timing;
 use serde_json::Value;
@@ -32,7 +32,7 @@ pub(crate) async fn start(
     think: Option<&Value>,
 ) -> Result<(Lease, Option<KeepAlive>, Timing), OllamaError> {
     let started = Instant::now();
-    refuse_format(format)?;
+    output_format(format)?;
     refuse_think(think, name)?;
     let keep_alive = keep_alive::parse(keep_alive)?;
     let model = model(engine, name, keep_alive).await?;
@@ -76,13 +76,15 @@ pub(crate) async fn unload_request(
     }))
 }
 
-/// Structured output is not built yet: `format` other than empty is refused, never ignored.
-fn refuse_format(format: Option<&Value>) -> Result<(), OllamaError> {
+/// `format`: `"json"` is one JSON object, enforced while sampling; a JSON schema is refused
+/// until schemas are compiled to grammars, never ignored.
+pub(crate) fn output_format(format: Option<&Value>) -> Result<Option<OutputFormat>, OllamaError> {
     match format {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::String(s)) if s.is_empty() => Ok(()),
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) if s == "json" => Ok(Some(OutputFormat::JsonObject)),
         Some(_) => Err(OllamaError::bad_request(
-            "'format' (structured output: \"json\" or a JSON schema) is not supported yet",
+            "'format' must be \"json\"; a JSON schema (structured output) is not supported yet",
         )),
     }
 }
