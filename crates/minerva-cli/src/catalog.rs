@@ -90,18 +90,10 @@ pub fn find(name: &str) -> Option<&'static Entry> {
     CATALOG.iter().find(|e| e.name == name)
 }
 
-/// Minerva's models directory: `$MINERVA_MODELS_DIR`, else `<data dir>/minerva/models`
+/// Where `minerva fetch` keeps the files it downloads: `<models root>/models`
 /// (`~/.local/share/minerva/models` on Linux).
-pub fn models_dir(flag: Option<&Path>) -> Result<PathBuf> {
-    if let Some(dir) = flag {
-        return Ok(dir.to_path_buf());
-    }
-    if let Some(dir) = std::env::var_os("MINERVA_MODELS_DIR") {
-        return Ok(PathBuf::from(dir));
-    }
-    let base = dirs::data_dir()
-        .context("cannot find the user's data directory; set MINERVA_MODELS_DIR")?;
-    Ok(base.join("minerva").join("models"))
+pub fn cache_dir(root: &Path) -> PathBuf {
+    root.join("models")
 }
 
 /// The id a model file is served under: its catalog name when it is a catalog file, else its stem.

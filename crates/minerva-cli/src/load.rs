@@ -1,29 +1,55 @@
 //! Resolving `--model` and loading it with the right backend.
 
-use crate::{catalog, ModelArgs};
+use crate::{catalog, library, ModelArgs};
 use anyhow::{bail, Context, Result};
 use minerva_core::{Backend, Model, ModelSpec};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// A path to a GGUF file, or a known model's name (fetched when missing).
-pub fn resolve(model: &str, models_dir: &Path) -> Result<PathBuf> {
-    let as_path = PathBuf::from(model);
-    if as_path.is_file() {
-        return Ok(as_path);
-    }
-    if let Some(entry) = catalog::find(model) {
-        return catalog::ensure(entry, models_dir);
-    }
-    let known: Vec<&str> = catalog::CATALOG.iter().map(|e| e.name).collect();
-    bail!(
-        "'{model}' is neither a model file nor a known model name (known: {})",
-        known.join(", ")
-    )
+/// A model file to load, the id to serve it under and its sha256 when known.
+pub struct Resolved {
+    pub path: PathBuf,
+    pub id: String,
+    pub sha256: Option<String>,
 }
 
-pub fn load(args: &ModelArgs, models_dir: &Path) -> Result<Arc<dyn Model>> {
-    let path = resolve(&args.model, models_dir)?;
+/// A path to a GGUF file, a known model's name (fetched when missing), or a model in the store.
+pub fn resolve(model: &str, root: &Path) -> Result<Resolved> {
+    let as_path = PathBuf::from(model);
+    if as_path.is_file() {
+        return Ok(Resolved {
+            id: catalog::model_id(&as_path),
+            sha256: catalog::stamped_sha256(&as_path),
+            path: as_path,
+        });
+    }
+    if let Some(entry) = catalog::find(model) {
+        let path = catalog::ensure(entry, &catalog::cache_dir(root))?;
+        return Ok(Resolved {
+            id: entry.name.to_string(),
+            sha256: catalog::stamped_sha256(&path),
+            path,
+        });
+    }
+    match library::open(root)?.get(model) {
+        Ok(m) => Ok(Resolved {
+            id: m.name,
+            sha256: Some(m.digest),
+            path: m.path,
+        }),
+        Err(minerva_store::StoreError::NotFound(_) | minerva_store::StoreError::Invalid(_)) => {
+            let known: Vec<&str> = catalog::CATALOG.iter().map(|e| e.name).collect();
+            bail!(
+                "'{model}' is neither a model file, a known model name (known: {}) nor a model in the store (minerva list)",
+                known.join(", ")
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn load(args: &ModelArgs, root: &Path) -> Result<Arc<dyn Model>> {
+    let Resolved { path, id, sha256 } = resolve(&args.model, root)?;
     let chat_template = match &args.chat_template {
         Some(file) => Some(
             std::fs::read_to_string(file)
@@ -32,8 +58,8 @@ pub fn load(args: &ModelArgs, models_dir: &Path) -> Result<Arc<dyn Model>> {
         None => None,
     };
     let spec = ModelSpec {
-        id: catalog::model_id(&path),
-        sha256: catalog::stamped_sha256(&path),
+        id,
+        sha256,
         path,
         ctx_size: Some(args.ctx_size),
         threads: args.threads,

@@ -4,6 +4,7 @@
 //! hands the engine to `minerva-server`.
 
 mod catalog;
+mod library;
 mod load;
 mod run;
 
@@ -19,8 +20,9 @@ use std::path::PathBuf;
     about = "Run open-weight LLMs locally and serve them on OpenAI-compatible APIs"
 )]
 struct Cli {
-    /// Where models are stored (default: ~/.local/share/minerva/models).
-    #[arg(long, global = true, env = "MINERVA_MODELS_DIR")]
+    /// The models root: the store (blobs/, manifests/) and, in models/, the download cache of
+    /// `minerva fetch` [env: MINERVA_MODELS or MINERVA_MODELS_DIR; default: ~/.local/share/minerva].
+    #[arg(long, global = true)]
     models_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -32,8 +34,19 @@ enum Command {
     Serve(ServeArgs),
     /// Chat with a model in the terminal; one reply when a prompt is given.
     Run(RunArgs),
-    /// Download and verify known models into the models directory.
+    /// Download and verify known models, and add them to the store under their names.
     Fetch(FetchArgs),
+    /// Download a GGUF model from the Hugging Face hub or a URL into the store (resumes).
+    Pull(library::PullArgs),
+    /// Add a local GGUF file to the store.
+    Import(library::ImportArgs),
+    /// List the models in the store.
+    #[command(alias = "ls")]
+    List,
+    /// Show a stored model's facts, template or licence.
+    Show(library::ShowArgs),
+    /// Remove models from the store (and the files no other name uses).
+    Rm(library::RmArgs),
 }
 
 /// Which model to load, and how.
@@ -107,11 +120,16 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let models_dir = catalog::models_dir(cli.models_dir.as_deref())?;
+    let root = library::models_root(cli.models_dir.as_deref())?;
     match cli.command {
-        Command::Serve(args) => serve(args, &models_dir),
-        Command::Run(args) => run::run(args, &models_dir),
-        Command::Fetch(args) => fetch(args, &models_dir),
+        Command::Serve(args) => serve(args, &root),
+        Command::Run(args) => run::run(args, &root),
+        Command::Fetch(args) => fetch(args, &root),
+        Command::Pull(args) => library::pull(args, &root),
+        Command::Import(args) => library::import(args, &root),
+        Command::List => library::list(&root),
+        Command::Show(args) => library::show(args, &root),
+        Command::Rm(args) => library::rm(args, &root),
     }
 }
 
@@ -161,7 +179,7 @@ async fn shutdown_signal() {
     }
 }
 
-fn fetch(args: FetchArgs, models_dir: &std::path::Path) -> Result<()> {
+fn fetch(args: FetchArgs, root: &std::path::Path) -> Result<()> {
     let entries: Vec<&catalog::Entry> = if args.names.is_empty() {
         catalog::CATALOG.iter().collect()
     } else {
@@ -176,7 +194,8 @@ fn fetch(args: FetchArgs, models_dir: &std::path::Path) -> Result<()> {
             .collect::<Result<_>>()?
     };
     for entry in entries {
-        let path = catalog::ensure(entry, models_dir)?;
+        let path = catalog::ensure(entry, &catalog::cache_dir(root))?;
+        library::import_fetched(entry, &path, root)?;
         println!("{}\t{}", entry.name, path.display());
     }
     Ok(())

@@ -1,0 +1,309 @@
+//! The store's verbs: `minerva pull`, `import`, `list`, `show`, `rm`, and where the store lives.
+//!
+//! The models root is `--models-dir`, else `$MINERVA_MODELS`, else `$MINERVA_MODELS_DIR`, else
+//! `<data dir>/minerva` (`~/.local/share/minerva` on Linux, following `$XDG_DATA_HOME` and
+//! `$HOME`). The store's `blobs/` and `manifests/` sit in the root, as Ollama's do in
+//! `OLLAMA_MODELS`; `minerva fetch` keeps its download cache in `<root>/models` and hard-links
+//! what it fetched into the store.
+
+use crate::catalog;
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use minerva_core::{LibraryModel, PullProgress};
+use minerva_store::{ImportOptions, Store};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::SystemTime;
+
+#[derive(Args)]
+pub struct PullArgs {
+    /// hf.co/OWNER/REPO[:QUANT], OWNER/REPO/FILE.gguf or an https:// URL of a GGUF file.
+    pub source: String,
+    /// The name to store the model under (default: from the source, e.g. hf.co/owner/repo:quant).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// A GGUF file.
+    pub path: PathBuf,
+    /// The name to store the model under (default: the file's stem, tag latest).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    pub name: String,
+    /// Print only the chat template.
+    #[arg(long, conflicts_with = "license")]
+    pub template: bool,
+    /// Print only the licence.
+    #[arg(long)]
+    pub license: bool,
+}
+
+#[derive(Args)]
+pub struct RmArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+/// The models root (see the module's note).
+pub fn models_root(flag: Option<&Path>) -> Result<PathBuf> {
+    if let Some(dir) = flag {
+        return Ok(dir.to_path_buf());
+    }
+    for var in ["MINERVA_MODELS", "MINERVA_MODELS_DIR"] {
+        if let Some(dir) = std::env::var_os(var).filter(|d| !d.is_empty()) {
+            return Ok(PathBuf::from(dir));
+        }
+    }
+    let base =
+        dirs::data_dir().context("cannot find the user's data directory; set MINERVA_MODELS")?;
+    Ok(base.join("minerva"))
+}
+
+pub fn open(root: &Path) -> Result<Store> {
+    Store::open(root).with_context(|| format!("opening the model store in {}", root.display()))
+}
+
+pub fn pull(args: PullArgs, root: &Path) -> Result<()> {
+    let store = open(root)?;
+    let bar = ProgressBar::hidden();
+    let mut bar_shown = false;
+    let mut on_progress = |p: PullProgress| {
+        if p.status.starts_with("pulling ") && p.completed.is_some() {
+            if !bar_shown {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+                bar.set_message(p.status.clone());
+                bar_shown = true;
+            }
+            if let Some(total) = p.total {
+                bar.set_length(total);
+            }
+            bar.set_position(p.completed.unwrap_or(0));
+        } else {
+            if bar_shown {
+                bar.finish();
+            }
+            eprintln!("{}", p.status);
+        }
+    };
+    let cancel = AtomicBool::new(false);
+    let model = store.pull(
+        &args.source,
+        args.name.as_deref(),
+        &mut on_progress,
+        &cancel,
+    );
+    bar.finish_and_clear();
+    let model = model?;
+    println!("{}\tsha256:{}\t{}", model.name, model.digest, model.size);
+    Ok(())
+}
+
+pub fn import(args: ImportArgs, root: &Path) -> Result<()> {
+    let store = open(root)?;
+    let name = match args.name {
+        Some(n) => n,
+        None => {
+            let stem = args
+                .path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
+            format!("{stem}:latest")
+        }
+    };
+    eprintln!("importing {} as {name}", args.path.display());
+    let model = store.import(&args.path, &name)?;
+    println!("{}\tsha256:{}\t{}", model.name, model.digest, model.size);
+    Ok(())
+}
+
+/// Adds a catalog model `minerva fetch` verified to the store under its catalog name: hard-linked,
+/// not hashed again.
+pub fn import_fetched(entry: &catalog::Entry, file: &Path, root: &Path) -> Result<()> {
+    let store = open(root)?;
+    if store
+        .get(entry.name)
+        .is_ok_and(|m| m.digest == entry.sha256 && m.path.is_file())
+    {
+        return Ok(());
+    }
+    let verified = catalog::stamped_sha256(file).filter(|s| s == entry.sha256);
+    let options = ImportOptions {
+        source: Some(format!("minerva fetch {}", entry.name)),
+        verified_sha256: verified,
+    };
+    store
+        .import_with(file, entry.name, &options)
+        .with_context(|| format!("adding {} to the store", entry.name))?;
+    Ok(())
+}
+
+pub fn list(root: &Path) -> Result<()> {
+    let models = open(root)?.list()?;
+    let rows: Vec<[String; 5]> = models
+        .iter()
+        .map(|m| {
+            [
+                m.name.clone(),
+                m.digest.chars().take(12).collect(),
+                human_size(m.size),
+                ago(m.modified),
+                backend(m).to_string(),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "ID", "SIZE", "MODIFIED", "BACKEND"].map(String::from);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        println!("{}", line.join("    ").trim_end());
+    }
+    Ok(())
+}
+
+pub fn show(args: ShowArgs, root: &Path) -> Result<()> {
+    let m = open(root)?.get(&args.name)?;
+    if args.template {
+        println!("{}", m.chat_template.as_deref().unwrap_or(""));
+        return Ok(());
+    }
+    if args.license {
+        println!("{}", m.license.as_deref().unwrap_or(""));
+        return Ok(());
+    }
+    let unknown = || "unknown".to_string();
+    println!("  Model");
+    let rows = [
+        ("name", m.name.clone()),
+        (
+            "architecture",
+            m.architecture.clone().unwrap_or_else(unknown),
+        ),
+        (
+            "parameters",
+            m.n_params.map(human_count).unwrap_or_else(unknown),
+        ),
+        (
+            "quantization",
+            m.quantization.clone().unwrap_or_else(unknown),
+        ),
+        (
+            "context length",
+            m.context_length
+                .map(|c| c.to_string())
+                .unwrap_or_else(unknown),
+        ),
+        (
+            "kv cache",
+            m.kv_bytes_per_token
+                .map(|b| format!("{b} bytes per token"))
+                .unwrap_or_else(unknown),
+        ),
+        ("format", format!("{} ({})", m.format, backend(&m))),
+        ("size", human_size(m.size)),
+        ("digest", format!("sha256:{}", m.digest)),
+        ("source", m.source.clone()),
+        ("file", m.path.display().to_string()),
+    ];
+    for (k, v) in rows {
+        println!("    {k:<16}{v}");
+    }
+    println!();
+    println!("  License");
+    println!("    {}", first_lines(m.license.as_deref(), 3, "--license"));
+    println!();
+    println!("  Template");
+    println!(
+        "    {}",
+        first_lines(m.chat_template.as_deref(), 5, "--template")
+    );
+    Ok(())
+}
+
+pub fn rm(args: RmArgs, root: &Path) -> Result<()> {
+    let store = open(root)?;
+    for name in &args.names {
+        store.remove(name)?;
+        println!("deleted '{name}'");
+    }
+    Ok(())
+}
+
+fn backend(m: &LibraryModel) -> &'static str {
+    match m.format.as_str() {
+        "gguf" => "llama.cpp",
+        _ => "none",
+    }
+}
+
+fn first_lines(text: Option<&str>, n: usize, flag: &str) -> String {
+    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+        return "(none in the model file)".into();
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = lines
+        .iter()
+        .take(n)
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\n    ");
+    if lines.len() > n {
+        out.push_str(&format!(
+            "\n    … ({} lines; {flag} prints it all)",
+            lines.len()
+        ));
+    }
+    out
+}
+
+fn human_size(bytes: u64) -> String {
+    let b = bytes as f64;
+    match bytes {
+        0..1_000_000 => format!("{:.0} KB", b / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.0} MB", b / 1e6),
+        _ => format!("{:.1} GB", b / 1e9),
+    }
+}
+
+fn human_count(n: u64) -> String {
+    let f = n as f64;
+    match n {
+        0..1_000_000_000 => format!("{:.2}M", f / 1e6),
+        _ => format!("{:.2}B", f / 1e9),
+    }
+}
+
+fn ago(t: SystemTime) -> String {
+    let secs = t.elapsed().map(|d| d.as_secs()).unwrap_or(0);
+    let (n, unit) = match secs {
+        0..60 => return "just now".into(),
+        60..3600 => (secs / 60, "minute"),
+        3600..86_400 => (secs / 3600, "hour"),
+        86_400..2_592_000 => (secs / 86_400, "day"),
+        _ => (secs / 2_592_000, "month"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}

@@ -1,0 +1,455 @@
+//! A small GGUF reader: checks that a file is a complete GGUF model and extracts the facts the
+//! store records (architecture, parameters, quantization, context length, chat template,
+//! licence, KV bytes per token).
+//!
+//! The file may be hostile: every count and length it declares is checked against the bytes
+//! that are left before anything is allocated, strings and arrays the store does not keep are
+//! skipped without being read into memory, and all arithmetic is checked. Every tensor's data
+//! (its offset plus the size its type and dimensions imply) must lie inside the file, so a
+//! truncated download is rejected.
+
+use crate::gguf_types::{file_type_name, tensor_type};
+use crate::{Result, StoreError};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// Longest string value kept (chat templates, licences); longer ones are skipped.
+const MAX_KEPT_STRING: u64 = 1 << 20;
+/// Longest metadata key.
+const MAX_KEY: u64 = 1 << 16;
+/// Longest numeric array kept (per-layer values); longer ones are skipped.
+const MAX_KEPT_ARRAY: u64 = 1 << 16;
+/// Most dimensions a ggml tensor has.
+const MAX_DIMS: u32 = 4;
+/// Nesting depth of arrays of arrays accepted.
+const MAX_DEPTH: u32 = 4;
+
+/// What the store learns from a GGUF file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GgufInfo {
+    /// GGUF version (2 or 3).
+    pub version: u32,
+    pub architecture: Option<String>,
+    /// Sum of the tensors' element counts.
+    pub n_params: u64,
+    /// In llama.cpp's naming (`Q4_K_M`), from `general.file_type` or the most common tensor type.
+    pub quantization: Option<String>,
+    pub context_length: Option<u64>,
+    pub chat_template: Option<String>,
+    pub license: Option<String>,
+    pub kv_bytes_per_token: Option<u64>,
+    pub n_tensors: u64,
+    /// Where the tensor data starts (the header's length, aligned).
+    pub data_start: u64,
+    /// Where the last tensor's data ends.
+    pub data_end: u64,
+}
+
+/// A metadata value, as far as the store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    Uint(u64),
+    Int(i64),
+    Str(String),
+    /// A numeric array (each element as u64 where it is a non-negative integer).
+    Ints(Vec<u64>),
+    /// A value the store does not keep (floats, bools, long strings, string arrays, ...).
+    Skipped,
+}
+
+impl Value {
+    fn as_u64(&self) -> Option<u64> {
+        match self {
+            Value::Uint(v) => Some(*v),
+            Value::Int(v) => u64::try_from(*v).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Reads and validates the GGUF file at `path`.
+pub fn read(path: &Path) -> Result<GgufInfo> {
+    let file =
+        File::open(path).map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?
+        .len();
+    let mut r = Reader {
+        inner: BufReader::with_capacity(1 << 16, file),
+        pos: 0,
+        len,
+        path: path.to_path_buf(),
+    };
+    parse(&mut r)
+}
+
+/// True when the file starts with the GGUF magic.
+pub fn has_magic(path: &Path) -> Result<bool> {
+    let mut file =
+        File::open(path).map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
+    let mut magic = [0u8; 4];
+    match file.read_exact(&mut magic) {
+        Ok(()) => Ok(&magic == b"GGUF"),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(StoreError::io(format!("reading {}", path.display()), e)),
+    }
+}
+
+struct Reader {
+    inner: BufReader<File>,
+    pos: u64,
+    len: u64,
+    path: PathBuf,
+}
+
+impl Reader {
+    fn bad(&self, reason: impl Into<String>) -> StoreError {
+        StoreError::InvalidGguf {
+            path: self.path.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn remaining(&self) -> u64 {
+        self.len.saturating_sub(self.pos)
+    }
+
+    /// Fails unless `n` more bytes exist.
+    fn need(&self, n: u64, what: &str) -> Result<()> {
+        if n > self.remaining() {
+            return Err(self.bad(format!(
+                "truncated: {what} needs {n} bytes at offset {}, the file has {} left",
+                self.pos,
+                self.remaining()
+            )));
+        }
+        Ok(())
+    }
+
+    fn bytes<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
+        self.need(N as u64, what)?;
+        let mut buf = [0u8; N];
+        self.inner
+            .read_exact(&mut buf)
+            .map_err(|e| StoreError::io(format!("reading {}", self.path.display()), e))?;
+        self.pos += N as u64;
+        Ok(buf)
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.bytes(what)?))
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.bytes(what)?))
+    }
+
+    fn skip(&mut self, n: u64, what: &str) -> Result<()> {
+        self.need(n, what)?;
+        let offset =
+            i64::try_from(n).map_err(|_| self.bad(format!("{what}: length {n} is too large")))?;
+        self.inner
+            .seek_relative(offset)
+            .map_err(|e| StoreError::io(format!("reading {}", self.path.display()), e))?;
+        self.pos += n;
+        Ok(())
+    }
+
+    /// A string of at most `max` bytes, or `None` (skipped) when it is longer.
+    fn string(&mut self, max: u64, what: &str) -> Result<Option<String>> {
+        let n = self.u64(what)?;
+        self.need(n, what)?;
+        if n > max {
+            self.skip(n, what)?;
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; n as usize];
+        self.inner
+            .read_exact(&mut buf)
+            .map_err(|e| StoreError::io(format!("reading {}", self.path.display()), e))?;
+        self.pos += n;
+        String::from_utf8(buf)
+            .map(Some)
+            .map_err(|_| self.bad(format!("{what} is not UTF-8")))
+    }
+
+    fn value(&mut self, kind: u32, depth: u32, what: &str) -> Result<Value> {
+        Ok(match kind {
+            0 => Value::Uint(u64::from(self.bytes::<1>(what)?[0])),
+            1 => Value::Int(i64::from(i8::from_le_bytes(self.bytes(what)?))),
+            2 => Value::Uint(u64::from(u16::from_le_bytes(self.bytes(what)?))),
+            3 => Value::Int(i64::from(i16::from_le_bytes(self.bytes(what)?))),
+            4 => Value::Uint(u64::from(self.u32(what)?)),
+            5 => Value::Int(i64::from(i32::from_le_bytes(self.bytes(what)?))),
+            6 => {
+                self.bytes::<4>(what)?;
+                Value::Skipped
+            }
+            7 => match self.bytes::<1>(what)?[0] {
+                0 | 1 => Value::Skipped,
+                b => return Err(self.bad(format!("{what}: bool byte {b}"))),
+            },
+            8 => self
+                .string(MAX_KEPT_STRING, what)?
+                .map_or(Value::Skipped, Value::Str),
+            9 => self.array(depth, what)?,
+            10 => Value::Uint(self.u64(what)?),
+            11 => Value::Int(i64::from_le_bytes(self.bytes(what)?)),
+            12 => {
+                self.bytes::<8>(what)?;
+                Value::Skipped
+            }
+            other => return Err(self.bad(format!("{what}: unknown value type {other}"))),
+        })
+    }
+
+    fn array(&mut self, depth: u32, what: &str) -> Result<Value> {
+        if depth >= MAX_DEPTH {
+            return Err(self.bad(format!("{what}: arrays nested too deep")));
+        }
+        let kind = self.u32(what)?;
+        let count = self.u64(what)?;
+        let fixed = match kind {
+            0 | 1 | 7 => Some(1u64),
+            2 | 3 => Some(2),
+            4..=6 => Some(4),
+            10..=12 => Some(8),
+            8 | 9 => None,
+            other => return Err(self.bad(format!("{what}: unknown array element type {other}"))),
+        };
+        match fixed {
+            Some(size) => {
+                let total = count.checked_mul(size).ok_or_else(|| {
+                    self.bad(format!("{what}: array of {count} elements overflows"))
+                })?;
+                self.need(total, what)?;
+                if count > MAX_KEPT_ARRAY || matches!(kind, 6 | 7 | 12) {
+                    self.skip(total, what)?;
+                    return Ok(Value::Skipped);
+                }
+                let mut out = Vec::with_capacity(count as usize);
+                for _ in 0..count {
+                    // Negative integers are kept as 0: the store only reads counts.
+                    out.push(self.value(kind, depth + 1, what)?.as_u64().unwrap_or(0));
+                }
+                Ok(Value::Ints(out))
+            }
+            None => {
+                // Each element is at least 8 bytes (a length or a header): a bound before looping.
+                let least = count.checked_mul(8).ok_or_else(|| {
+                    self.bad(format!("{what}: array of {count} elements overflows"))
+                })?;
+                self.need(least, what)?;
+                for _ in 0..count {
+                    if kind == 8 {
+                        let n = self.u64(what)?;
+                        self.skip(n, what)?;
+                    } else {
+                        self.array(depth + 1, what)?;
+                    }
+                }
+                Ok(Value::Skipped)
+            }
+        }
+    }
+}
+
+struct TensorInfo {
+    elements: u64,
+    kind: u32,
+    offset: u64,
+    bytes: u64,
+}
+
+fn parse(r: &mut Reader) -> Result<GgufInfo> {
+    if &r.bytes::<4>("the magic")? != b"GGUF" {
+        return Err(r.bad("not a GGUF file (the magic is not 'GGUF')"));
+    }
+    let version = r.u32("the version")?;
+    if version != 2 && version != 3 {
+        return Err(r.bad(format!("GGUF version {version} is not supported (2 or 3)")));
+    }
+    let n_tensors = r.u64("the tensor count")?;
+    let n_kv = r.u64("the metadata count")?;
+    // A key/value takes at least 8 (key length) + 4 (type) + 1 bytes; a tensor info 8 + 4 + 4 + 8.
+    r.need(n_kv.saturating_mul(13), "the metadata")?;
+    r.need(n_tensors.saturating_mul(24), "the tensor infos")?;
+
+    let mut meta: HashMap<String, Value> = HashMap::new();
+    for i in 0..n_kv {
+        let key = r
+            .string(MAX_KEY, "a metadata key")?
+            .ok_or_else(|| r.bad(format!("metadata key {i} is too long")))?;
+        let kind = r.u32("a metadata type")?;
+        let value = r.value(kind, 0, &key)?;
+        meta.insert(key, value);
+    }
+
+    let mut tensors = Vec::with_capacity(n_tensors.min(1 << 14) as usize);
+    for i in 0..n_tensors {
+        let _name = r.string(MAX_KEY, "a tensor name")?;
+        let n_dims = r.u32("a tensor's dimension count")?;
+        if n_dims == 0 || n_dims > MAX_DIMS {
+            return Err(r.bad(format!("tensor {i} has {n_dims} dimensions")));
+        }
+        let mut elements = 1u64;
+        let mut first = 0u64;
+        for d in 0..n_dims {
+            let dim = r.u64("a tensor dimension")?;
+            if d == 0 {
+                first = dim;
+            }
+            elements = elements
+                .checked_mul(dim)
+                .ok_or_else(|| r.bad(format!("tensor {i}: element count overflows")))?;
+        }
+        let kind = r.u32("a tensor type")?;
+        let offset = r.u64("a tensor offset")?;
+        let ty = tensor_type(kind)
+            .ok_or_else(|| r.bad(format!("tensor {i}: unknown ggml type {kind}")))?;
+        if !first.is_multiple_of(ty.block) {
+            return Err(r.bad(format!(
+                "tensor {i}: first dimension {first} is not a multiple of the {} block size {}",
+                ty.name, ty.block
+            )));
+        }
+        let bytes = (elements / ty.block)
+            .checked_mul(ty.bytes)
+            .ok_or_else(|| r.bad(format!("tensor {i}: size overflows")))?;
+        tensors.push(TensorInfo {
+            elements,
+            kind,
+            offset,
+            bytes,
+        });
+    }
+
+    let alignment = match meta.get("general.alignment") {
+        None => 32,
+        Some(v) => match v.as_u64() {
+            Some(a) if a > 0 && a.is_power_of_two() && a <= 1 << 20 => a,
+            _ => return Err(r.bad("general.alignment is not a power of two")),
+        },
+    };
+    let data_start = r
+        .pos
+        .checked_next_multiple_of(alignment)
+        .ok_or_else(|| r.bad("the data offset overflows"))?;
+    let mut data_end = data_start;
+    let mut n_params = 0u64;
+    for (i, t) in tensors.iter().enumerate() {
+        if !t.offset.is_multiple_of(alignment) {
+            return Err(r.bad(format!(
+                "tensor {i}: offset {} is not aligned to {alignment}",
+                t.offset
+            )));
+        }
+        let end = data_start
+            .checked_add(t.offset)
+            .and_then(|s| s.checked_add(t.bytes))
+            .ok_or_else(|| r.bad(format!("tensor {i}: data range overflows")))?;
+        if end > r.len {
+            return Err(r.bad(format!(
+                "truncated: tensor {i} ends at byte {end}, the file has {} bytes",
+                r.len
+            )));
+        }
+        data_end = data_end.max(end);
+        n_params = n_params.saturating_add(t.elements);
+    }
+
+    Ok(facts(
+        &meta,
+        &tensors,
+        version,
+        n_params,
+        (data_start, data_end),
+    ))
+}
+
+fn facts(
+    meta: &HashMap<String, Value>,
+    tensors: &[TensorInfo],
+    version: u32,
+    n_params: u64,
+    (data_start, data_end): (u64, u64),
+) -> GgufInfo {
+    let string = |key: &str| match meta.get(key) {
+        Some(Value::Str(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let number = |key: &str| meta.get(key).and_then(Value::as_u64);
+    let architecture = string("general.architecture");
+    let arch_key = |suffix: &str| format!("{}.{suffix}", architecture.as_deref().unwrap_or(""));
+
+    let quantization = number("general.file_type")
+        .and_then(file_type_name)
+        .map(str::to_string)
+        .or_else(|| most_common_type(tensors));
+    let license = string("general.license").or_else(|| string("general.license.name"));
+
+    GgufInfo {
+        version,
+        context_length: architecture
+            .as_ref()
+            .and_then(|_| number(&arch_key("context_length"))),
+        kv_bytes_per_token: architecture
+            .as_ref()
+            .and_then(|_| kv_bytes_per_token(meta, &arch_key(""))),
+        architecture,
+        n_params,
+        quantization,
+        chat_template: string("tokenizer.chat_template"),
+        license,
+        n_tensors: tensors.len() as u64,
+        data_start,
+        data_end,
+    }
+}
+
+/// The name of the ggml type most tensors (by element count) use.
+fn most_common_type(tensors: &[TensorInfo]) -> Option<String> {
+    let mut by_type: HashMap<u32, u64> = HashMap::new();
+    for t in tensors {
+        *by_type.entry(t.kind).or_default() += t.elements;
+    }
+    by_type
+        .into_iter()
+        .max_by_key(|(kind, n)| (*n, *kind))
+        .and_then(|(kind, _)| tensor_type(kind))
+        .map(|t| t.name.to_string())
+}
+
+/// `layers × (kv heads × key length + kv heads × value length) × 2 bytes` (an f16 KV cache);
+/// `prefix` is `<arch>.`.
+fn kv_bytes_per_token(meta: &HashMap<String, Value>, prefix: &str) -> Option<u64> {
+    let number = |key: &str| meta.get(&format!("{prefix}{key}")).and_then(Value::as_u64);
+    let layers = number("block_count")?;
+    let heads = number("attention.head_count").filter(|h| *h > 0);
+    let embedding = number("embedding_length");
+    let default_len = match (embedding, heads) {
+        (Some(e), Some(h)) => Some(e / h),
+        _ => None,
+    };
+    let key_len = number("attention.key_length").or(default_len)?;
+    let value_len = number("attention.value_length").or(default_len)?;
+    let per_head = key_len.checked_add(value_len)?.checked_mul(2)?;
+    match meta.get(&format!("{prefix}attention.head_count_kv")) {
+        Some(Value::Ints(per_layer)) => {
+            let heads: u64 = per_layer
+                .iter()
+                .take(layers as usize)
+                .try_fold(0u64, |a, h| a.checked_add(*h))?;
+            heads.checked_mul(per_head)
+        }
+        Some(v) => layers.checked_mul(v.as_u64()?)?.checked_mul(per_head),
+        None => layers.checked_mul(heads?)?.checked_mul(per_head),
+    }
+}
+
+#[cfg(test)]
+#[path = "gguf_tests.rs"]
+pub(crate) mod tests;

@@ -1,0 +1,201 @@
+//! The GGUF reader on the project's two real models, truncated copies and corrupt headers.
+
+use super::*;
+use std::io::Write;
+
+/// A real test model; a missing one is a failure, never a skip.
+pub(crate) fn model(env: &str, file: &str) -> PathBuf {
+    let path = std::env::var_os(env)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dirs_home().join(".local/share/minerva/models").join(file));
+    assert!(
+        path.is_file(),
+        "{env} (or {}) must be the test model (run minerva fetch)",
+        path.display()
+    );
+    path
+}
+
+fn dirs_home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
+}
+
+pub(crate) fn qwen() -> PathBuf {
+    model(
+        "MINERVA_QWEN_GGUF",
+        "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    )
+}
+
+pub(crate) fn gemma() -> PathBuf {
+    model("MINERVA_GEMMA_GGUF", "gemma-3-270m-q4_k_m.gguf")
+}
+
+#[test]
+fn reads_qwen() -> Result<()> {
+    let info = read(&qwen())?;
+    assert_eq!(info.version, 3);
+    assert_eq!(info.architecture.as_deref(), Some("qwen2"));
+    assert_eq!(info.quantization.as_deref(), Some("Q4_K_M"));
+    assert_eq!(info.context_length, Some(32768));
+    assert!(info
+        .chat_template
+        .as_deref()
+        .is_some_and(|t| t.contains("<|im_start|>")));
+    // 24 layers × 2 KV heads × (64 + 64) × 2 bytes.
+    assert_eq!(info.kv_bytes_per_token, Some(12288));
+    // 494 M weights plus the untied 136 M output matrix.
+    assert!(
+        (620_000_000..640_000_000).contains(&info.n_params),
+        "{}",
+        info.n_params
+    );
+    assert_eq!(
+        info.data_end,
+        std::fs::metadata(qwen())
+            .map_err(|e| StoreError::io("", e))?
+            .len()
+    );
+    Ok(())
+}
+
+#[test]
+fn reads_gemma() -> Result<()> {
+    let info = read(&gemma())?;
+    assert_eq!(info.architecture.as_deref(), Some("gemma3"));
+    assert_eq!(info.quantization.as_deref(), Some("Q4_K_M"));
+    assert_eq!(info.context_length, Some(32768));
+    // This GGUF carries no chat template (Minerva's template crate supplies Gemma's).
+    assert_eq!(info.chat_template, None);
+    assert_eq!(info.license.as_deref(), Some("gemma"));
+    // 18 layers × 1 KV head × (256 + 256) × 2 bytes.
+    assert_eq!(info.kv_bytes_per_token, Some(18432));
+    assert!(
+        (260_000_000..280_000_000).contains(&info.n_params),
+        "{}",
+        info.n_params
+    );
+    Ok(())
+}
+
+/// A copy of the model's header, extended to `len` bytes with zeros (a sparse file: the reader
+/// checks where tensor data lies, it does not read it).
+fn cut_copy(src: &Path, header: u64, len: u64, dir: &Path) -> PathBuf {
+    let out = dir.join(format!("cut-{len}.gguf"));
+    let mut data = Vec::new();
+    let result = File::open(src).and_then(|f| f.take(header.min(len)).read_to_end(&mut data));
+    assert!(result.is_ok(), "reading {}", src.display());
+    let written = File::create(&out).and_then(|mut f| {
+        f.write_all(&data)?;
+        f.set_len(len)
+    });
+    assert!(written.is_ok(), "writing {}", out.display());
+    out
+}
+
+fn assert_rejected(path: &Path, what: &str) {
+    match read(path) {
+        Err(StoreError::InvalidGguf { reason, .. }) => assert!(!reason.is_empty()),
+        other => panic!("{what}: expected InvalidGguf, got {other:?}"),
+    }
+}
+
+#[test]
+fn truncated_copies_are_rejected() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| StoreError::io("tempdir", e))?;
+    for src in [qwen(), gemma()] {
+        let info = read(&src)?;
+        let len = info.data_end;
+        // The header copy padded with zeros to the full length is accepted: the cuts below fail
+        // because of where they cut, not because of the zeros.
+        assert_eq!(
+            read(&cut_copy(&src, info.data_start, len, dir.path()))?.n_params,
+            info.n_params
+        );
+        for cut in [
+            0,
+            3,
+            6,
+            12,
+            23,
+            100,
+            info.data_start / 2,
+            info.data_start - 1,
+            info.data_start + 1000,
+            len / 2,
+            len - 1,
+        ] {
+            assert_rejected(
+                &cut_copy(&src, info.data_start, cut, dir.path()),
+                &format!("cut at {cut}"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The model's header with `patch` applied at `at`.
+fn patched(dir: &Path, at: usize, patch: &[u8]) -> PathBuf {
+    let src = gemma();
+    let info = read(&src);
+    let Ok(info) = info else {
+        panic!("reading gemma: {info:?}")
+    };
+    let out = cut_copy(&src, info.data_start, info.data_end, dir);
+    let mut header = Vec::new();
+    assert!(File::open(&out)
+        .and_then(|f| f.take(64).read_to_end(&mut header))
+        .is_ok());
+    header[at..at + patch.len()].copy_from_slice(patch);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&out)
+        .and_then(|mut f| f.write_all(&header));
+    assert!(written.is_ok());
+    out
+}
+
+#[test]
+fn corrupt_headers_are_rejected() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| StoreError::io("tempdir", e))?;
+    let huge = u64::MAX.to_le_bytes();
+    let cases: [(&str, usize, &[u8]); 7] = [
+        ("magic", 0, b"GGML"),
+        ("version 1", 4, &1u32.to_le_bytes()),
+        ("version 99", 4, &99u32.to_le_bytes()),
+        ("tensor count", 8, &huge),
+        ("metadata count", 16, &huge),
+        ("first key length", 24, &huge),
+        (
+            "first key length, large but in range",
+            24,
+            &(1u64 << 40).to_le_bytes(),
+        ),
+    ];
+    for (what, at, patch) in cases {
+        assert_rejected(&patched(dir.path(), at, patch), what);
+    }
+    // The first value's type (after the 8-byte key length and the key).
+    let mut header = Vec::new();
+    File::open(gemma())
+        .and_then(|f| f.take(64).read_to_end(&mut header))
+        .map_err(|e| StoreError::io("reading", e))?;
+    let key_len = u64::from_le_bytes(
+        header[24..32]
+            .try_into()
+            .map_err(|_| StoreError::Invalid("slice".into()))?,
+    ) as usize;
+    assert_rejected(
+        &patched(dir.path(), 32 + key_len, &200u32.to_le_bytes()),
+        "value type",
+    );
+    // Not a GGUF at all.
+    let text = dir.path().join("notes.gguf");
+    std::fs::write(&text, b"hello").map_err(|e| StoreError::io("writing", e))?;
+    assert_rejected(&text, "text file");
+    assert!(!has_magic(&text)?);
+    assert!(has_magic(&gemma())?);
+    Ok(())
+}
