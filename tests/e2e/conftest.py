@@ -6,6 +6,7 @@ The binary and the model come from the environment that scripts/test.sh sets
 import os
 import socket
 import subprocess
+import tempfile
 import time
 
 import httpx
@@ -29,15 +30,21 @@ def _required_env(name: str) -> str:
     return value
 
 
-def _start_server(extra_args, log_path, model=None):
+def _start_server(extra_args, log_path, model=None, store=None, env=None):
+    """`minerva serve --model MODEL` (Qwen by default) over an empty store of its own, unless
+    `store` names one; `model=False` serves the store alone."""
     binary = _required_env("MINERVA_BIN")
-    model = model or _required_env("MINERVA_QWEN_GGUF")
+    if model is None:
+        model = _required_env("MINERVA_QWEN_GGUF")
     port = _free_port()
     log = open(log_path.format(port=port), "wb")
+    store = store or tempfile.mkdtemp(prefix="minerva-store-")
     # Debug logs of the llama backend say when a generation was cancelled, and after how many tokens.
-    env = {**os.environ, "RUST_LOG": "info,minerva_llama=debug,llama-cpp-2=warn", "NO_COLOR": "1"}
+    env = {**os.environ, "RUST_LOG": "info,minerva_llama=debug,llama-cpp-2=warn", "NO_COLOR": "1",
+           "MINERVA_MODELS": store, **(env or {})}
+    model_args = ["--model", model] if model else []
     proc = subprocess.Popen(
-        [binary, "serve", "--model", model, "--port", str(port), "--ctx-size", str(CTX_SIZE), *extra_args],
+        [binary, "serve", *model_args, "--port", str(port), "--ctx-size", str(CTX_SIZE), *extra_args],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,

@@ -1,8 +1,9 @@
 //! Resolving `--model` and loading it with the right backend.
 
-use crate::{catalog, library, ModelArgs};
+use crate::{catalog, library, LoadArgs, ModelArgs};
 use anyhow::{bail, Context, Result};
 use minerva_core::{Backend, Model, ModelSpec};
+use minerva_engine::LoadOptions;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -48,8 +49,8 @@ pub fn resolve(model: &str, root: &Path) -> Result<Resolved> {
     }
 }
 
-pub fn load(args: &ModelArgs, root: &Path) -> Result<Arc<dyn Model>> {
-    let Resolved { path, id, sha256 } = resolve(&args.model, root)?;
+/// The load options every model gets from the command line.
+pub fn options(args: &LoadArgs) -> Result<LoadOptions> {
     let chat_template = match &args.chat_template {
         Some(file) => Some(
             std::fs::read_to_string(file)
@@ -57,10 +58,7 @@ pub fn load(args: &ModelArgs, root: &Path) -> Result<Arc<dyn Model>> {
         ),
         None => None,
     };
-    let spec = ModelSpec {
-        id,
-        sha256,
-        path,
+    Ok(LoadOptions {
         ctx_size: Some(args.ctx_size),
         threads: args.threads,
         parallel: args.parallel,
@@ -68,6 +66,23 @@ pub fn load(args: &ModelArgs, root: &Path) -> Result<Arc<dyn Model>> {
         chat_template,
         queue_timeout: Some(std::time::Duration::from_secs(args.queue_timeout)),
         cache_bytes: Some(args.cache_ram.saturating_mul(1 << 20)),
+    })
+}
+
+pub fn load(args: &ModelArgs, root: &Path) -> Result<Arc<dyn Model>> {
+    let Resolved { path, id, sha256 } = resolve(&args.model, root)?;
+    let o = options(&args.load)?;
+    let spec = ModelSpec {
+        id,
+        sha256,
+        path,
+        ctx_size: o.ctx_size,
+        threads: o.threads,
+        parallel: o.parallel,
+        queue: o.queue,
+        chat_template: o.chat_template,
+        queue_timeout: o.queue_timeout,
+        cache_bytes: o.cache_bytes,
     };
     let backend = minerva_llama::LlamaCppBackend::new();
     tracing::info!(model = %spec.id, backend = backend.name(), "loading");

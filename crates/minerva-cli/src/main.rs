@@ -7,10 +7,10 @@ mod catalog;
 mod library;
 mod load;
 mod run;
+mod serve;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve a model over HTTP (OpenAI-compatible API).
-    Serve(ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Chat with a model in the terminal; one reply when a prompt is given.
     Run(RunArgs),
     /// Download and verify known models, and add them to the store under their names.
@@ -52,9 +52,16 @@ enum Command {
 /// Which model to load, and how.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// A GGUF file, or the name of a known model (fetched on first use).
+    /// A GGUF file, the name of a known model (fetched on first use) or a model in the store.
     #[arg(long, short = 'm', default_value = catalog::DEFAULT_MODEL)]
     pub model: String,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+/// How models are loaded.
+#[derive(Args, Clone)]
+pub struct LoadArgs {
     /// Context window one request may use, in tokens.
     #[arg(long, short = 'c', default_value_t = 4096)]
     pub ctx_size: u32,
@@ -77,16 +84,6 @@ pub struct ModelArgs {
     /// A Jinja chat template file that replaces the model's own.
     #[arg(long)]
     pub chat_template: Option<PathBuf>,
-}
-
-#[derive(Args)]
-struct ServeArgs {
-    #[command(flatten)]
-    model: ModelArgs,
-    #[arg(long, default_value = "127.0.0.1", env = "MINERVA_HOST")]
-    host: String,
-    #[arg(long, default_value_t = 11434, env = "MINERVA_PORT")]
-    port: u16,
 }
 
 #[derive(Args)]
@@ -122,7 +119,7 @@ fn main() -> Result<()> {
         .init();
     let root = library::models_root(cli.models_dir.as_deref())?;
     match cli.command {
-        Command::Serve(args) => serve(args, &root),
+        Command::Serve(args) => serve::serve(*args, &root),
         Command::Run(args) => run::run(args, &root),
         Command::Fetch(args) => fetch(args, &root),
         Command::Pull(args) => library::pull(args, &root),
@@ -130,52 +127,6 @@ fn main() -> Result<()> {
         Command::List => library::list(&root),
         Command::Show(args) => library::show(args, &root),
         Command::Rm(args) => library::rm(args, &root),
-    }
-}
-
-fn serve(args: ServeArgs, models_dir: &std::path::Path) -> Result<()> {
-    let model = load::load(&args.model, models_dir)?;
-    let engine = minerva_engine::Engine::new([model]);
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(async move {
-        let addr: SocketAddr = format!("{}:{}", args.host, args.port)
-            .parse()
-            .or_else(|_| {
-                std::net::ToSocketAddrs::to_socket_addrs(&(args.host.as_str(), args.port))
-                    .ok()
-                    .and_then(|mut a| a.next())
-                    .ok_or_else(|| anyhow::anyhow!("cannot resolve {}", args.host))
-            })?;
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let local = listener.local_addr()?;
-        tracing::info!("listening on http://{local}");
-        eprintln!("Minerva listening on http://{local}");
-        minerva_server::serve(listener, engine, shutdown_signal()).await?;
-        tracing::info!("server stopped");
-        Ok(())
-    })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
     }
 }
 

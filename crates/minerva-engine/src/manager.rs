@@ -97,8 +97,13 @@ impl LoadOptions {
     /// Memory a load of `model` is expected to take: the weights plus the KV cache of every
     /// sequence (the backend's defaults when the options leave them open).
     pub fn estimate(&self, model: &LibraryModel) -> u64 {
-        let ctx = u64::from(self.ctx_size.unwrap_or(4096));
-        let parallel = u64::from(self.parallel.unwrap_or(1).max(1));
+        let ctx = u64::from(self.ctx_size.unwrap_or(4096).max(1));
+        // The llama.cpp backend's default: 16384 tokens of KV, in 1 to 4 sequences.
+        let parallel = u64::from(
+            self.parallel
+                .unwrap_or((16384 / ctx).clamp(1, 4) as u32)
+                .max(1),
+        );
         let kv = model
             .kv_bytes_per_token
             .unwrap_or(0)

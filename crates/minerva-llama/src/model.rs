@@ -42,6 +42,8 @@ pub struct LlamaModelHandle {
     shared: Arc<Shared>,
     /// End-of-generation tokens, banned for `ignore_eos`.
     eog: Vec<TokenId>,
+    /// Bytes the KV cache of all sequences takes.
+    kv_bytes: u64,
 }
 
 impl LlamaModelHandle {
@@ -79,6 +81,9 @@ impl LlamaModelHandle {
             .parallel
             .unwrap_or_else(|| default_parallel(n_ctx))
             .max(1);
+        let kv_bytes = kv_bytes_per_token(&model)
+            .saturating_mul(u64::from(n_ctx))
+            .saturating_mul(u64::from(parallel));
         let shared = Arc::new(Shared::default());
         let jobs = worker::spawn(
             backend,
@@ -127,13 +132,40 @@ impl LlamaModelHandle {
             queue_depth: spec.queue.map_or(QUEUE_DEPTH, |q| q as usize),
             shared,
             eog,
+            kv_bytes,
         })
     }
+}
+
+/// Bytes of K and V one token takes in the cache (f16, every layer).
+fn kv_bytes_per_token(model: &LlamaModel) -> u64 {
+    let arch = model
+        .meta_val_str("general.architecture")
+        .unwrap_or_default();
+    let meta = |key: &str| {
+        model
+            .meta_val_str(&format!("{arch}.attention.{key}"))
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let head = u64::from(model.n_head().max(1));
+    let fallback = u64::try_from(model.n_embd()).unwrap_or(0) / head;
+    let k = meta("key_length").unwrap_or(fallback);
+    let v = meta("value_length").unwrap_or(fallback);
+    u64::from(model.n_layer()) * u64::from(model.n_head_kv()) * (k + v) * 2
 }
 
 impl Model for LlamaModelHandle {
     fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// The weights, the KV cache of every sequence and the prompt cache's host memory.
+    fn memory_bytes(&self) -> u64 {
+        self.model
+            .size()
+            .saturating_add(self.kv_bytes)
+            .saturating_add(self.shared.status().cache.bytes)
     }
 
     fn status(&self) -> ModelStatus {

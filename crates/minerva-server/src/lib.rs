@@ -16,6 +16,7 @@ mod routes;
 mod trace;
 
 pub use error::{ApiError, OllamaError};
+pub use routes::ollama::keep_alive::parse_text as parse_keep_alive;
 
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{delete, get, post};

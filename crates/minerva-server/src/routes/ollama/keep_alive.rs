@@ -39,6 +39,12 @@ fn from_seconds(secs: f64) -> Option<KeepAlive> {
     Duration::try_from_secs_f64(secs).ok().map(KeepAlive::For)
 }
 
+/// A `keep_alive` written as text (a flag or an environment variable): a Go duration or a
+/// number of seconds.
+pub fn parse_text(text: &str) -> Option<KeepAlive> {
+    parse(Some(&Value::String(text.to_string()))).ok().flatten()
+}
+
 /// Go's `time.ParseDuration`: an optional sign, then numbers each with a unit (`ns`, `us`, `µs`,
 /// `ms`, `s`, `m`, `h`).
 fn go_duration(text: &str) -> Option<KeepAlive> {

@@ -10,7 +10,7 @@ pub mod generate;
 pub mod library;
 pub mod models;
 
-mod keep_alive;
+pub mod keep_alive;
 mod options;
 mod respond;
 

@@ -1,0 +1,198 @@
+//! `minerva serve`: the whole library over HTTP, models loaded on demand (and `--model`, a
+//! path or a name, loaded at start and kept loaded).
+
+use crate::{catalog, library, load, LoadArgs};
+use anyhow::{anyhow, Context, Result};
+use clap::Args;
+use minerva_core::{Backend, Library, LibraryModel};
+use minerva_engine::{Engine, KeepAlive, ManagerConfig};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// A model to load at start and keep loaded, beside the library: a GGUF file (served under
+    /// its file name), a known model's name or a model in the store.
+    #[arg(long, short = 'm')]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    #[arg(long, default_value = "127.0.0.1", env = "MINERVA_HOST")]
+    pub host: String,
+    #[arg(long, default_value_t = 11434, env = "MINERVA_PORT")]
+    pub port: u16,
+    /// How long a model stays loaded after its last request, unless the request says
+    /// (Ollama's keep_alive: "5m", "1h", "0" unloads at once, "-1" never).
+    #[arg(long, default_value = "5m", env = "MINERVA_KEEP_ALIVE")]
+    pub keep_alive: String,
+    /// Memory the loaded models may take together ("8G", "900M", bytes); the least recently
+    /// used idle model is unloaded to make room [default: 3/4 of the machine's memory].
+    #[arg(long, env = "MINERVA_MAX_MEMORY")]
+    pub max_memory: Option<String>,
+    /// Most models loaded at once [default: no limit but memory].
+    #[arg(long, env = "MINERVA_MAX_LOADED_MODELS")]
+    pub max_loaded: Option<usize>,
+}
+
+pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
+    let store: Arc<dyn Library> = Arc::new(library::open(root)?);
+    let default_keep_alive = minerva_server::parse_keep_alive(&args.keep_alive)
+        .ok_or_else(|| anyhow!("--keep-alive '{}' is not a duration", args.keep_alive))?;
+    let budget_bytes = match &args.max_memory {
+        Some(text) => parse_bytes(text)
+            .ok_or_else(|| anyhow!("--max-memory '{text}' is not a size such as 8G or 900M"))?,
+        None => total_memory().map_or(u64::MAX, |total| total / 4 * 3),
+    };
+    let mut extra = Vec::new();
+    match &args.model {
+        Some(model) => extra.push(describe(model, root)?),
+        None => {
+            if store.list()?.is_empty() {
+                // An empty library serves the default model, fetched (and verified) first.
+                let entry = catalog::find(catalog::DEFAULT_MODEL)
+                    .ok_or_else(|| anyhow!("the default model is not in the catalog"))?;
+                eprintln!("The library is empty: fetching {}", entry.name);
+                let path = catalog::ensure(entry, &catalog::cache_dir(root))?;
+                library::import_fetched(entry, &path, root)?;
+            }
+        }
+    }
+    let preload = extra.first().map(|m| m.name.clone());
+    let config = ManagerConfig {
+        budget_bytes,
+        max_loaded: args.max_loaded,
+        default_keep_alive,
+        load: load::options(&args.load)?,
+        ..ManagerConfig::default()
+    };
+    tracing::info!(
+        budget_mib = budget_bytes >> 20,
+        keep_alive = %args.keep_alive,
+        max_loaded = ?args.max_loaded,
+        "model manager"
+    );
+    let backend: Arc<dyn Backend> = Arc::new(minerva_llama::LlamaCppBackend::new());
+    let engine = Engine::with_library(Some(store), backend, extra, config);
+
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        if let Some(name) = preload {
+            // The model named on the command line is ready before the server says it is
+            // healthy, and stays loaded (as llama-server's does).
+            engine
+                .model_with(Some(&name), Some(KeepAlive::Forever))
+                .await
+                .with_context(|| format!("loading {name}"))?;
+        }
+        let addr = address(&args.host, args.port)?;
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        tracing::info!("listening on http://{local}");
+        eprintln!("Minerva listening on http://{local}");
+        minerva_server::serve(listener, engine, shutdown_signal()).await?;
+        tracing::info!("server stopped");
+        Ok(())
+    })
+}
+
+/// The library entry for `--model`: the store's manifest for a stored name, else what the
+/// GGUF file says about itself.
+fn describe(model: &str, root: &Path) -> Result<LibraryModel> {
+    let resolved = load::resolve(model, root)?;
+    let info = minerva_store::gguf::read(&resolved.path)
+        .with_context(|| format!("reading {}", resolved.path.display()))?;
+    let meta = std::fs::metadata(&resolved.path)?;
+    Ok(LibraryModel {
+        name: resolved.id,
+        source: resolved.path.display().to_string(),
+        digest: resolved.sha256.unwrap_or_default(),
+        size: meta.len(),
+        modified: meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+        format: "gguf".into(),
+        architecture: info.architecture,
+        n_params: Some(info.n_params),
+        quantization: info.quantization,
+        context_length: info.context_length,
+        chat_template: info.chat_template,
+        license: info.license,
+        kv_bytes_per_token: info.kv_bytes_per_token,
+        path: resolved.path,
+    })
+}
+
+fn address(host: &str, port: u16) -> Result<SocketAddr> {
+    if let Ok(addr) = format!("{host}:{port}").parse() {
+        return Ok(addr);
+    }
+    std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| anyhow!("cannot resolve {host}"))
+}
+
+/// "8G", "900M", "1.5GiB", "512k" or a number of bytes.
+fn parse_bytes(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" | "kib" => 1024.0,
+        "m" | "mb" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tb" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = number * scale;
+    (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
+/// The machine's memory (`MemTotal` of /proc/meminfo).
+fn total_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_bytes("900M"), Some(900 << 20));
+        assert_eq!(parse_bytes("8G"), Some(8 << 30));
+        assert_eq!(parse_bytes("1.5GiB"), Some(3 << 29));
+        assert_eq!(parse_bytes("4096"), Some(4096));
+        assert_eq!(parse_bytes("lots"), None);
+        assert_eq!(parse_bytes("-1G"), None);
+    }
+}

@@ -1,0 +1,249 @@
+"""`minerva serve` over a model library, through the official `ollama` client: models listed,
+pulled (from tests/e2e/hub.py, with an interruption), loaded on demand, evicted for memory,
+unloaded by keep_alive, copied and deleted; and the model states on both APIs.
+
+Every server here has a store of its own (MINERVA_MODELS in a temporary directory), filled with
+`minerva import` (hard links to the test models, so nothing is copied).
+"""
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import httpx
+import ollama
+import pytest
+
+import conftest
+from test_store import NAME as PULLED, REPO, Hub
+
+QWEN = "qwen:test"
+GEMMA = "gemma:test"
+SHORT = [{"role": "user", "content": "Say hi."}]
+
+
+def minerva(store, *args, env=None):
+    result = subprocess.run(
+        [os.environ["MINERVA_BIN"], *args],
+        env={**os.environ, "MINERVA_MODELS": str(store), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    store = tmp_path_factory.mktemp("library-store")
+    minerva(store, "import", os.environ["MINERVA_QWEN_GGUF"], "--name", QWEN)
+    minerva(store, "import", os.environ["MINERVA_GEMMA_GGUF"], "--name", GEMMA)
+    return store
+
+
+def serve(store, name, *args, env=None):
+    """A server over a copy-free clone of `store` (its manifests copied, blobs hard-linked), or
+    over an empty store of its own when `store` is None."""
+    own = None
+    if store is not None:
+        own = store.parent / f"{store.name}-{name}"
+        if not own.exists():
+            shutil.copytree(store, own, copy_function=os.link)
+        own = str(own)
+    return conftest._start_server(list(args), os.path.join(conftest.LOG_DIR, f"minerva-e2e-{name}-{{port}}.log"),
+                                  model=False, store=own, env=env)
+
+
+@pytest.fixture(scope="module")
+def roomy(store):
+    proc, base, log = serve(store, "roomy")
+    yield base
+    conftest._stop_server(proc, log)
+
+
+@pytest.fixture(scope="module")
+def tight(store):
+    """A memory budget that holds Qwen or Gemma, not both."""
+    proc, base, log = serve(store, "tight", "--max-memory", "900M")
+    yield base
+    conftest._stop_server(proc, log)
+
+
+def client(base):
+    return ollama.Client(host=base, timeout=300)
+
+
+def loaded(base):
+    return {m["name"]: m for m in httpx.get(f"{base}/api/ps", timeout=30).json()["models"]}
+
+
+def states(base):
+    return {m["id"]: m["state"] for m in httpx.get(f"{base}/v1/models", timeout=30).json()["data"]}
+
+
+def wait_for(predicate, seconds=15):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_library_is_listed_and_nothing_is_loaded_before_use(roomy):
+    oc = client(roomy)
+    names = [m.model for m in oc.list().models]
+    assert names == [GEMMA, QWEN]
+    assert states(roomy) == {GEMMA: "unloaded", QWEN: "unloaded"}
+    models = httpx.get(f"{roomy}/v1/models").json()["data"]
+    assert {m["backend"] for m in models} == {"llama.cpp"}
+    shown = oc.show(GEMMA)
+    assert shown.details.family == "gemma3" and shown.details.quantization_level == "Q4_K_M"
+    assert loaded(roomy) == {}, "show must not load a model"
+
+
+def test_two_models_served_alternately(roomy):
+    oc = client(roomy)
+    replies = []
+    for model in [QWEN, GEMMA, QWEN, GEMMA]:
+        r = oc.chat(model=model, messages=SHORT, options={"temperature": 0, "num_predict": 8})
+        assert r.done and r.eval_count > 0
+        replies.append((model, r.message.content))
+    # Greedy replies of one model do not change when the other ran in between.
+    assert replies[0] == replies[2] and replies[1] == replies[3]
+    running = loaded(roomy)
+    assert set(running) == {QWEN, GEMMA}
+    for m in running.values():
+        assert m["state"] == "loaded" and m["size"] > 100 * 2**20
+    assert states(roomy) == {GEMMA: "loaded", QWEN: "loaded"}
+
+
+def test_keep_alive_zero_unloads_after_the_request(roomy):
+    oc = client(roomy)
+    oc.generate(model=GEMMA, prompt="hi", options={"num_predict": 2})
+    assert GEMMA in loaded(roomy)
+    r = oc.generate(model=GEMMA, prompt="hi", options={"num_predict": 2}, keep_alive=0)
+    assert r.done
+    assert wait_for(lambda: GEMMA not in loaded(roomy), 5)
+    assert states(roomy)[GEMMA] == "unloaded"
+
+
+def test_keep_alive_duration_sets_expiry_and_unloads(roomy):
+    oc = client(roomy)
+    oc.generate(model=GEMMA, prompt="hi", options={"num_predict": 2}, keep_alive="2s")
+    ps = oc.ps().models
+    gemma = next(m for m in ps if m.model == GEMMA)
+    left = gemma.expires_at.timestamp() - time.time()
+    assert 0 < left <= 2.5, left
+    assert wait_for(lambda: GEMMA not in loaded(roomy), 8)
+    # Negative keeps it loaded: the expiry is far away.
+    oc.generate(model=GEMMA, prompt="hi", options={"num_predict": 2}, keep_alive=-1)
+    gemma = next(m for m in oc.ps().models if m.model == GEMMA)
+    assert gemma.expires_at.timestamp() - time.time() > 365 * 24 * 3600
+
+
+def test_empty_prompt_loads_and_keep_alive_zero_unloads(roomy):
+    oc = client(roomy)
+    r = oc.generate(model=GEMMA, prompt="")
+    assert r.done_reason == "load"
+    assert GEMMA in loaded(roomy)
+    r = oc.generate(model=GEMMA, prompt="", keep_alive=0)
+    assert r.done_reason == "unload"
+    assert wait_for(lambda: GEMMA not in loaded(roomy), 5)
+
+
+def test_budget_evicts_the_idle_model_and_reloads_on_demand(tight):
+    oc = client(tight)
+    oc.chat(model=QWEN, messages=SHORT, options={"num_predict": 4})
+    assert set(loaded(tight)) == {QWEN}
+    oc.chat(model=GEMMA, messages=SHORT, options={"num_predict": 4})
+    assert set(loaded(tight)) == {GEMMA}, "Qwen (idle, least recently used) should have made room"
+    oc.chat(model=QWEN, messages=SHORT, options={"num_predict": 4})
+    assert set(loaded(tight)) == {QWEN}
+
+
+def test_a_model_in_use_is_never_evicted(tight):
+    oc = client(tight)
+    oc.generate(model=QWEN, prompt="", keep_alive="5m")
+    events = {}
+
+    def long_stream():
+        parts = list(client(tight).generate(model=QWEN, prompt="Count from 1 to 100.", stream=True,
+                                             options={"num_predict": 60, "temperature": 0}))
+        events["qwen_done"] = time.time()
+        events["qwen_parts"] = parts
+
+    worker = threading.Thread(target=long_stream)
+    worker.start()
+    assert wait_for(lambda: any(s["state"] != "idle" for s in httpx.get(f"{tight}/slots").json()["slots"]), 30)
+    r = oc.generate(model=GEMMA, prompt="hi", options={"num_predict": 2})
+    events["gemma_done"] = time.time()
+    worker.join(timeout=300)
+    parts = events["qwen_parts"]
+    assert parts[-1].done and parts[-1].eval_count > 5, "the stream in use ended cleanly"
+    assert r.done
+    # Gemma had to wait for Qwen's stream to end before Qwen could be unloaded.
+    assert events["gemma_done"] >= events["qwen_done"]
+    assert set(loaded(tight)) == {GEMMA}
+
+
+def test_pull_over_the_api_resumes_and_the_model_serves(store, tmp_path):
+    hub = Hub(tmp_path, "--fail-after", str(100 * 2**20))
+    # An empty store: a store that already holds the blob (Gemma) would skip the download.
+    proc, base, log = serve(None, "pull", "--model", os.environ["MINERVA_GEMMA_GGUF"],
+                            env={"HF_ENDPOINT": hub.base})
+    try:
+        oc = client(base)
+        statuses = list(oc.pull(f"hf.co/{REPO}:Q4_K_M", stream=True))
+        assert statuses[0].status == "pulling manifest"
+        assert statuses[-1].status == "success"
+        assert any(s.completed and s.total and s.completed == s.total for s in statuses)
+        # The bytes come from the CDN-like URL the resolve URL redirects to.
+        ranged = [r for r in hub.requests() if r.get("range") and r["status"] == 206]
+        assert len(ranged) == 1, "the dropped download should have been resumed with one Range request"
+        have = int(ranged[0]["range"].split("=")[1].rstrip("-"))
+        assert have > 0 and ranged[0]["bytes"] == 253_113_024 - have, "the resume fetched only the rest"
+        assert PULLED in [m.model for m in oc.list().models]
+        r = oc.generate(model=PULLED, prompt="hi", options={"num_predict": 3})
+        assert r.done and r.eval_count > 0
+        # copy, then delete both names: the copy serves too, and the delete unloads.
+        oc.copy(PULLED, "mine:copy")
+        assert "mine:copy" in [m.model for m in oc.list().models]
+        assert oc.delete(PULLED).status == "success"
+        assert PULLED not in [m.model for m in oc.list().models]
+        assert PULLED not in loaded(base)
+        r = oc.generate(model="mine:copy", prompt="hi", options={"num_predict": 2})
+        assert r.done
+        oc.delete("mine:copy")
+        with pytest.raises(ollama.ResponseError) as info:
+            oc.delete("mine:copy")
+        assert info.value.status_code == 404
+    finally:
+        conftest._stop_server(proc, log)
+        hub.stop()
+
+
+def test_pull_of_a_missing_repo_is_an_error_line(store, tmp_path):
+    hub = Hub(tmp_path)
+    proc, base, log = serve(store, "pull-missing", env={"HF_ENDPOINT": hub.base})
+    try:
+        with pytest.raises(ollama.ResponseError):
+            list(client(base).pull("hf.co/nobody/nothing-GGUF", stream=True))
+        with pytest.raises(ollama.ResponseError):
+            client(base).pull("../../etc/passwd")
+        assert client(base).list().models is not None
+    finally:
+        conftest._stop_server(proc, log)
+        hub.stop()
+
+
+@pytest.mark.parametrize("name", ["../x", "/etc/passwd", "sha256:abc", "a/../../b"])
+def test_hostile_names_are_refused(roomy, name):
+    with pytest.raises(ollama.ResponseError) as info:
+        client(roomy).chat(model=name, messages=SHORT)
+    assert info.value.status_code in (400, 404)
+    with pytest.raises(ollama.ResponseError):
+        client(roomy).copy(QWEN, name)
+    assert httpx.get(f"{roomy}/health").status_code == 200
