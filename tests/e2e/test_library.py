@@ -118,6 +118,14 @@ def test_two_models_served_alternately(roomy):
     for m in running.values():
         assert m["state"] == "loaded" and m["size"] > 100 * 2**20
     assert states(roomy) == {GEMMA: "loaded", QWEN: "loaded"}
+    # `minerva ps` asks the running server, as `ollama ps` does.
+    out = subprocess.run([os.environ["MINERVA_BIN"], "ps", "--port", roomy.rsplit(":", 1)[1]],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "ID", "SIZE", "STATE", "PID", "BACKEND", "UNTIL"]
+    assert {line.split()[0] for line in lines[1:]} == {QWEN, GEMMA}
+    assert all("loaded" in line and "minutes from now" in line for line in lines[1:]), out.stdout
 
 
 def test_keep_alive_zero_unloads_after_the_request(roomy):

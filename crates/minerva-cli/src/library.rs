@@ -166,22 +166,28 @@ pub fn list(root: &Path) -> Result<()> {
             ]
         })
         .collect();
-    let header = ["NAME", "ID", "SIZE", "MODIFIED", "BACKEND"].map(String::from);
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
+    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+    print_table(&["NAME", "ID", "SIZE", "MODIFIED", "BACKEND"], &rows);
+    Ok(())
+}
+
+/// Columns padded to their widest cell, four spaces apart, as Ollama prints them.
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    for row in std::iter::once(&header).chain(&rows) {
+    for row in std::iter::once(&header).chain(rows) {
         let line: Vec<String> = row
             .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
+            .zip(&widths)
+            .map(|(cell, &w)| format!("{cell:<w$}"))
             .collect();
         println!("{}", line.join("    ").trim_end());
     }
-    Ok(())
 }
 
 pub fn show(args: ShowArgs, root: &Path) -> Result<()> {
@@ -279,7 +285,7 @@ fn first_lines(text: Option<&str>, n: usize, flag: &str) -> String {
     out
 }
 
-fn human_size(bytes: u64) -> String {
+pub fn human_size(bytes: u64) -> String {
     let b = bytes as f64;
     match bytes {
         0..1_000_000 => format!("{:.0} KB", b / 1e3),

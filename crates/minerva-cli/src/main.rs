@@ -6,6 +6,7 @@
 mod catalog;
 mod library;
 mod load;
+mod ps;
 mod run;
 mod serve;
 
@@ -47,6 +48,8 @@ enum Command {
     Show(library::ShowArgs),
     /// Remove models from the store (and the files no other name uses).
     Rm(library::RmArgs),
+    /// List the models a running server has loaded.
+    Ps(ps::PsArgs),
 }
 
 /// Which model to load, and how.
@@ -127,6 +130,7 @@ fn main() -> Result<()> {
         Command::List => library::list(&root),
         Command::Show(args) => library::show(args, &root),
         Command::Rm(args) => library::rm(args, &root),
+        Command::Ps(args) => ps::ps(args),
     }
 }
 

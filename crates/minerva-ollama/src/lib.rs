@@ -16,7 +16,7 @@ mod time;
 pub use options::{OptionError, Options, ParsedOptions};
 pub use request::*;
 pub use response::*;
-pub use time::timestamp;
+pub use time::{parse_timestamp, timestamp};
 
 /// One NDJSON line: the object as JSON, then `\n`.
 pub fn ndjson_line(value: &impl serde::Serialize) -> Vec<u8> {

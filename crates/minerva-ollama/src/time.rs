@@ -32,11 +32,55 @@ pub fn timestamp(time: SystemTime) -> String {
     )
 }
 
+/// Reads a UTC RFC 3339 time as [`timestamp`] writes it (`YYYY-MM-DDTHH:MM:SS[.frac]Z`);
+/// `None` for anything else.
+pub fn parse_timestamp(text: &str) -> Option<SystemTime> {
+    let text = text.strip_suffix('Z')?;
+    let (date, time) = text.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<u64>().ok());
+    let (year, month, day) = (d.next()??, d.next()??, d.next()??);
+    let (clock, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut c = clock.split(':').map(|p| p.parse::<u64>().ok());
+    let (hour, minute, second) = (c.next()??, c.next()??, c.next()??);
+    if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) || day == 0 || day > 31 {
+        return None;
+    }
+    let february = if days_in_year(year) == 366 { 29 } else { 28 };
+    let lengths = [31, february, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let days = (1970..year).map(days_in_year).sum::<u64>()
+        + lengths[..(month - 1) as usize].iter().sum::<u64>()
+        + day
+        - 1;
+    let digits: String = frac.chars().take(9).collect();
+    let nanos = format!("{digits:0<9}").parse::<u32>().ok()?;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
+    UNIX_EPOCH.checked_add(std::time::Duration::new(secs, nanos))
+}
+
 fn days_in_year(year: u64) -> u64 {
     if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) {
         366
     } else {
         365
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_read_back() {
+        for secs in [0u64, 1_700_000_000, 4_102_444_800, 951_782_400] {
+            let t = UNIX_EPOCH + std::time::Duration::from_micros(secs * 1_000_000 + 123_456);
+            assert_eq!(parse_timestamp(&timestamp(t)), Some(t));
+        }
+        assert_eq!(
+            parse_timestamp("2023-11-14T22:13:20Z"),
+            Some(UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000))
+        );
+        assert_eq!(parse_timestamp("yesterday"), None);
+        assert_eq!(parse_timestamp("2023-13-14T22:13:20Z"), None);
     }
 }
 
