@@ -22,7 +22,16 @@ pub fn resolve(model: &str, models_dir: &Path) -> Result<PathBuf> {
     )
 }
 
-pub fn load(args: &ModelArgs, models_dir: &Path) -> Result<Arc<dyn Model>> {
+/// Where a model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// In this process: a native crash in the model takes the process down.
+    InProcess,
+    /// In a worker process of its own (this binary's `worker` mode).
+    Worker,
+}
+
+pub fn load(args: &ModelArgs, models_dir: &Path, placement: Placement) -> Result<Arc<dyn Model>> {
     let path = resolve(&args.model, models_dir)?;
     let chat_template = match &args.chat_template {
         Some(file) => Some(
@@ -43,7 +52,13 @@ pub fn load(args: &ModelArgs, models_dir: &Path) -> Result<Arc<dyn Model>> {
         queue_timeout: Some(std::time::Duration::from_secs(args.queue_timeout)),
         cache_bytes: Some(args.cache_ram.saturating_mul(1 << 20)),
     };
-    let backend = minerva_llama::LlamaCppBackend::new();
-    tracing::info!(model = %spec.id, backend = backend.name(), "loading");
+    let backend: Box<dyn Backend> = match placement {
+        Placement::InProcess => Box::new(minerva_llama::LlamaCppBackend::new()),
+        Placement::Worker => {
+            let exe = std::env::current_exe().context("finding the minerva binary")?;
+            Box::new(minerva_worker::ProcessBackend::new(exe))
+        }
+    };
+    tracing::info!(model = %spec.id, backend = backend.name(), ?placement, "loading");
     Ok(backend.load(&spec)?)
 }

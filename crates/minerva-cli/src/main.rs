@@ -6,6 +6,7 @@
 mod catalog;
 mod load;
 mod run;
+mod worker;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -34,6 +35,9 @@ enum Command {
     Run(RunArgs),
     /// Download and verify known models into the models directory.
     Fetch(FetchArgs),
+    /// Serve one model for a parent `minerva serve` (internal).
+    #[command(hide = true)]
+    Worker(worker::WorkerArgs),
 }
 
 /// Which model to load, and how.
@@ -74,6 +78,10 @@ struct ServeArgs {
     host: String,
     #[arg(long, default_value_t = 11434, env = "MINERVA_PORT")]
     port: u16,
+    /// Run the model inside the server process instead of a worker process of its own
+    /// (for debugging: a crash in the model then takes the server down).
+    #[arg(long)]
+    no_worker: bool,
 }
 
 #[derive(Args)]
@@ -112,11 +120,17 @@ fn main() -> Result<()> {
         Command::Serve(args) => serve(args, &models_dir),
         Command::Run(args) => run::run(args, &models_dir),
         Command::Fetch(args) => fetch(args, &models_dir),
+        Command::Worker(args) => worker::run(args),
     }
 }
 
 fn serve(args: ServeArgs, models_dir: &std::path::Path) -> Result<()> {
-    let model = load::load(&args.model, models_dir)?;
+    let placement = if args.no_worker {
+        load::Placement::InProcess
+    } else {
+        load::Placement::Worker
+    };
+    let model = load::load(&args.model, models_dir, placement)?;
     let engine = minerva_engine::Engine::new([model]);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {

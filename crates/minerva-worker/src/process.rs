@@ -156,9 +156,11 @@ impl ProcessBackend {
         write_message(&mut output, &ToWorker::Load(spec.clone()))?;
         stream.set_read_timeout(Some(self.load_timeout))?;
         match read_message(&mut input)? {
-            FromWorker::Loaded { info, memory_bytes } => Ok((info, memory_bytes)),
+            FromWorker::Loaded { info, memory_bytes } => Ok((*info, memory_bytes)),
             FromWorker::LoadFailed(e) => Err(WorkerError::Model(e.into())),
-            other => Err(WorkerError::Protocol(format!("{other:?} instead of loaded"))),
+            other => Err(WorkerError::Protocol(format!(
+                "{other:?} instead of loaded"
+            ))),
         }
     }
 }

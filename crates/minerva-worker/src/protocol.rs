@@ -69,7 +69,7 @@ pub enum FromWorker {
         pid: u32,
     },
     Loaded {
-        info: ModelInfo,
+        info: Box<ModelInfo>,
         /// The backend's own estimate of the memory the model holds.
         memory_bytes: u64,
     },

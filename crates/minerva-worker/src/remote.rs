@@ -7,7 +7,7 @@
 //! status) goes to every waiter and stream, and every later call fails with it.
 
 use crate::process::{describe_exit, wait_for_exit};
-use crate::protocol::{read_message, Reply, ToWorker, FromWorker};
+use crate::protocol::{read_message, FromWorker, Reply, ToWorker};
 use crate::{protocol, WorkerError};
 use minerva_core::{
     CoreError, GenEvent, GenerateRequest, GenerationStream, Model, ModelInfo, ModelStatus, Result,
@@ -109,10 +109,11 @@ impl Link {
                         timeout.as_secs()
                     )))
                 }
-                Err(RecvTimeoutError::Disconnected) => Err(CoreError::Backend(
-                    self.failure()
-                        .unwrap_or_else(|| "the model's worker process went away".into()),
-                )),
+                Err(RecvTimeoutError::Disconnected) => {
+                    Err(CoreError::Backend(self.failure().unwrap_or_else(|| {
+                        "the model's worker process went away".into()
+                    })))
+                }
             },
             Err(e) => Err(e),
         };
@@ -229,7 +230,10 @@ fn read_loop(link: Arc<Link>, mut input: BufReader<UnixStream>) {
                 }
             }
             other => {
-                tracing::warn!(pid = link.pid, "unexpected message from the worker: {other:?}");
+                tracing::warn!(
+                    pid = link.pid,
+                    "unexpected message from the worker: {other:?}"
+                );
             }
         }
     }

@@ -6,8 +6,7 @@
 //! the backend) when the parent sends `Cancel`. Every frame leaves through one writer thread.
 
 use crate::protocol::{
-    encode, read_message, write_message, FromWorker, Reply, ToWorker, WireError,
-    PROTOCOL_VERSION,
+    encode, read_message, write_message, FromWorker, Reply, ToWorker, WireError, PROTOCOL_VERSION,
 };
 use crate::{Result, WorkerError};
 use minerva_core::{Backend, CoreError, GenerateRequest, GenerationStream, Model};
@@ -68,7 +67,7 @@ pub fn serve_worker(socket: &Path, backend: &dyn Backend) -> Result<()> {
     write_message(
         &mut output,
         &FromWorker::Loaded {
-            info: model.info().clone(),
+            info: Box::new(model.info().clone()),
             memory_bytes: model.memory_bytes(),
         },
     )?;
@@ -161,12 +160,7 @@ fn send_frame(outbox: &Outbox, message: &FromWorker) -> bool {
 }
 
 /// Answers a tokenize, render or token-bytes call on a thread of its own.
-fn answer_on_thread(
-    model: &Arc<dyn Model>,
-    rpc: ToWorker,
-    outbox: &Outbox,
-    span: &tracing::Span,
-) {
+fn answer_on_thread(model: &Arc<dyn Model>, rpc: ToWorker, outbox: &Outbox, span: &tracing::Span) {
     let model = Arc::clone(model);
     let outbox = outbox.clone();
     let span = span.clone();
