@@ -315,9 +315,51 @@ impl RemoteModel {
             pieces: Mutex::new(HashMap::new()),
         })
     }
+}
 
-    /// The bytes of many tokens in one round trip (those not fetched before).
-    pub fn token_bytes_many(&self, tokens: &[TokenId], special: bool) -> Result<Vec<Vec<u8>>> {
+fn unexpected(reply: &Reply) -> CoreError {
+    CoreError::Backend(format!("unexpected reply from the worker: {reply:?}"))
+}
+
+/// The resident memory of a process, from `/proc` (Linux).
+fn resident_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+impl Model for RemoteModel {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn tokenize(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<TokenId>> {
+        let reply = self.link.call(
+            |id| ToWorker::Tokenize {
+                id,
+                text: text.to_string(),
+                add_special,
+                parse_special,
+            },
+            None,
+            self.rpc_timeout,
+        )?;
+        match reply {
+            Reply::Tokens(tokens) => Ok(tokens),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn token_bytes(&self, token: TokenId, special: bool) -> Result<Vec<u8>> {
+        let mut bytes = self.token_bytes_many(&[token], special)?;
+        bytes
+            .pop()
+            .ok_or_else(|| CoreError::Backend(format!("no bytes for token {token}")))
+    }
+
+    /// One round trip for the tokens not fetched before; the rest come from the cache.
+    fn token_bytes_many(&self, tokens: &[TokenId], special: bool) -> Result<Vec<Vec<u8>>> {
         let missing: Vec<TokenId> = {
             let pieces = lock(&self.pieces);
             let mut missing: Vec<TokenId> = tokens
@@ -364,48 +406,6 @@ impl RemoteModel {
                     .ok_or_else(|| CoreError::Backend(format!("no bytes for token {t}")))
             })
             .collect()
-    }
-}
-
-fn unexpected(reply: &Reply) -> CoreError {
-    CoreError::Backend(format!("unexpected reply from the worker: {reply:?}"))
-}
-
-/// The resident memory of a process, from `/proc` (Linux).
-fn resident_bytes(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
-impl Model for RemoteModel {
-    fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-
-    fn tokenize(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<TokenId>> {
-        let reply = self.link.call(
-            |id| ToWorker::Tokenize {
-                id,
-                text: text.to_string(),
-                add_special,
-                parse_special,
-            },
-            None,
-            self.rpc_timeout,
-        )?;
-        match reply {
-            Reply::Tokens(tokens) => Ok(tokens),
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    fn token_bytes(&self, token: TokenId, special: bool) -> Result<Vec<u8>> {
-        let mut bytes = self.token_bytes_many(&[token], special)?;
-        bytes
-            .pop()
-            .ok_or_else(|| CoreError::Backend(format!("no bytes for token {token}")))
     }
 
     fn render_chat(
