@@ -61,11 +61,10 @@ fn a_worker_tokenizes_renders_and_generates_as_in_process() {
         for (add, parse) in [(true, true), (false, false)] {
             let want = local.tokenize(text, add, parse).unwrap();
             assert_eq!(remote.tokenize(text, add, parse).unwrap(), want, "{text:?}");
-            for &t in &want {
-                assert_eq!(
-                    remote.token_bytes(t, true).unwrap(),
-                    local.token_bytes(t, true).unwrap()
-                );
+            let pieces = local.token_bytes_many(&want, parse).unwrap();
+            assert_eq!(remote.token_bytes_many(&want, parse).unwrap(), pieces);
+            for (&t, piece) in want.iter().zip(&pieces) {
+                assert_eq!(&remote.token_bytes(t, parse).unwrap(), piece);
             }
         }
     }

@@ -91,6 +91,13 @@ fn worker_boundary_cost_per_token() {
             }
         }
     }
+    // Each run's pair ran back to back, so the machine's load changes less within a pair.
+    let paired = median(
+        ours.iter()
+            .zip(&theirs)
+            .map(|(o, t)| (t - o) / o * 100.0)
+            .collect(),
+    );
     let (in_process, worker) = (median(ours.clone()), median(theirs.clone()));
     let overhead = (worker - in_process) / in_process * 100.0;
     println!("in-process ms/token: {ours:.3?}");
@@ -99,6 +106,7 @@ fn worker_boundary_cost_per_token() {
     println!(
         "{tokens} tokens x {runs} runs, median: in-process {in_process:.3} ms/token, worker {worker:.3} ms/token, overhead {overhead:+.2}%"
     );
+    println!("median of the runs' paired differences: {paired:+.2}%");
     println!(
         "fastest run: in-process {:.3} ms/token, worker {:.3} ms/token",
         min(&ours),

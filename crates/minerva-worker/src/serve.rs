@@ -3,7 +3,8 @@
 //! The main thread reads the parent's frames. Tokenize, render and token-bytes calls run on
 //! threads of their own (they may take milliseconds); each generation's stream is pumped into
 //! frames by a task on a small runtime, which drops the stream (cancelling the generation in
-//! the backend) when the parent sends `Cancel`. Every frame leaves through one writer thread.
+//! the backend) when the parent sends `Cancel`. Frames are written whole under one lock, by
+//! the thread that made them: a token costs no extra thread wake-up on its way out.
 
 use crate::protocol::{
     encode, read_message, write_message, FromWorker, Reply, ToWorker, WireError, PROTOCOL_VERSION,
@@ -14,13 +15,27 @@ use std::collections::HashMap;
 use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
-/// Frames on their way to the writer thread.
-type Outbox = Sender<Vec<u8>>;
+/// The socket to the parent; a frame is written whole while the lock is held.
+#[derive(Clone)]
+struct Outbox(Arc<Mutex<UnixStream>>);
+
+impl Outbox {
+    /// Writes one frame; false when the parent is gone.
+    fn write(&self, frame: &[u8]) -> bool {
+        let mut socket = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match socket.write_all(frame) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("cannot write to the parent: {e}");
+                false
+            }
+        }
+    }
+}
 /// The `Cancel` handle of each running generation: dropping it ends the generation's pump.
 type Cancels = Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>;
 
@@ -73,18 +88,7 @@ pub fn serve_worker(socket: &Path, backend: &dyn Backend) -> Result<()> {
     )?;
     tracing::info!("loaded");
 
-    let (outbox, frames) = channel::<Vec<u8>>();
-    let writer_span = span.clone();
-    std::thread::Builder::new()
-        .name("worker-write".into())
-        .spawn(move || {
-            for frame in frames {
-                if let Err(e) = output.write_all(&frame) {
-                    writer_span.in_scope(|| tracing::warn!("cannot write to the parent: {e}"));
-                    return;
-                }
-            }
-        })?;
+    let outbox = Outbox(Arc::new(Mutex::new(output)));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("worker-pump")
@@ -130,16 +134,16 @@ pub fn serve_worker(socket: &Path, backend: &dyn Backend) -> Result<()> {
     result
 }
 
-/// Sends a reply frame through the writer thread.
+/// Sends a reply frame.
 fn post(outbox: &Outbox, id: u64, result: minerva_core::Result<Reply>) {
     let result = result.map_err(|e| WireError::from(&e));
     send_frame(outbox, &FromWorker::Reply { id, result });
 }
 
-/// Encodes and queues a frame; returns false when the writer is gone.
+/// Encodes and writes a frame; returns false when the parent is gone.
 fn send_frame(outbox: &Outbox, message: &FromWorker) -> bool {
     match encode(message) {
-        Ok(frame) => outbox.send(frame).is_ok(),
+        Ok(frame) => outbox.write(&frame),
         Err(e) => {
             tracing::error!("cannot encode a reply: {e}");
             // Tell the parent rather than leave it waiting.
@@ -154,7 +158,7 @@ fn send_frame(outbox: &Outbox, message: &FromWorker) -> bool {
                 },
                 _ => return false,
             };
-            encode(&fallback).is_ok_and(|frame| outbox.send(frame).is_ok())
+            encode(&fallback).is_ok_and(|frame| outbox.write(&frame))
         }
     }
 }
@@ -191,11 +195,7 @@ fn answer(model: &dyn Model, rpc: ToWorker, outbox: &Outbox) {
             special,
         } => (
             id,
-            tokens
-                .iter()
-                .map(|&t| model.token_bytes(t, special))
-                .collect::<minerva_core::Result<Vec<_>>>()
-                .map(Reply::Bytes),
+            model.token_bytes_many(&tokens, special).map(Reply::Bytes),
         ),
         ToWorker::RenderChat {
             id,

@@ -1,6 +1,6 @@
 //! The latency one token's event adds crossing the worker boundary, without a model: encode,
-//! queue to a writer thread, socket, read and decode on a reader thread, hand to the caller's
-//! channel. Ping-pong, so each number is a full one-way trip.
+//! write to the socket, read and decode on a reader thread, hand to the caller's channel (what
+//! the worker's pump and the parent's reader do). Ping-pong, so each number is a full one-way trip.
 //!
 //! `cargo test -p minerva-worker --test frame_cost -- --ignored --nocapture`
 
@@ -17,13 +17,7 @@ use std::time::Instant;
 fn one_token_event_crossing_the_boundary() {
     const N: usize = 20_000;
     let (a, b) = UnixStream::pair().unwrap();
-    let (to_writer, frames) = std::sync::mpsc::channel::<Vec<u8>>();
     let mut out = a;
-    let writer = std::thread::spawn(move || {
-        for frame in frames {
-            out.write_all(&frame).unwrap();
-        }
-    });
     let (events, mut stream) = tokio::sync::mpsc::unbounded_channel();
     let reader = std::thread::spawn(move || {
         let mut input = BufReader::new(b);
@@ -48,12 +42,10 @@ fn one_token_event_crossing_the_boundary() {
             event: event.clone(),
         })
         .unwrap();
-        to_writer.send(frame).unwrap();
+        out.write_all(&frame).unwrap();
         stream.blocking_recv().unwrap();
         trips.push(start.elapsed().as_secs_f64() * 1e6);
     }
-    drop(to_writer);
-    writer.join().unwrap();
     reader.join().unwrap();
     trips.sort_by(f64::total_cmp);
     println!(
