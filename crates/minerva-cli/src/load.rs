@@ -69,7 +69,27 @@ pub fn options(args: &LoadArgs) -> Result<LoadOptions> {
     })
 }
 
-pub fn load(args: &ModelArgs, root: &Path) -> Result<Arc<dyn Model>> {
+/// Where a model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// In this process: a native crash in the model takes the process down.
+    InProcess,
+    /// In a worker process of its own (this binary's `worker` mode).
+    Worker,
+}
+
+/// The backend that loads GGUF models where `placement` says.
+pub fn backend(placement: Placement) -> Result<Arc<dyn Backend>> {
+    Ok(match placement {
+        Placement::InProcess => Arc::new(minerva_llama::LlamaCppBackend::new()),
+        Placement::Worker => {
+            let exe = std::env::current_exe().context("finding the minerva binary")?;
+            Arc::new(minerva_worker::ProcessBackend::new(exe))
+        }
+    })
+}
+
+pub fn load(args: &ModelArgs, root: &Path, placement: Placement) -> Result<Arc<dyn Model>> {
     let Resolved { path, id, sha256 } = resolve(&args.model, root)?;
     let o = options(&args.load)?;
     let spec = ModelSpec {
@@ -84,7 +104,7 @@ pub fn load(args: &ModelArgs, root: &Path) -> Result<Arc<dyn Model>> {
         queue_timeout: o.queue_timeout,
         cache_bytes: o.cache_bytes,
     };
-    let backend = minerva_llama::LlamaCppBackend::new();
-    tracing::info!(model = %spec.id, backend = backend.name(), "loading");
+    let backend = backend(placement)?;
+    tracing::info!(model = %spec.id, backend = backend.name(), ?placement, "loading");
     Ok(backend.load(&spec)?)
 }

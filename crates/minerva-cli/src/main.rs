@@ -9,6 +9,7 @@ mod load;
 mod ps;
 mod run;
 mod serve;
+mod worker;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -50,6 +51,9 @@ enum Command {
     Rm(library::RmArgs),
     /// List the models a running server has loaded.
     Ps(ps::PsArgs),
+    /// Serve one model for a parent `minerva serve` (internal).
+    #[command(hide = true)]
+    Worker(worker::WorkerArgs),
 }
 
 /// Which model to load, and how.
@@ -131,6 +135,7 @@ fn main() -> Result<()> {
         Command::Show(args) => library::show(args, &root),
         Command::Rm(args) => library::rm(args, &root),
         Command::Ps(args) => ps::ps(args),
+        Command::Worker(args) => worker::run(args),
     }
 }
 

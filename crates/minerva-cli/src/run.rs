@@ -9,7 +9,7 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 pub fn run(args: RunArgs, models_dir: &Path) -> Result<()> {
-    let model = load::load(&args.model, models_dir)?;
+    let model = load::load(&args.model, models_dir, load::Placement::InProcess)?;
     let id = model.info().id.clone();
     let engine = Engine::new([model]);
     let rt = tokio::runtime::Runtime::new()?;

@@ -4,7 +4,7 @@
 use crate::{catalog, library, load, LoadArgs};
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
-use minerva_core::{Backend, Library, LibraryModel};
+use minerva_core::{Library, LibraryModel};
 use minerva_engine::{Engine, KeepAlive, ManagerConfig};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -33,6 +33,10 @@ pub struct ServeArgs {
     /// Most models loaded at once [default: no limit but memory].
     #[arg(long, env = "MINERVA_MAX_LOADED_MODELS")]
     pub max_loaded: Option<usize>,
+    /// Run models inside the server process instead of a worker process each (for debugging:
+    /// a crash in a model then takes the server down).
+    #[arg(long)]
+    pub no_worker: bool,
 }
 
 pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
@@ -72,7 +76,11 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
         max_loaded = ?args.max_loaded,
         "model manager"
     );
-    let backend: Arc<dyn Backend> = Arc::new(minerva_llama::LlamaCppBackend::new());
+    let backend = load::backend(if args.no_worker {
+        load::Placement::InProcess
+    } else {
+        load::Placement::Worker
+    })?;
     let engine = Engine::with_library(Some(store), backend, extra, config);
 
     let rt = tokio::runtime::Runtime::new()?;

@@ -133,6 +133,15 @@ pub trait Model: Send + Sync {
     /// The raw bytes of one token. `special` renders control tokens as their text.
     fn token_bytes(&self, token: TokenId, special: bool) -> Result<Vec<u8>>;
 
+    /// The raw bytes of each of `tokens`, in order: one call for what would otherwise be one per
+    /// token (one round trip for a model in a worker process).
+    fn token_bytes_many(&self, tokens: &[TokenId], special: bool) -> Result<Vec<Vec<u8>>> {
+        tokens
+            .iter()
+            .map(|&t| self.token_bytes(t, special))
+            .collect()
+    }
+
     /// Renders a conversation (OpenAI-style message objects) with the model's chat template.
     fn render_chat(
         &self,

@@ -26,6 +26,7 @@ impl FinishReason {
 pub struct TokenLogprob {
     pub id: TokenId,
     pub bytes: Vec<u8>,
+    #[serde(with = "crate::nonfinite::single")]
     pub logprob: f32,
 }
 
@@ -36,6 +37,7 @@ pub struct TokenOut {
     /// The token's text as raw bytes: may be part of a multi-byte character.
     pub bytes: Vec<u8>,
     /// Present when the request asked for log-probabilities.
+    #[serde(default, with = "crate::nonfinite::optional")]
     pub logprob: Option<f32>,
     /// The most likely alternatives, most likely first.
     pub top_logprobs: Vec<TokenLogprob>,

@@ -25,6 +25,7 @@ pub struct SamplingParams {
     /// None picks a random seed.
     pub seed: Option<u32>,
     /// Added to the logits of the given tokens before sampling (`f32::NEG_INFINITY` bans).
+    #[serde(with = "crate::nonfinite::bias")]
     pub logit_bias: Vec<(TokenId, f32)>,
     /// Never pick an end-of-generation token: run to `max_tokens` or the context's end
     /// (llama-server's `ignore_eos`, for benchmarks).

@@ -279,7 +279,7 @@ impl Engine {
         tokens: Vec<TokenId>,
     ) -> Result<Vec<Vec<u8>>> {
         let m = Arc::clone(self.model(model).await?.model());
-        blocking(move || tokens.iter().map(|&t| m.token_bytes(t, true)).collect()).await
+        blocking(move || m.token_bytes_many(&tokens, true)).await
     }
 
     /// Renders a conversation with the model's template.
@@ -303,13 +303,16 @@ impl Engine {
         // `generate` refuses an empty prompt, ids outside the vocabulary and a prompt that does
         // not fit the window, before anything is decoded.
         let prompt_tokens = tokens.len();
-        let inner = model.generate(GenerateRequest {
+        let request = GenerateRequest {
             prompt: tokens,
             sampling: job.sampling,
             max_tokens: job.max_tokens,
             logprobs: job.logprobs,
             cache_prompt: job.cache_prompt,
-        })?;
+        };
+        // A model in a worker process answers `generate` after a round trip: off the async
+        // workers.
+        let inner = blocking(move || model.generate(request)).await?;
         Ok(CompletionStream::new(inner, job.stop, prompt_tokens).holding(lease))
     }
 }
