@@ -255,3 +255,51 @@ def test_hostile_names_are_refused(roomy, name):
     with pytest.raises(ollama.ResponseError):
         client(roomy).copy(QWEN, name)
     assert httpx.get(f"{roomy}/health").status_code == 200
+
+
+@pytest.fixture(scope="module")
+def crashable(store):
+    proc, base, log = serve(store, "crash")
+    yield proc, base
+    conftest._stop_server(proc, log)
+
+
+def test_worker_killed_mid_stream_fails_that_stream_and_the_model_reloads(crashable):
+    import signal
+
+    import openai
+
+    proc, base = crashable
+    oc = client(base)
+    for attempt, api in enumerate(["ollama", "openai"]):
+        oc.generate(model=QWEN, prompt="", keep_alive="5m")
+        pid = loaded(base)[QWEN]["pid"]
+        assert pid and pid != proc.pid, "the model runs in a worker process of its own"
+        if api == "ollama":
+            stream = oc.generate(model=QWEN, prompt="Count from 1 to 200, one number a line.", stream=True,
+                                 options={"num_predict": 400, "temperature": 0})
+            error = ollama.ResponseError
+        else:
+            oa = openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0, timeout=120)
+            stream = oa.chat.completions.create(
+                model=QWEN, messages=[{"role": "user", "content": "Count from 1 to 200, one number a line."}],
+                stream=True, max_tokens=400, temperature=0)
+            error = openai.APIError
+        received = 0
+        with pytest.raises(error) as info:
+            for _ in stream:
+                received += 1
+                if received == 3:
+                    os.kill(pid, signal.SIGKILL)
+        assert received >= 3
+        assert "signal 9" in str(info.value) or "worker" in str(info.value)
+        # The server goes on; the model is marked failed (or already forgotten) ...
+        assert httpx.get(f"{base}/health").status_code == 200
+        assert wait_for(lambda: states(base)[QWEN] in ("failed", "unloaded"), 5), states(base)
+        # ... and the next request loads it again, in a new worker.
+        r = oc.chat(model=QWEN, messages=SHORT, options={"num_predict": 4})
+        assert r.done and r.eval_count > 0
+        new_pid = loaded(base)[QWEN]["pid"]
+        assert new_pid != pid
+    # Gemma, in its own worker, was never touched by any of this.
+    assert client(base).generate(model=GEMMA, prompt="hi", options={"num_predict": 2}).done
