@@ -31,4 +31,4 @@ def test_run_with_missing_model_fails_clearly():
     binary = _required_env("MINERVA_BIN")
     r = subprocess.run([binary, "run", "--model", "/nonexistent/model.gguf", "hi"], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
-    assert "neither a model file nor a known model name" in r.stderr
+    assert "is neither a model file" in r.stderr

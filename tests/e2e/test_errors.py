@@ -54,7 +54,8 @@ CHAT_CASES = [
     ("logit_bias token outside vocab", {**GOOD_CHAT, "logit_bias": {"99999999": 1}}, 400, "logit_bias", None),
     ("stop wrong type", {**GOOD_CHAT, "stop": 7}, 400, "stop", None),
     ("unknown model", {**GOOD_CHAT, "model": "no-such-model"}, 404, None, "model_not_found"),
-    ("path trick model", {**GOOD_CHAT, "model": "../../etc/passwd"}, 404, None, "model_not_found"),
+    ("path trick model", {**GOOD_CHAT, "model": "../../etc/passwd"}, 400, "model", None),
+    ("absolute path model", {**GOOD_CHAT, "model": "/etc/passwd"}, 400, "model", None),
 ]
 
 

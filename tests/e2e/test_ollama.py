@@ -311,8 +311,9 @@ def test_unknown_model_is_404(oc, endpoint):
     }
     error = expect_error(404, calls[endpoint])
     assert error == 'model "no-such-model" not found, try pulling it first'
-    # An id that already has a tag has no `:latest` alias.
-    expect_error(404, lambda: oc.generate(model=MODEL_ID + ":latest", prompt="hi"))
+    # An id that already has a tag has no `:latest` alias: two tags are not a valid name.
+    error = expect_error(400, lambda: oc.generate(model=MODEL_ID + ":latest", prompt="hi"))
+    assert "invalid model name" in error
     still_serving(oc)
 
 

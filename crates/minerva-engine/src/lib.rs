@@ -217,7 +217,16 @@ impl Engine {
             return Ok(m.clone());
         }
         match self.library() {
-            Some(library) => blocking(move || library.get(&name)).await,
+            Some(library) => {
+                let asked = name.clone();
+                blocking(move || library.get(&name))
+                    .await
+                    // Errors name the model as the client wrote it, not as the library spells it.
+                    .map_err(|e| match e {
+                        CoreError::ModelNotFound(_) => CoreError::ModelNotFound(asked),
+                        other => other,
+                    })
+            }
             None => Err(CoreError::ModelNotFound(name)),
         }
     }
