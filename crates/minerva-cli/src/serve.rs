@@ -7,7 +7,7 @@ use clap::Args;
 use minerva_core::{Library, LibraryModel};
 use minerva_engine::{Engine, KeepAlive, ManagerConfig};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(Args)]
@@ -37,6 +37,9 @@ pub struct ServeArgs {
     /// a crash in a model then takes the server down).
     #[arg(long)]
     pub no_worker: bool,
+    /// The web UI's conversation database (SQLite) [default: minerva.db in the models root].
+    #[arg(long, env = "MINERVA_UI_DB")]
+    pub ui_db: Option<PathBuf>,
 }
 
 pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
@@ -82,6 +85,15 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
         load::Placement::Worker
     })?;
     let engine = Engine::with_library(Some(store), backend, extra, config);
+    let ui_db = args
+        .ui_db
+        .clone()
+        .unwrap_or_else(|| root.join("minerva.db"));
+    let conversations = Arc::new(
+        minerva_ui::Store::open(&ui_db)
+            .with_context(|| format!("opening the UI's conversations at {}", ui_db.display()))?,
+    );
+    tracing::info!(db = %ui_db.display(), built = minerva_ui::is_built(), "web UI");
 
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
@@ -97,8 +109,9 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         tracing::info!("listening on http://{local}");
-        eprintln!("Minerva listening on http://{local}");
-        minerva_server::serve(listener, engine, shutdown_signal()).await?;
+        eprintln!("Minerva listening on http://{local} (chat UI at http://{local}/)");
+        let app = minerva_ui::attach(minerva_server::router(engine), conversations);
+        minerva_server::serve(listener, app, shutdown_signal()).await?;
         tracing::info!("server stopped");
         Ok(())
     })

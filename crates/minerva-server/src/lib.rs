@@ -7,7 +7,8 @@
 //! `minerva-openai` and `minerva-ollama` only; every error leaves through [`ApiError`], as an
 //! OpenAI-shaped body, or an Ollama-shaped one on the Ollama routes ([`OllamaError`]).
 //!
-//! The server never links a backend: the binary loads models and hands over an `Engine`.
+//! The server never links a backend: the binary loads models and hands over an `Engine`. Nor
+//! does it know the web UI: the binary merges the UI's routes into [`router`]'s.
 
 mod error;
 mod extract;
@@ -86,13 +87,14 @@ pub fn router(engine: Engine) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` completes.
+/// Serves `app` ([`router`], perhaps with more routes merged in, such as the web UI's) until
+/// `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
-    engine: Engine,
+    app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(engine))
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

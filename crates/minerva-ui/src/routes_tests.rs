@@ -1,0 +1,147 @@
+use super::*;
+use axum::body::Body;
+use axum::http::Request;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+fn app() -> (tempfile::TempDir, Router) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("minerva.db")).unwrap());
+    let server = Router::new().route("/", get(|| async { "Ollama is running" }));
+    (dir, attach(server, store))
+}
+
+async fn send(app: &Router, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Vec<u8>) {
+    let mut request = Request::builder().method(method).uri(uri);
+    let body = match body {
+        Some(v) => {
+            request = request.header("content-type", "application/json");
+            Body::from(v.to_string())
+        }
+        None => Body::empty(),
+    };
+    let response = app
+        .clone()
+        .oneshot(request.body(body).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, bytes.to_vec())
+}
+
+fn json_of(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap()
+}
+
+#[tokio::test]
+async fn root_is_the_page_for_browsers_and_ollama_for_clients() {
+    let (_dir, app) = app();
+    let browser = Request::get("/")
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(browser).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(response
+        .headers()
+        .contains_key(header::CONTENT_SECURITY_POLICY));
+    let page = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&page).contains("<html"));
+
+    for accept in [None, Some("*/*"), Some("application/json")] {
+        let mut r = Request::get("/");
+        if let Some(a) = accept {
+            r = r.header("accept", a);
+        }
+        let response = app
+            .clone()
+            .oneshot(r.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let text = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&text[..], b"Ollama is running", "accept {accept:?}");
+    }
+    let (status, page) = send(&app, "GET", "/ui/", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page, assets::index());
+    let (status, _) = send(&app, "GET", "/ui/no-such-file.js", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn conversation_api_round_trip() {
+    let (_dir, app) = app();
+    let base = "/ui/api/v1/conversations";
+    let (status, body) = send(
+        &app,
+        "POST",
+        base,
+        Some(json!({"title": "first", "model": "m"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let created = json_of(&body);
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(created["title"], "first");
+    assert_eq!(created["messages"], json!([]));
+
+    let messages = json!([
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello", "stats": {"completion_tokens": 2}}
+    ]);
+    let (status, body) = send(
+        &app,
+        "PATCH",
+        &format!("{base}/{id}"),
+        Some(json!({"messages": messages, "system": "be brief"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json_of(&body)["messages"], messages);
+
+    let (status, body) = send(&app, "GET", &format!("{base}/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let got = json_of(&body);
+    assert_eq!(got["system"], "be brief");
+    assert_eq!(got["title"], "first");
+    assert_eq!(got["messages"], messages);
+
+    let (_, body) = send(&app, "GET", &format!("{base}?q=HELLO"), None).await;
+    assert_eq!(json_of(&body)["conversations"][0]["id"], id.as_str());
+    let (_, body) = send(&app, "GET", &format!("{base}?q=nothing"), None).await;
+    assert_eq!(json_of(&body)["conversations"], json!([]));
+
+    let (status, body) = send(
+        &app,
+        "PATCH",
+        &format!("{base}/{id}"),
+        Some(json!({"messages": [{"role": "robot", "content": ""}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(json_of(&body)["error"]["code"], "invalid_request");
+    let (status, _) = send(
+        &app,
+        "PATCH",
+        &format!("{base}/{id}"),
+        Some(json!({"title": 5})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (status, _) = send(&app, "DELETE", &format!("{base}/{id}"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for method in ["GET", "DELETE"] {
+        let (status, body) = send(&app, method, &format!("{base}/{id}"), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method}");
+        assert_eq!(json_of(&body)["error"]["code"], "not_found");
+    }
+    let (_, body) = send(&app, "GET", base, None).await;
+    assert_eq!(json_of(&body)["conversations"], json!([]));
+}
