@@ -1,0 +1,121 @@
+// Talks to the server: the conversation API (/ui/api/v1) and the OpenAI API (/v1).
+
+const BASE = '/ui/api/v1/conversations';
+
+/** An error with the server's message and code, and what the user can do about it. */
+export class ServerError extends Error {
+  constructor(status, message, code) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function errorOf(response) {
+  let message = `${response.status} ${response.statusText}`;
+  let code = null;
+  try {
+    const body = await response.json();
+    if (body && body.error) {
+      message = body.error.message || message;
+      code = body.error.code || body.error.type || null;
+    }
+  } catch {
+    // not JSON: keep the status line
+  }
+  return new ServerError(response.status, message, code);
+}
+
+async function call(method, url, body) {
+  const response = await fetch(url, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) throw await errorOf(response);
+  return response.status === 204 ? null : response.json();
+}
+
+export const conversations = {
+  list: (q) => call('GET', q ? `${BASE}?q=${encodeURIComponent(q)}` : BASE).then((b) => b.conversations),
+  get: (id) => call('GET', `${BASE}/${encodeURIComponent(id)}`),
+  create: (fields) => call('POST', BASE, fields),
+  update: (id, fields) => call('PATCH', `${BASE}/${encodeURIComponent(id)}`, fields),
+  remove: (id) => call('DELETE', `${BASE}/${encodeURIComponent(id)}`),
+};
+
+/** The server's models: [{id, backend, state}]. */
+export async function models() {
+  const body = await call('GET', '/v1/models');
+  return body.data || [];
+}
+
+/**
+ * Streams a chat completion. Calls onDelta(text) for each piece of the reply and returns
+ * {usage, finish_reason} at the end. Aborting `signal` stops it (the server cancels the
+ * generation when the connection closes).
+ */
+export async function streamChat(request, signal, onDelta) {
+  const response = await fetch('/v1/chat/completions', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+    body: JSON.stringify({ ...request, stream: true, stream_options: { include_usage: true } }),
+    signal,
+  });
+  if (!response.ok) throw await errorOf(response);
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  let usage = null;
+  let finish = null;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const event = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      for (const line of event.split('\n')) {
+        if (!line.startsWith('data:')) continue;
+        const data = line.slice(5).trim();
+        if (data === '[DONE]') return { usage, finish_reason: finish };
+        const chunk = JSON.parse(data);
+        if (chunk.error) {
+          throw new ServerError(500, chunk.error.message || 'the generation failed', chunk.error.code || null);
+        }
+        if (chunk.usage) usage = chunk.usage;
+        for (const choice of chunk.choices || []) {
+          if (choice.delta && choice.delta.content) onDelta(choice.delta.content);
+          if (choice.finish_reason) finish = choice.finish_reason;
+        }
+      }
+    }
+  }
+  return { usage, finish_reason: finish };
+}
+
+/** What to tell the user about an error, with what to do. */
+export function explain(error) {
+  if (error instanceof ServerError) {
+    const said = error.message;
+    switch (error.code) {
+      case 'context_length_exceeded':
+        return `The conversation no longer fits in the model's context (${said}). Start a new chat, delete or shorten earlier messages, or lower Max tokens.`;
+      case 'server_busy':
+      case 'queue_timeout':
+        return `The server is busy (${said}). Wait a moment and press Regenerate or send again.`;
+      case 'model_load_failed':
+        return `The model failed to load (${said}). Check the server's log, or pick another model.`;
+      case 'model_not_found':
+        return `The server has no such model (${said}). Pick a model from the list.`;
+      default:
+        if (error.status === 503) return `The server is busy or unavailable (${said}). Wait a moment and try again.`;
+        return `The server answered ${error.status}: ${said}`;
+    }
+  }
+  if (error && error.name === 'TypeError') {
+    return `Cannot reach the Minerva server (${error.message}). Is \`minerva serve\` still running?`;
+  }
+  return String(error && error.message ? error.message : error);
+}

@@ -1,0 +1,482 @@
+// Minerva's chat UI: conversations kept on the server, replies streamed from
+// /v1/chat/completions.
+import { conversations as api, models as fetchModels, streamChat, explain } from './api.js';
+import { render, addCopyButtons } from './markdown.js';
+
+const $ = (id) => document.getElementById(id);
+const SETTINGS = ['temperature', 'top_p', 'top_k', 'max_tokens', 'seed'];
+const INTEGER = new Set(['top_k', 'max_tokens', 'seed']);
+
+const state = {
+  list: [], // summaries
+  current: null, // {id, title, model, system, settings, messages}
+  models: [],
+  generation: null, // {controller, index}
+  search: '',
+};
+
+// ---------- theme ----------
+
+function applyTheme(theme) {
+  document.documentElement.dataset.theme = theme;
+}
+applyTheme(localStorage.getItem('minerva.theme') ||
+  (matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light'));
+$('toggle-theme').addEventListener('click', () => {
+  const next = document.documentElement.dataset.theme === 'dark' ? 'light' : 'dark';
+  localStorage.setItem('minerva.theme', next);
+  applyTheme(next);
+});
+
+// ---------- errors ----------
+
+function showError(error) {
+  const box = $('error');
+  if (!error) {
+    box.hidden = true;
+    box.textContent = '';
+    return;
+  }
+  box.hidden = false;
+  box.textContent = typeof error === 'string' ? error : explain(error);
+  const close = document.createElement('button');
+  close.type = 'button';
+  close.className = 'icon';
+  close.textContent = '✕';
+  close.setAttribute('aria-label', 'Dismiss the error');
+  close.addEventListener('click', () => showError(null));
+  box.append(' ', close);
+}
+
+// ---------- models ----------
+
+async function refreshModels() {
+  try {
+    state.models = await fetchModels();
+  } catch (e) {
+    $('model-state').textContent = 'server unreachable';
+    return;
+  }
+  const select = $('model');
+  const wanted = select.value || (state.current && state.current.model) || localStorage.getItem('minerva.model');
+  const label = (m) => `${m.id} (${m.state || 'unknown'})`;
+  const same = select.options.length === state.models.length &&
+    state.models.every((m, i) => select.options[i].value === m.id);
+  if (same) {
+    // Only the states changed: keep the element (an open picker stays open).
+    state.models.forEach((m, i) => { select.options[i].textContent = label(m); });
+    showModelState();
+    return;
+  }
+  select.replaceChildren(...state.models.map((m) => {
+    const option = document.createElement('option');
+    option.value = m.id;
+    option.textContent = label(m);
+    return option;
+  }));
+  if (wanted && state.models.some((m) => m.id === wanted)) {
+    select.value = wanted;
+  } else {
+    const loaded = state.models.find((m) => m.state === 'loaded');
+    if (loaded) select.value = loaded.id;
+  }
+  showModelState();
+}
+
+function showModelState() {
+  const model = state.models.find((m) => m.id === $('model').value);
+  const label = $('model-state');
+  label.textContent = model ? `${model.state}${model.backend ? ` · ${model.backend}` : ''}` : 'no models';
+  label.dataset.state = model ? model.state : 'none';
+}
+
+$('model').addEventListener('change', async () => {
+  localStorage.setItem('minerva.model', $('model').value);
+  showModelState();
+  if (state.current) {
+    state.current.model = $('model').value;
+    await save({ model: state.current.model });
+  }
+});
+
+// ---------- settings ----------
+
+function readSettings() {
+  const settings = {};
+  for (const key of SETTINGS) {
+    const raw = $(key).value.trim();
+    if (raw === '') continue;
+    const value = INTEGER.has(key) ? parseInt(raw, 10) : parseFloat(raw);
+    if (Number.isFinite(value)) settings[key] = value;
+  }
+  return settings;
+}
+
+function showSettings(conversation) {
+  $('system').value = conversation ? conversation.system || '' : '';
+  const settings = (conversation && conversation.settings) || {};
+  for (const key of SETTINGS) $(key).value = settings[key] ?? '';
+}
+
+$('toggle-settings').addEventListener('click', () => {
+  const panel = $('settings');
+  panel.hidden = !panel.hidden;
+  $('toggle-settings').setAttribute('aria-expanded', String(!panel.hidden));
+});
+for (const id of ['system', ...SETTINGS]) {
+  $(id).addEventListener('change', () => {
+    if (!state.current) return;
+    state.current.system = $('system').value;
+    state.current.settings = readSettings();
+    save({ system: state.current.system, settings: state.current.settings });
+  });
+}
+
+// ---------- conversation list ----------
+
+async function refreshList() {
+  try {
+    state.list = await api.list(state.search);
+  } catch (e) {
+    showError(e);
+    return;
+  }
+  const ul = $('conversations');
+  ul.replaceChildren(...state.list.map(listItem));
+}
+
+function listItem(summary) {
+  const li = document.createElement('li');
+  li.className = 'conversation';
+  li.dataset.id = summary.id;
+  if (state.current && state.current.id === summary.id) li.setAttribute('aria-current', 'true');
+  const open = document.createElement('button');
+  open.type = 'button';
+  open.className = 'open';
+  open.textContent = summary.title;
+  open.title = summary.title;
+  open.addEventListener('click', () => openConversation(summary.id));
+  const rename = document.createElement('button');
+  rename.type = 'button';
+  rename.className = 'icon rename';
+  rename.textContent = '✎';
+  rename.setAttribute('aria-label', `Rename ${summary.title}`);
+  rename.addEventListener('click', async () => {
+    const title = prompt('Rename the conversation', summary.title);
+    if (title === null || !title.trim()) return;
+    await save({ title: title.trim() }, summary.id);
+  });
+  const remove = document.createElement('button');
+  remove.type = 'button';
+  remove.className = 'icon delete';
+  remove.textContent = '✕';
+  remove.setAttribute('aria-label', `Delete ${summary.title}`);
+  remove.addEventListener('click', async () => {
+    if (!confirm(`Delete “${summary.title}”? This cannot be undone.`)) return;
+    try {
+      await api.remove(summary.id);
+    } catch (e) {
+      showError(e);
+    }
+    if (state.current && state.current.id === summary.id) newChat();
+    await refreshList();
+  });
+  li.append(open, rename, remove);
+  return li;
+}
+
+let searchTimer = null;
+$('search').addEventListener('input', () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => {
+    state.search = $('search').value.trim();
+    refreshList();
+  }, 200);
+});
+
+async function openConversation(id) {
+  if (state.generation) stop();
+  try {
+    state.current = await api.get(id);
+  } catch (e) {
+    showError(e);
+    return;
+  }
+  showError(null);
+  showSettings(state.current);
+  if (state.current.model && state.models.some((m) => m.id === state.current.model)) {
+    $('model').value = state.current.model;
+    showModelState();
+  }
+  renderMessages();
+  document.body.classList.remove('sidebar-open');
+  await refreshList();
+}
+
+function newChat() {
+  if (state.generation) stop();
+  state.current = null;
+  showSettings(null);
+  showError(null);
+  renderMessages();
+  refreshList();
+  $('prompt').focus();
+}
+$('new-chat').addEventListener('click', newChat);
+$('open-sidebar').addEventListener('click', () => document.body.classList.add('sidebar-open'));
+$('close-sidebar').addEventListener('click', () => document.body.classList.remove('sidebar-open'));
+
+/** Saves fields of a conversation (the current one unless `id` says). */
+async function save(fields, id = state.current && state.current.id) {
+  if (!id) return;
+  try {
+    const saved = await api.update(id, fields);
+    if (state.current && state.current.id === id) state.current.title = saved.title;
+  } catch (e) {
+    showError(e);
+  }
+  await refreshList();
+}
+
+// ---------- messages ----------
+
+function renderMessages() {
+  const box = $('messages');
+  const messages = state.current ? state.current.messages : [];
+  const nodes = messages.map((m, i) => messageNode(m, i));
+  box.replaceChildren(...nodes);
+  if (nodes.length === 0) {
+    const empty = document.createElement('p');
+    empty.className = 'empty';
+    empty.textContent = 'Pick a model and say something.';
+    box.append(empty);
+  }
+  box.scrollTop = box.scrollHeight;
+}
+
+function messageNode(message, index) {
+  const node = document.createElement('article');
+  node.className = `message ${message.role}`;
+  node.dataset.index = index;
+  node.setAttribute('aria-label', message.role === 'user' ? 'You said' : 'Assistant replied');
+  const body = document.createElement('div');
+  body.className = 'content';
+  fillContent(body, message);
+  node.append(body);
+  const generating = state.generation && state.generation.index === index;
+  if (message.role === 'assistant' && !generating) {
+    const footer = document.createElement('div');
+    footer.className = 'meta';
+    const stats = document.createElement('span');
+    stats.className = 'stats';
+    stats.textContent = describeStats(message.stats);
+    footer.append(stats);
+    if (index === state.current.messages.length - 1) {
+      footer.append(actionButton('Regenerate', 'regenerate', () => regenerate()));
+    }
+    node.append(footer);
+  } else if (message.role === 'user' && !state.generation) {
+    const footer = document.createElement('div');
+    footer.className = 'meta';
+    footer.append(actionButton('Edit', 'edit', () => editMessage(node, index)));
+    node.append(footer);
+  }
+  return node;
+}
+
+function fillContent(body, message) {
+  if (message.role === 'user') {
+    body.textContent = message.content;
+  } else {
+    body.innerHTML = render(message.content);
+    addCopyButtons(body);
+  }
+}
+
+function actionButton(text, role, onClick) {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = `link ${role}`;
+  button.textContent = text;
+  button.addEventListener('click', onClick);
+  return button;
+}
+
+function describeStats(stats) {
+  if (!stats) return '';
+  const parts = [];
+  if (stats.completion_tokens != null) parts.push(`${stats.completion_tokens} tokens`);
+  if (stats.ttft_ms != null) parts.push(`first token ${(stats.ttft_ms / 1000).toFixed(2)} s`);
+  if (stats.tokens_per_s != null) parts.push(`${stats.tokens_per_s.toFixed(1)} tokens/s`);
+  if (stats.stopped) parts.push('stopped');
+  if (stats.finish_reason === 'length') parts.push('cut at max tokens');
+  if (stats.error) parts.push('failed');
+  return parts.join(' · ');
+}
+
+function editMessage(node, index) {
+  const body = node.querySelector('.content');
+  const area = document.createElement('textarea');
+  area.className = 'edit-area';
+  area.setAttribute('aria-label', 'Edit the message');
+  area.value = state.current.messages[index].content;
+  area.rows = Math.min(12, area.value.split('\n').length + 1);
+  const send = actionButton('Send', 'resend', () => {
+    const text = area.value.trim();
+    if (!text) return;
+    state.current.messages = state.current.messages.slice(0, index);
+    generate(text);
+  });
+  const cancel = actionButton('Cancel', 'cancel', () => renderMessages());
+  area.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey) {
+      e.preventDefault();
+      send.click();
+    }
+  });
+  body.replaceChildren(area);
+  node.querySelector('.meta').replaceChildren(send, cancel);
+  area.focus();
+}
+
+// ---------- generating ----------
+
+async function ensureConversation(firstText) {
+  if (state.current) return;
+  const title = firstText.replace(/\s+/g, ' ').slice(0, 48) || 'New chat';
+  state.current = await api.create({
+    title,
+    model: $('model').value || null,
+    system: $('system').value,
+    settings: readSettings(),
+  });
+}
+
+/** Sends `text` as a new user message (or, when null, answers the messages as they are). */
+async function generate(text) {
+  if (state.generation) return;
+  const model = $('model').value;
+  if (!model) {
+    showError('No model to talk to: the server lists none. Start `minerva serve --model ...` or pull one.');
+    return;
+  }
+  showError(null);
+  try {
+    await ensureConversation(text || '');
+  } catch (e) {
+    showError(e);
+    return;
+  }
+  const conversation = state.current;
+  conversation.model = model;
+  conversation.system = $('system').value;
+  conversation.settings = readSettings();
+  if (text !== null) conversation.messages.push({ role: 'user', content: text });
+  const history = conversation.messages.map(({ role, content }) => ({ role, content }));
+  const reply = { role: 'assistant', content: '' };
+  conversation.messages.push(reply);
+  const controller = new AbortController();
+  state.generation = { controller, index: conversation.messages.length - 1 };
+  setGenerating(true);
+  renderMessages();
+  await save({ messages: conversation.messages.slice(0, -1), model, system: conversation.system, settings: conversation.settings });
+
+  const node = $('messages').lastElementChild;
+  const body = node.querySelector('.content');
+  node.classList.add('streaming');
+  const request = {
+    model,
+    messages: conversation.system.trim() ? [{ role: 'system', content: conversation.system }, ...history] : history,
+    ...conversation.settings,
+  };
+  const started = performance.now();
+  let first = null;
+  let painted = false;
+  const paint = () => {
+    painted = false;
+    fillContent(body, reply);
+    const box = $('messages');
+    if (box.scrollHeight - box.scrollTop - box.clientHeight < 120) box.scrollTop = box.scrollHeight;
+  };
+  const stats = {};
+  try {
+    const result = await streamChat(request, controller.signal, (delta) => {
+      if (first === null) first = performance.now();
+      reply.content += delta;
+      if (!painted) {
+        painted = true;
+        requestAnimationFrame(paint);
+      }
+    });
+    stats.finish_reason = result.finish_reason;
+    if (result.usage) {
+      stats.prompt_tokens = result.usage.prompt_tokens;
+      stats.completion_tokens = result.usage.completion_tokens;
+    }
+  } catch (e) {
+    if (e.name === 'AbortError') {
+      stats.stopped = true;
+    } else {
+      stats.error = true;
+      showError(e);
+    }
+  }
+  const ended = performance.now();
+  if (first !== null) {
+    stats.ttft_ms = Math.round(first - started);
+    const generated = stats.completion_tokens;
+    if (generated > 1 && ended > first) stats.tokens_per_s = (generated - 1) / ((ended - first) / 1000);
+  }
+  reply.stats = stats;
+  state.generation = null;
+  setGenerating(false);
+  if (!reply.content && stats.error) conversation.messages.pop();
+  if (state.current === conversation) renderMessages();
+  await save({ messages: conversation.messages }, conversation.id);
+  refreshModels();
+}
+
+function regenerate() {
+  if (!state.current || state.generation) return;
+  const messages = state.current.messages;
+  if (messages.length && messages[messages.length - 1].role === 'assistant') messages.pop();
+  generate(null);
+}
+
+function stop() {
+  if (state.generation) state.generation.controller.abort();
+}
+
+function setGenerating(on) {
+  $('send').hidden = on;
+  $('stop').hidden = !on;
+  $('app').classList.toggle('generating', on);
+}
+
+$('composer').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const text = $('prompt').value.trim();
+  if (!text || state.generation) return;
+  $('prompt').value = '';
+  generate(text);
+});
+$('prompt').addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    $('composer').requestSubmit();
+  }
+});
+$('stop').addEventListener('click', stop);
+document.addEventListener('keydown', (e) => {
+  if (e.key === 'Escape' && state.generation) {
+    e.preventDefault();
+    stop();
+  }
+});
+
+// ---------- start ----------
+
+await refreshModels();
+await refreshList();
+setInterval(refreshModels, 5000);
+$('prompt').focus();
