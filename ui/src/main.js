@@ -391,6 +391,7 @@ async function generate(text) {
   };
   const started = performance.now();
   let first = null;
+  let pieces = 0; // the server streams one chunk per token
   let painted = false;
   const paint = () => {
     painted = false;
@@ -402,6 +403,7 @@ async function generate(text) {
   try {
     const result = await streamChat(request, controller.signal, (delta) => {
       if (first === null) first = performance.now();
+      pieces += 1;
       reply.content += delta;
       if (!painted) {
         painted = true;
@@ -422,6 +424,8 @@ async function generate(text) {
     }
   }
   const ended = performance.now();
+  // A stopped reply has no usage: count the pieces that came.
+  if (stats.completion_tokens == null && pieces > 0) stats.completion_tokens = pieces;
   if (first !== null) {
     stats.ttft_ms = Math.round(first - started);
     const generated = stats.completion_tokens;
