@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Runs Minerva's whole test suite: Rust unit and integration tests (real models), then the
-# end-to-end tests that drive a real `minerva serve` with the official `openai` and `ollama` clients.
+# end-to-end tests that drive a real `minerva serve` with the official `openai` and `ollama` clients,
+# then the chat UI's test in headless Chromium (tests/ui).
 # Fetches the test models into Minerva's models directory first (cached, sha256-verified).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/minerva/target}"
 VENV="${MINERVA_TEST_VENV:-$HOME/.cache/minerva/venv-test}"
+
+echo "== building the chat UI (scripts/build-ui.sh)"
+bash scripts/build-ui.sh
 
 echo "== building minerva"
 cargo build --workspace --bins
@@ -29,3 +33,6 @@ cargo test --workspace -- --test-threads=1
 
 echo "== end-to-end tests"
 "$VENV/bin/python" -m pytest -q tests/e2e
+
+echo "== chat UI in headless Chromium (screenshots in tests/ui/screenshots)"
+node --test tests/ui/chat.spec.mjs

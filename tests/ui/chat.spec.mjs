@@ -1,0 +1,269 @@
+// The chat UI end to end: headless Chromium (Playwright) against the real `minerva serve`
+// with the real Qwen model. Run by scripts/test.sh as `node --test tests/ui/chat.spec.mjs`,
+// with MINERVA_BIN and MINERVA_QWEN_GGUF set. Screenshots of the main states land in
+// tests/ui/screenshots/ (or $MINERVA_UI_SCREENSHOTS).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { existsSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+// playwright-core is a dev dependency of the UI (ui/node_modules).
+const require = createRequire(new URL('../../ui/package.json', import.meta.url));
+const { chromium } = require('playwright-core');
+
+const SHOTS = process.env.MINERVA_UI_SCREENSHOTS || new URL('./screenshots/', import.meta.url).pathname;
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const MODEL = 'qwen2.5-coder:0.5b';
+
+let server;
+let base;
+let browser;
+let page;
+let profile;
+
+function required(name) {
+  const value = process.env[name];
+  if (!value || !existsSync(value)) throw new Error(`${name} must point to an existing file (run scripts/test.sh)`);
+  return value;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what, check, timeoutMs = 30000, everyMs = 100) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+async function json(path, init) {
+  const response = await fetch(base + path, init);
+  return { status: response.status, body: response.status === 204 ? null : await response.json() };
+}
+
+/** Slots of the server that are busy with a request. */
+async function busySlots() {
+  const { body } = await json('/slots');
+  return body.slots.filter((s) => s.state === 'generating' || s.state === 'prompt');
+}
+
+async function shot(name) {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
+}
+
+const replies = () => page.locator('.message.assistant');
+const lastReply = () => replies().last();
+
+async function setSetting(id, value) {
+  if (await page.locator('#settings').isHidden()) await page.click('#toggle-settings');
+  await page.fill(`#${id}`, String(value));
+  await page.locator(`#${id}`).dispatchEvent('change');
+}
+
+/** Sends `text` from the composer with Enter. */
+async function send(text) {
+  await page.fill('#prompt', text);
+  await page.press('#prompt', 'Enter');
+}
+
+async function waitForReplyDone() {
+  await waitFor('the reply to end', async () => (await page.locator('.message.streaming').count()) === 0 &&
+    (await page.locator('#send').isVisible()), 60000);
+}
+
+before(async () => {
+  const binary = required('MINERVA_BIN');
+  const model = required('MINERVA_QWEN_GGUF');
+  mkdirSync(SHOTS, { recursive: true });
+  const store = mkdtempSync(join(tmpdir(), 'minerva-ui-store-'));
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  const log = openSync(join(tmpdir(), `minerva-ui-test-${port}.log`), 'w');
+  server = spawn(binary, ['serve', '--model', model, '--port', String(port), '--ctx-size', '2048'], {
+    env: { ...process.env, MINERVA_MODELS: store, RUST_LOG: 'info', NO_COLOR: '1' },
+    stdio: ['ignore', log, log],
+  });
+  await waitFor('minerva serve to be healthy', async () => {
+    if (server.exitCode !== null) throw new Error(`minerva serve exited with ${server.exitCode}`);
+    try {
+      return (await fetch(`${base}/health`)).ok;
+    } catch {
+      return false;
+    }
+  }, 120000, 200);
+  profile = mkdtempSync(join(tmpdir(), 'minerva-ui-chromium-'));
+  // A persistent context is Chromium with a fresh user-data-dir of its own.
+  browser = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1200, height: 800 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  page = browser.pages()[0] || await browser.newPage();
+  page.on('dialog', (dialog) => dialog.accept(dialog.type() === 'prompt' ? 'Renamed haiku chat' : undefined));
+  page.on('pageerror', (error) => console.error('page error:', error));
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server && server.exitCode === null) {
+    server.kill('SIGTERM');
+    await Promise.race([new Promise((r) => server.once('exit', r)), sleep(20000)]);
+    if (server.exitCode === null) server.kill('SIGKILL');
+  }
+  if (profile) rmSync(profile, { recursive: true, force: true });
+});
+
+test('the page loads with no network and lists the model with its state', async () => {
+  const response = await page.goto(`${base}/`);
+  assert.equal(response.status(), 200);
+  assert.match(response.headers()['content-security-policy'], /default-src 'self'/);
+  // Clients that are not browsers still find Ollama at /.
+  assert.equal(await (await fetch(`${base}/`)).text(), 'Ollama is running');
+  await waitFor('the model in the picker', async () => (await page.locator('#model option').count()) > 0);
+  await page.selectOption('#model', MODEL);
+  assert.match(await page.locator('#model option:checked').innerText(), /\(loaded\)/);
+  assert.match(await page.locator('#model-state').innerText(), /loaded/);
+  await shot('01-empty');
+});
+
+test('a reply streams token by token, with its stats', async () => {
+  await setSetting('max_tokens', 40);
+  await setSetting('seed', 7);
+  await send('Write a haiku about the sea.');
+  // The reply grows over several paints: sample its length while it streams.
+  const lengths = [];
+  await waitFor('the reply to start', async () => (await page.locator('.message.streaming').count()) === 1, 30000, 20);
+  while ((await page.locator('.message.streaming').count()) === 1) {
+    lengths.push((await lastReply().locator('.content').innerText()).length);
+    await sleep(40);
+  }
+  const distinct = [...new Set(lengths)];
+  assert.ok(distinct.length >= 4, `the reply grew in ${distinct.length} steps: ${lengths}`);
+  for (let i = 1; i < distinct.length; i++) assert.ok(distinct[i] > distinct[i - 1], `lengths ${distinct}`);
+  await waitForReplyDone();
+  const stats = await lastReply().locator('.stats').innerText();
+  assert.match(stats, /\d+ tokens/);
+  assert.match(stats, /first token \d+\.\d+ s/);
+  assert.match(stats, /\d+(\.\d)? tokens\/s/);
+  assert.equal(await page.locator('.message.user .content').innerText(), 'Write a haiku about the sea.');
+  await shot('02-reply');
+});
+
+test('regenerate replaces the reply; the conversation is saved on the server', async () => {
+  await lastReply().locator('button.regenerate').click();
+  await waitFor('the regenerated reply to start', async () => (await page.locator('.message.streaming').count()) === 1, 10000, 20);
+  await waitForReplyDone();
+  assert.equal(await replies().count(), 1);
+  const { body } = await json('/ui/api/v1/conversations');
+  assert.equal(body.conversations.length, 1);
+  const saved = (await json(`/ui/api/v1/conversations/${body.conversations[0].id}`)).body;
+  assert.equal(saved.model, MODEL);
+  assert.equal(saved.settings.max_tokens, 40);
+  assert.deepEqual(saved.messages.map((m) => m.role), ['user', 'assistant']);
+  assert.ok(saved.messages[1].content.length > 0);
+  assert.ok(saved.messages[1].stats.completion_tokens > 0);
+});
+
+test('Stop ends the generation on the server', async () => {
+  await page.click('#new-chat');
+  // A reply that is surely long: greedy, and a list of 300 numbers (~900 tokens).
+  await setSetting('max_tokens', 1000);
+  await setSetting('temperature', 0);
+  await send('Count from 1 to 300, one number a line.');
+  await waitFor('the story to be under way', async () =>
+    (await page.locator('.message.streaming').count()) === 1 &&
+    (await lastReply().locator('.content').innerText()).length > 40, 30000, 50);
+  assert.ok((await busySlots()).length > 0, 'a slot generates while the reply streams');
+  await page.click('#stop');
+  const start = Date.now();
+  await waitFor('no slot generating on the server', async () => (await busySlots()).length === 0, 5000, 50);
+  console.log(`generation ended on the server ${Date.now() - start} ms after Stop`);
+  await waitForReplyDone();
+  assert.match(await lastReply().locator('.stats').innerText(), /\d+ tokens · first token .* · stopped/);
+  const text = await lastReply().locator('.content').innerText();
+  await sleep(500);
+  assert.equal(await lastReply().locator('.content').innerText(), text, 'nothing arrives after Stop');
+  await shot('03-stopped');
+});
+
+test('edit and resend a user message, Esc stops', async () => {
+  await page.locator('.message.user button.edit').click();
+  await page.fill('.edit-area', 'Count from 1 to 200, one number a line.');
+  await page.locator('button.resend').click();
+  await waitFor('the new reply to be under way', async () =>
+    (await lastReply().locator('.content').innerText()).length > 10, 30000, 50);
+  await page.keyboard.press('Escape');
+  await waitForReplyDone();
+  await waitFor('no slot generating', async () => (await busySlots()).length === 0, 5000, 50);
+  assert.equal(await page.locator('.message.user').count(), 1);
+  assert.match(await page.locator('.message.user .content').innerText(), /Count from 1 to 200/);
+  assert.match(await lastReply().locator('.stats').innerText(), /stopped/);
+});
+
+test('a conversation longer than the context is a plain error', async () => {
+  await page.click('#new-chat');
+  await setSetting('max_tokens', 40);
+  await send('word '.repeat(3000));
+  await waitFor('the error', async () => page.locator('#error').isVisible(), 30000);
+  assert.match(await page.locator('#error').innerText(), /no longer fits in the model's context/);
+  await waitForReplyDone();
+  await shot('04-context-error');
+});
+
+test('after a reload the conversations are there; rename, search, delete', async () => {
+  await page.reload();
+  await waitFor('the list', async () => (await page.locator('.conversation').count()) === 3);
+  const titles = await page.locator('.conversation .open').allInnerTexts();
+  assert.ok(titles.some((t) => t.startsWith('Write a haiku about the sea')), `${titles}`);
+  assert.ok(titles.some((t) => t.startsWith('Count from 1 to 300')), `${titles}`);
+  const haiku = page.locator('.conversation', { hasText: 'Write a haiku' });
+  await haiku.locator('.open').click();
+  await waitFor('its messages', async () => (await page.locator('.message').count()) === 2);
+  assert.equal(await page.inputValue('#max_tokens'), '40');
+  await haiku.locator('button.rename').click();
+  await waitFor('the new title', async () => (await page.locator('.conversation .open').allInnerTexts()).includes('Renamed haiku chat'));
+  await page.fill('#search', 'count from');
+  await waitFor('the search', async () => (await page.locator('.conversation').count()) === 1);
+  await page.fill('#search', '');
+  await waitFor('the whole list', async () => (await page.locator('.conversation').count()) === 3);
+  await shot('05-reloaded');
+
+  const id = await page.locator('.conversation', { hasText: 'Renamed haiku chat' }).getAttribute('data-id');
+  await page.locator('.conversation', { hasText: 'Renamed haiku chat' }).locator('button.delete').click();
+  await waitFor('the deletion', async () => (await page.locator('.conversation').count()) === 2);
+  assert.equal((await json(`/ui/api/v1/conversations/${id}`)).status, 404);
+  assert.equal((await page.locator('.message').count()), 0, 'the deleted conversation is no longer shown');
+});
+
+test('dark theme and a narrow window', async () => {
+  await page.click('#toggle-theme');
+  const theme = await page.evaluate(() => document.documentElement.dataset.theme);
+  await page.locator('.conversation', { hasText: 'Count from' }).locator('.open').click();
+  await waitFor('messages', async () => (await page.locator('.message').count()) > 0);
+  await shot(`06-${theme}`);
+  await page.setViewportSize({ width: 390, height: 760 });
+  await waitFor('the list to fold away', async () => page.locator('#sidebar').evaluate((e) => e.getBoundingClientRect().right <= 0), 3000);
+  await page.click('#open-sidebar');
+  await waitFor('the list to open', async () => page.locator('#sidebar').evaluate((e) => e.getBoundingClientRect().left >= 0));
+  await shot('07-narrow');
+});
