@@ -145,3 +145,22 @@ async fn conversation_api_round_trip() {
     let (_, body) = send(&app, "GET", base, None).await;
     assert_eq!(json_of(&body)["conversations"], json!([]));
 }
+
+#[tokio::test]
+async fn the_page_is_the_build_or_says_how_to_build_it() {
+    let (_dir, app) = app();
+    let (status, page) = send(&app, "GET", "/ui/", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let page = String::from_utf8(page).unwrap();
+    if crate::is_built() {
+        assert!(page.contains("/ui/assets/app.js"), "{page}");
+        let (status, js) = send(&app, "GET", "/ui/assets/app.js", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!js.is_empty());
+    } else {
+        // A cargo-only build (no ui/dist): a page that says how to build the UI.
+        assert!(page.contains("scripts/build-ui.sh"), "{page}");
+        let (status, _) = send(&app, "GET", "/ui/assets/app.js", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}

@@ -1,13 +1,16 @@
 //! The conversation store: one SQLite file (rusqlite, SQLite compiled in), written in WAL mode
 //! so that readers never wait on a writer, with a busy timeout so that two writers (two
-//! servers on one file, or two handlers at once) wait for each other instead of failing.
+//! servers on one file, or two handlers at once) wait for each other instead of failing. Write
+//! transactions begin IMMEDIATE: one that began by reading would have to upgrade its lock, and
+//! in WAL mode SQLite fails such an upgrade at once (SQLITE_BUSY, no waiting) when another
+//! writer committed in between.
 //!
 //! A conversation holds its settings (model, system prompt, sampling) and its messages in
 //! order. The UI replaces a conversation's messages as a whole after each turn: a reply that
 //! was regenerated, or a user message edited and resent, simply drops what followed it.
 
 use crate::{Error, Result};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -171,7 +174,7 @@ impl Store {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let now = now_ms();
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO conversations (id, title, model, system, settings, created_ms, updated_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
@@ -194,7 +197,7 @@ impl Store {
     /// Applies `changes`; `None` when there is no such conversation.
     pub fn update(&self, id: &str, changes: Changes) -> Result<Option<Conversation>> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let exists = tx
             .query_row(
                 "SELECT 1 FROM conversations WHERE id = ?1",
