@@ -152,6 +152,8 @@ def generate(model, job, state):
             break
     end = time.perf_counter()
     first = first or end
+    if reason == "cancelled":
+        log(f"generation {rid} cancelled after {count} tokens")
     send({"type": "done", "id": rid, "reason": reason, "prompt_tokens": len(prompt),
           "completion_tokens": count, "prompt_ms": (first - start) * 1000.0,
           "generation_ms": (end - first) * 1000.0})

@@ -1,6 +1,7 @@
 //! The MLX backend with a real model: `MINERVA_QWEN_HF` (a Hugging Face directory made from
 //! `MINERVA_QWEN_GGUF` by scripts/fixtures/gguf_to_hf.py) and `MINERVA_PYTHON` (a Python with
 //! mlx-lm). scripts/test.sh sets all three; a missing one fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use minerva_core::{
     Backend, CoreError, GenEvent, GenerateRequest, Model, ModelSpec, SamplingParams,
