@@ -170,3 +170,28 @@ def test_without_python_hf_models_fail_clearly_and_gguf_keeps_serving():
             assert chat(client, MODEL_ID, "Hi", max_tokens=2).status_code == 200
     finally:
         _stop_server(proc, log)
+
+
+def test_concurrent_requests_are_queued_and_all_served(mlx):
+    client, hf_id, _ = mlx
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(chat, client, hf_id, f"Say {w}.", max_tokens=2)
+                   for w in ("one", "two", "three")]
+        results = [f.result() for f in futures]
+    assert [r.status_code for r in results] == [200, 200, 200]
+    assert all(r.json()["usage"]["completion_tokens"] == 2 for r in results)
+
+
+def test_unloading_stops_the_worker_process(mlx):
+    client, hf_id, _ = mlx
+    assert chat(client, hf_id, "Hi", max_tokens=1).status_code == 200
+    pid = {m["id"]: m for m in client.get("/v1/models").json()["data"]}[hf_id]["meta"]["pid"]
+    assert os.path.exists(f"/proc/{pid}")
+    r = client.post("/api/generate", json={"model": hf_id, "keep_alive": 0})
+    assert r.status_code == 200, r.text
+    deadline = time.time() + 15
+    while time.time() < deadline and os.path.exists(f"/proc/{pid}"):
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{pid}"), "the worker outlived its model"
