@@ -130,7 +130,12 @@ pub fn load(args: &ModelArgs, root: &Path, placement: Placement) -> Result<Arc<d
         queue_timeout: o.queue_timeout,
         cache_bytes: o.cache_bytes,
     };
-    let backend = backend(placement)?;
+    // A Hugging Face directory runs on MLX (always in a Python worker of its own).
+    let backend = if spec.path.is_dir() {
+        Arc::new(minerva_mlx::MlxBackend::new())
+    } else {
+        backend(placement)?
+    };
     tracing::info!(model = %spec.id, backend = backend.name(), ?placement, "loading");
     Ok(backend.load(&spec)?)
 }

@@ -89,8 +89,9 @@ pub fn detect(path: &Path) -> Result<ModelFormat, FormatError> {
         missing.push("model.safetensors.index.json");
     }
     if !missing.is_empty() {
-        let mut listed: Vec<&str> = names.iter().map(String::as_str).take(8).collect();
+        let mut listed: Vec<&str> = names.iter().map(String::as_str).collect();
         listed.sort_unstable();
+        listed.truncate(8);
         return Err(FormatError::Unrecognised {
             path: path.to_path_buf(),
             found: format!(

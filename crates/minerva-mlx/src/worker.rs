@@ -40,6 +40,8 @@ struct State {
     failure: Option<String>,
     /// Whether `failure` names how the process ended.
     described: bool,
+    /// Set by `shutdown`: the worker's exit is expected.
+    shutting_down: bool,
 }
 
 pub struct Worker {
@@ -149,8 +151,12 @@ impl Worker {
                 }
             }
             let reason = format!("the MLX worker (pid {child_pid}) exited");
-            tracing::error!(pid = child_pid, "{reason}");
             let mut s = lock(&state);
+            if s.shutting_down {
+                tracing::debug!(pid = child_pid, "the MLX worker exited");
+            } else {
+                tracing::error!(pid = child_pid, "{reason}");
+            }
             s.failure.get_or_insert(reason.clone());
             for (_, events) in s.requests.drain() {
                 let _ = events.send(Err(CoreError::Backend(format!(
@@ -233,6 +239,7 @@ impl Worker {
 
     /// Closes its input, SIGTERMs its process group, kills it after a grace period, reaps it.
     pub fn shutdown(&self) {
+        lock(&self.state).shutting_down = true;
         let _ = self.send(&json!({"type": "shutdown"}));
         lock(&self.stdin).take();
         let mut child = lock(&self.child);
