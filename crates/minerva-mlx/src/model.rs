@@ -5,7 +5,7 @@ use crate::tokenizer::HfTokenizer;
 use crate::worker::{Worker, WorkerStats};
 use minerva_core::{
     CoreError, GenerateRequest, GenerationStream, Model, ModelInfo, ModelStatus, Result,
-    SamplingParams, TokenId,
+    SamplingParams, SlotState, SlotStatus, TokenId,
 };
 use minerva_template::{ChatTemplate, RenderOptions};
 use serde_json::{json, Value};
@@ -95,8 +95,22 @@ impl Model for MlxModel {
             .map_err(|e| CoreError::Template(e.to_string()))
     }
 
+    /// One sequence (requests run one at a time); the others wait in the worker's queue.
     fn status(&self) -> ModelStatus {
-        ModelStatus::default()
+        let in_flight = self.worker.in_flight();
+        ModelStatus {
+            slots: vec![SlotStatus {
+                id: 0,
+                state: if in_flight > 0 {
+                    SlotState::Generating
+                } else {
+                    SlotState::Idle
+                },
+                ..SlotStatus::default()
+            }],
+            queued: in_flight.saturating_sub(1),
+            cache: Default::default(),
+        }
     }
 
     fn generate(&self, request: GenerateRequest) -> Result<GenerationStream> {

@@ -175,6 +175,12 @@ impl Worker {
     /// Why the worker cannot serve, once it died.
     pub fn failure(&self) -> Option<String> {
         let mut s = lock(&self.state);
+        if s.failure.is_none() && !s.shutting_down {
+            // Alive check: an exit the reader thread has not seen yet.
+            if let Ok(Some(_)) = lock(&self.child).try_wait() {
+                s.failure = Some(format!("the MLX worker (pid {}) exited", self.pid));
+            }
+        }
         let failure = s.failure.clone()?;
         // Name the way it ended once it can be reaped.
         if !s.described {
@@ -225,6 +231,11 @@ impl Worker {
         }
         // The reader thread sends `cancel` at the next token once the stream is dropped.
         Ok(rx)
+    }
+
+    /// Requests sent and not finished (the running one and those queued behind it).
+    pub fn in_flight(&self) -> usize {
+        lock(&self.state).requests.len()
     }
 
     /// Asks the worker how many tokens it generated so far (a round trip).
