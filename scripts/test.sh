@@ -26,7 +26,19 @@ echo "== python test environment ($VENV)"
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt \
+  -r tests/e2e/requirements-mlx.txt
+
+echo "== MLX test model (a Hugging Face directory converted from the Qwen GGUF)"
+HF_DIR="$HOME/.cache/minerva/fixtures/qwen2.5-coder-0.5b-hf"
+stamp="$(sha256sum scripts/fixtures/gguf_to_hf.py | cut -c1-64) $(stat -c %s "$MINERVA_QWEN_GGUF")"
+if [ "$(cat "$HF_DIR/.minerva-stamp" 2>/dev/null)" != "$stamp" ]; then
+  rm -rf "$HF_DIR"
+  "$VENV/bin/python" scripts/fixtures/gguf_to_hf.py "$MINERVA_QWEN_GGUF" "$HF_DIR"
+  echo "$stamp" > "$HF_DIR/.minerva-stamp"
+fi
+export MINERVA_QWEN_HF="$HF_DIR"
+export MINERVA_PYTHON="$VENV/bin/python"
 
 echo "== cargo test"
 cargo test --workspace -- --test-threads=1

@@ -3,7 +3,7 @@
 use crate::{catalog, library, LoadArgs, ModelArgs};
 use anyhow::{bail, Context, Result};
 use minerva_core::{Backend, Model, ModelSpec};
-use minerva_engine::LoadOptions;
+use minerva_engine::{Backends, LoadOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,9 +14,19 @@ pub struct Resolved {
     pub sha256: Option<String>,
 }
 
-/// A path to a GGUF file, a known model's name (fetched when missing), or a model in the store.
+/// A path to a GGUF file or a Hugging Face model directory, a known model's name (fetched when
+/// missing), or a model in the store.
 pub fn resolve(model: &str, root: &Path) -> Result<Resolved> {
     let as_path = PathBuf::from(model);
+    if as_path.is_dir() {
+        // A Hugging Face directory, served under its directory name.
+        let name = as_path.file_name().and_then(|f| f.to_str());
+        return Ok(Resolved {
+            id: name.unwrap_or("model").to_string(),
+            sha256: None,
+            path: as_path,
+        });
+    }
     if as_path.is_file() {
         return Ok(Resolved {
             id: catalog::model_id(&as_path),
@@ -78,6 +88,22 @@ pub enum Placement {
     Worker,
 }
 
+/// The backends for each model format: GGUF with llama.cpp where `placement` says, Hugging Face
+/// directories with MLX (always in a Python worker process of their own).
+pub fn backends(placement: Placement, python: Option<&Path>) -> Result<Backends> {
+    let mlx: Arc<dyn Backend> = Arc::new(match python {
+        Some(p) => minerva_mlx::MlxBackend::with_python(p),
+        None => minerva_mlx::MlxBackend::new(),
+    });
+    Ok(Backends::new()
+        .with("gguf", backend(placement)?)
+        .with(
+            minerva_mlx::ModelFormat::Safetensors.as_str(),
+            Arc::clone(&mlx),
+        )
+        .with(minerva_mlx::ModelFormat::Mlx.as_str(), mlx))
+}
+
 /// The backend that loads GGUF models where `placement` says.
 pub fn backend(placement: Placement) -> Result<Arc<dyn Backend>> {
     Ok(match placement {
@@ -104,7 +130,12 @@ pub fn load(args: &ModelArgs, root: &Path, placement: Placement) -> Result<Arc<d
         queue_timeout: o.queue_timeout,
         cache_bytes: o.cache_bytes,
     };
-    let backend = backend(placement)?;
+    // A Hugging Face directory runs on MLX (always in a Python worker of its own).
+    let backend = if spec.path.is_dir() {
+        Arc::new(minerva_mlx::MlxBackend::new())
+    } else {
+        backend(placement)?
+    };
     tracing::info!(model = %spec.id, backend = backend.name(), ?placement, "loading");
     Ok(backend.load(&spec)?)
 }

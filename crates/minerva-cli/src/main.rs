@@ -59,7 +59,8 @@ enum Command {
 /// Which model to load, and how.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// A GGUF file, the name of a known model (fetched on first use) or a model in the store.
+    /// A GGUF file, a Hugging Face model directory (run on MLX), the name of a known model
+    /// (fetched on first use) or a model in the store.
     #[arg(long, short = 'm', default_value = catalog::DEFAULT_MODEL)]
     pub model: String,
     #[command(flatten)]

@@ -12,10 +12,12 @@ use std::sync::Arc;
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// A model to load at start and keep loaded, beside the library: a GGUF file (served under
-    /// its file name), a known model's name or a model in the store.
+    /// A model to serve beside the library: a GGUF file (served under its file name), a Hugging
+    /// Face model directory (served with MLX under its directory name), a known model's name or
+    /// a model in the store. Repeatable; the first is loaded at start and kept loaded, the
+    /// others load on their first request.
     #[arg(long, short = 'm')]
-    pub model: Option<String>,
+    pub model: Vec<String>,
     #[command(flatten)]
     pub load: LoadArgs,
     #[arg(long, default_value = "127.0.0.1", env = "MINERVA_HOST")]
@@ -40,6 +42,10 @@ pub struct ServeArgs {
     /// The web UI's conversation database (SQLite) [default: minerva.db in the models root].
     #[arg(long, env = "MINERVA_UI_DB")]
     pub ui_db: Option<PathBuf>,
+    /// The Python that runs Hugging Face models with mlx-lm [default: MINERVA_PYTHON, else
+    /// python3 on PATH; it must import mlx_lm: pip install mlx-lm 'mlx[cpu]'].
+    #[arg(long)]
+    pub python: Option<std::path::PathBuf>,
 }
 
 pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
@@ -52,18 +58,16 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
         None => total_memory().map_or(u64::MAX, |total| total / 4 * 3),
     };
     let mut extra = Vec::new();
-    match &args.model {
-        Some(model) => extra.push(describe(model, root)?),
-        None => {
-            if store.list()?.is_empty() {
-                // An empty library serves the default model, fetched (and verified) first.
-                let entry = catalog::find(catalog::DEFAULT_MODEL)
-                    .ok_or_else(|| anyhow!("the default model is not in the catalog"))?;
-                eprintln!("The library is empty: fetching {}", entry.name);
-                let path = catalog::ensure(entry, &catalog::cache_dir(root))?;
-                library::import_fetched(entry, &path, root)?;
-            }
-        }
+    for model in &args.model {
+        extra.push(describe(model, root)?);
+    }
+    if args.model.is_empty() && store.list()?.is_empty() {
+        // An empty library serves the default model, fetched (and verified) first.
+        let entry = catalog::find(catalog::DEFAULT_MODEL)
+            .ok_or_else(|| anyhow!("the default model is not in the catalog"))?;
+        eprintln!("The library is empty: fetching {}", entry.name);
+        let path = catalog::ensure(entry, &catalog::cache_dir(root))?;
+        library::import_fetched(entry, &path, root)?;
     }
     let preload = extra.first().map(|m| m.name.clone());
     let config = ManagerConfig {
@@ -79,12 +83,13 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
         max_loaded = ?args.max_loaded,
         "model manager"
     );
-    let backend = load::backend(if args.no_worker {
+    let placement = if args.no_worker {
         load::Placement::InProcess
     } else {
         load::Placement::Worker
-    })?;
-    let engine = Engine::with_library(Some(store), backend, extra, config);
+    };
+    let backends = load::backends(placement, args.python.as_deref())?;
+    let engine = Engine::with_library(Some(store), backends, extra, config);
     let ui_db = args
         .ui_db
         .clone()
@@ -118,9 +123,12 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
 }
 
 /// The library entry for `--model`: the store's manifest for a stored name, else what the
-/// GGUF file says about itself.
+/// GGUF file or Hugging Face directory says about itself.
 fn describe(model: &str, root: &Path) -> Result<LibraryModel> {
     let resolved = load::resolve(model, root)?;
+    if resolved.path.is_dir() {
+        return describe_hf(resolved);
+    }
     let info = minerva_store::gguf::read(&resolved.path)
         .with_context(|| format!("reading {}", resolved.path.display()))?;
     let meta = std::fs::metadata(&resolved.path)?;
@@ -138,6 +146,31 @@ fn describe(model: &str, root: &Path) -> Result<LibraryModel> {
         chat_template: info.chat_template,
         license: info.license,
         kv_bytes_per_token: info.kv_bytes_per_token,
+        path: resolved.path,
+    })
+}
+
+/// The library entry for a Hugging Face directory (format `safetensors`, or `mlx` when
+/// mlx-lm quantized it).
+fn describe_hf(resolved: load::Resolved) -> Result<LibraryModel> {
+    let config = minerva_mlx::hf::read_config(&resolved.path)?;
+    let modified = std::fs::metadata(resolved.path.join("config.json"))
+        .and_then(|m| m.modified())
+        .unwrap_or(std::time::UNIX_EPOCH);
+    Ok(LibraryModel {
+        name: resolved.id,
+        source: resolved.path.display().to_string(),
+        digest: String::new(),
+        size: config.size,
+        modified,
+        format: config.format.unwrap_or("safetensors").to_string(),
+        architecture: config.model_type,
+        n_params: Some(config.n_params).filter(|&n| n > 0),
+        quantization: config.quantization,
+        context_length: config.context_length,
+        chat_template: config.chat_template,
+        license: None,
+        kv_bytes_per_token: None,
         path: resolved.path,
     })
 }

@@ -8,17 +8,19 @@
 //!
 //! It depends on `minerva-core` only: no HTTP, no wire formats, no backend crate.
 
+mod backends;
 pub mod manager;
 mod stream;
 
+pub use backends::{backend_for_format, Backends};
 pub use manager::{KeepAlive, Lease, LoadOptions, LoadedModel, ManagerConfig, ModelState};
 pub use stream::{CompletionStream, TextEvent};
 
 use manager::Manager;
 
 use minerva_core::{
-    Backend, CoreError, GenerateRequest, Library, LibraryModel, LogprobRequest, Model, ModelInfo,
-    Result, SamplingParams, TokenId,
+    CoreError, GenerateRequest, Library, LibraryModel, LogprobRequest, Model, ModelInfo, Result,
+    SamplingParams, TokenId,
 };
 use std::sync::Arc;
 
@@ -85,14 +87,6 @@ impl ModelEntry {
     }
 }
 
-/// The backend a format goes to (GGUF → llama.cpp).
-pub fn backend_for_format(format: &str) -> &'static str {
-    match format {
-        "gguf" => "llama.cpp",
-        _ => "unknown",
-    }
-}
-
 impl Default for Engine {
     fn default() -> Self {
         Engine::new(Vec::new())
@@ -102,7 +96,7 @@ impl Default for Engine {
 impl Engine {
     /// An engine serving models that are already loaded, for as long as it lives.
     pub fn new(models: impl IntoIterator<Item = Arc<dyn Model>>) -> Self {
-        let manager = Manager::new(None, ManagerConfig::default());
+        let manager = Manager::new(Backends::new(), ManagerConfig::default());
         let mut extra = Vec::new();
         for model in models {
             let described = describe(model.info());
@@ -118,18 +112,19 @@ impl Engine {
         }
     }
 
-    /// An engine that loads models on demand with `backend`: the library's, and `extra` (models
+    /// An engine that loads models on demand with `backends` (by model format; one
+    /// `Arc<dyn Backend>` converts into a GGUF-only registry): the library's, and `extra` (models
     /// named on the command line by path), which come first and win over a library model of the
     /// same name.
     pub fn with_library(
         library: Option<Arc<dyn Library>>,
-        backend: Arc<dyn Backend>,
+        backends: impl Into<Backends>,
         extra: Vec<LibraryModel>,
         config: ManagerConfig,
     ) -> Self {
         Engine {
             inner: Arc::new(Inner {
-                manager: Manager::new(Some(backend), config),
+                manager: Manager::new(backends.into(), config),
                 library,
                 extra,
             }),

@@ -19,7 +19,8 @@
 //! for one of them to become idle. A load of a model that is already loading waits for that
 //! load instead of starting a second one.
 
-use minerva_core::{Backend, CoreError, LibraryModel, Model, ModelSpec, Result};
+use crate::Backends;
+use minerva_core::{CoreError, LibraryModel, Model, ModelSpec, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -176,7 +177,7 @@ impl Loaded {
 }
 
 pub(crate) struct Manager {
-    backend: Option<Arc<dyn Backend>>,
+    backends: Backends,
     config: ManagerConfig,
     entries: Mutex<BTreeMap<String, Entry>>,
     load_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -220,9 +221,9 @@ impl Drop for Lease {
 }
 
 impl Manager {
-    pub(crate) fn new(backend: Option<Arc<dyn Backend>>, config: ManagerConfig) -> Arc<Self> {
+    pub(crate) fn new(backends: Backends, config: ManagerConfig) -> Arc<Self> {
         let manager = Arc::new(Manager {
-            backend,
+            backends,
             config,
             entries: Mutex::new(BTreeMap::new()),
             load_locks: Mutex::new(HashMap::new()),
@@ -320,11 +321,7 @@ impl Manager {
         if let Some(lease) = self.try_lease(name, keep_alive)? {
             return Ok(lease);
         }
-        let backend = self.backend.clone().ok_or_else(|| {
-            CoreError::Load(format!(
-                "model '{name}' is not loaded and cannot be loaded here"
-            ))
-        })?;
+        let backend = self.backends.for_model(library)?;
         let estimate = self.config.load.estimate(library);
         self.make_room(name, estimate).await?;
         let spec = self.config.load.spec(library);

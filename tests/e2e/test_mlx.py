@@ -1,0 +1,197 @@
+"""Hugging Face models through the MLX backend, beside a GGUF model on llama.cpp, with the same
+front end: listings, chat (stream and not), stop strings, usage, parameters MLX cannot honour
+(400), /tokenize equal to the GGUF model's, a worker killed mid-stream, and no Python with mlx-lm.
+
+Needs MINERVA_QWEN_HF (scripts/fixtures/gguf_to_hf.py of MINERVA_QWEN_GGUF) and MINERVA_PYTHON
+(a Python with mlx-lm), which scripts/test.sh sets. MLX on a Linux CPU decodes a few tokens a
+second: every generation here is a few tokens.
+"""
+import json
+import os
+import re
+import signal
+import time
+
+import httpx
+import pytest
+
+from conftest import LOG_DIR, MODEL_ID, _required_env, _start_server, _stop_server
+
+HF_ID = None  # the HF directory's name, set by the fixture
+
+
+def _hf_dir():
+    path = os.environ.get("MINERVA_QWEN_HF")
+    if not path or not os.path.isfile(os.path.join(path, "config.json")):
+        pytest.fail("MINERVA_QWEN_HF must point to the converted HF directory (run scripts/test.sh)",
+                    pytrace=False)
+    return path
+
+
+def _servers(python):
+    hf = _hf_dir()
+    env = {"MINERVA_PYTHON": ""}
+    proc, base, log = _start_server(["--model", hf, "--python", python],
+                                    os.path.join(LOG_DIR, "minerva-e2e-mlx-{port}.log"), env=env)
+    return proc, base, log, os.path.basename(hf.rstrip("/"))
+
+
+@pytest.fixture(scope="module")
+def mlx():
+    proc, base, log, hf_id = _servers(_required_env("MINERVA_PYTHON"))
+    with httpx.Client(base_url=base, timeout=300) as client:
+        yield client, hf_id, log.name
+    _stop_server(proc, log)
+
+
+def chat(client, model, content, **extra):
+    body = {"model": model, "messages": [{"role": "user", "content": content}],
+            "temperature": 0, **extra}
+    return client.post("/v1/chat/completions", json=body)
+
+
+def test_listings_name_each_backend(mlx):
+    client, hf_id, _ = mlx
+    models = {m["id"]: m for m in client.get("/v1/models").json()["data"]}
+    assert models[MODEL_ID]["backend"] == "llama.cpp"
+    assert models[hf_id]["backend"] == "mlx"
+    assert chat(client, hf_id, "Hi", max_tokens=1).status_code == 200
+    ps = {m["name"]: m for m in client.get("/api/ps").json()["models"]}
+    assert hf_id in ps
+    models = {m["id"]: m for m in client.get("/v1/models").json()["data"]}
+    assert models[hf_id]["backend"] == "mlx" and models[hf_id]["state"] == "loaded"
+
+
+def test_chat_usage_and_stop(mlx):
+    client, hf_id, _ = mlx
+    r = chat(client, hf_id, "Say hello.", max_tokens=5)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    text = body["choices"][0]["message"]["content"]
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert body["usage"]["completion_tokens"] == 5
+    # Same template, same tokenizer: the same prompt count as the GGUF model.
+    gguf = chat(client, MODEL_ID, "Say hello.", max_tokens=1).json()
+    assert body["usage"]["prompt_tokens"] == gguf["usage"]["prompt_tokens"]
+
+    # Greedy again, cut at a stop string taken from the middle of the first answer.
+    assert len(text) > 3, text
+    stop = text[2:4]
+    r = chat(client, hf_id, "Say hello.", max_tokens=5, stop=[stop]).json()
+    assert r["choices"][0]["finish_reason"] == "stop"
+    assert r["choices"][0]["message"]["content"] == text[: text.index(stop)]
+
+    # Streaming: the same text, in chunks, with usage at the end.
+    pieces, usage, reason = [], None, None
+    body = {"model": hf_id, "messages": [{"role": "user", "content": "Say hello."}],
+            "temperature": 0, "max_tokens": 5, "stream": True,
+            "stream_options": {"include_usage": True}}
+    with client.stream("POST", "/v1/chat/completions", json=body) as s:
+        assert s.status_code == 200
+        for line in s.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            for c in chunk["choices"]:
+                pieces.append(c["delta"].get("content") or "")
+                reason = c.get("finish_reason") or reason
+            usage = chunk.get("usage") or usage
+    assert "".join(pieces) == text
+    assert reason == "length" and usage["completion_tokens"] == 5
+
+
+@pytest.mark.parametrize("extra,param", [
+    ({"response_format": {"type": "json_object"}}, "response_format"),
+    ({"logprobs": True}, "logprobs"),
+])
+def test_what_mlx_cannot_do_is_a_400(mlx, extra, param):
+    client, hf_id, _ = mlx
+    r = chat(client, hf_id, "Hi", max_tokens=2, **extra)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == param
+
+
+def test_tokenize_equals_the_gguf_models(mlx):
+    client, hf_id, _ = mlx
+    for text in ["Hello world", "fn main() { println!(\"🎉\"); }", "你好，世界", "<|im_start|>user"]:
+        ours = client.post("/tokenize", json={"model": hf_id, "content": text}).json()["tokens"]
+        theirs = client.post("/tokenize", json={"model": MODEL_ID, "content": text}).json()["tokens"]
+        assert ours == theirs, text
+
+
+def test_a_dropped_stream_stops_the_worker(mlx):
+    client, hf_id, log_path = mlx
+    body = {"model": hf_id, "messages": [{"role": "user", "content": "Count to 100."}],
+            "temperature": 0, "max_tokens": 200, "stream": True}
+    with client.stream("POST", "/v1/chat/completions", json=body) as s:
+        for n, line in enumerate(l for l in s.iter_lines() if l.startswith("data: ")):
+            if n >= 2:
+                break
+    deadline = time.time() + 30
+    found = []
+    while time.time() < deadline and not found:
+        found = re.findall(r"cancelled after (\d+) tokens", open(log_path).read())
+        time.sleep(0.2)
+    assert found and int(found[-1]) < 20, found
+
+
+def test_a_killed_worker_ends_its_stream_and_the_next_request_reloads(mlx):
+    client, hf_id, _ = mlx
+    assert chat(client, hf_id, "Hi", max_tokens=1).status_code == 200
+    pid = {m["id"]: m for m in client.get("/v1/models").json()["data"]}[hf_id]["meta"]["pid"]
+    assert pid
+    body = {"model": hf_id, "messages": [{"role": "user", "content": "Count to 100."}],
+            "temperature": 0, "max_tokens": 200, "stream": True}
+    errored = False
+    with client.stream("POST", "/v1/chat/completions", json=body) as s:
+        n = 0
+        for line in s.iter_lines():
+            if line.startswith("data: "):
+                n += 1
+                if n == 2:
+                    os.kill(pid, signal.SIGKILL)
+                if '"error"' in line:
+                    errored = True
+    assert errored, "the stream did not report the worker's death"
+    r = chat(client, hf_id, "Hi", max_tokens=2)
+    assert r.status_code == 200, r.text
+    new_pid = {m["id"]: m for m in client.get("/v1/models").json()["data"]}[hf_id]["meta"]["pid"]
+    assert new_pid and new_pid != pid
+
+
+def test_without_python_hf_models_fail_clearly_and_gguf_keeps_serving():
+    proc, base, log, hf_id = _servers("/nonexistent/python3")
+    try:
+        with httpx.Client(base_url=base, timeout=120) as client:
+            r = chat(client, hf_id, "Hi", max_tokens=1)
+            assert r.status_code >= 400
+            message = r.json()["error"]["message"]
+            assert "pip install mlx-lm 'mlx[cpu]'" in message and "MINERVA_PYTHON" in message, message
+            assert chat(client, MODEL_ID, "Hi", max_tokens=2).status_code == 200
+    finally:
+        _stop_server(proc, log)
+
+
+def test_concurrent_requests_are_queued_and_all_served(mlx):
+    client, hf_id, _ = mlx
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(chat, client, hf_id, f"Say {w}.", max_tokens=2)
+                   for w in ("one", "two", "three")]
+        results = [f.result() for f in futures]
+    assert [r.status_code for r in results] == [200, 200, 200]
+    assert all(r.json()["usage"]["completion_tokens"] == 2 for r in results)
+
+
+def test_unloading_stops_the_worker_process(mlx):
+    client, hf_id, _ = mlx
+    assert chat(client, hf_id, "Hi", max_tokens=1).status_code == 200
+    pid = {m["id"]: m for m in client.get("/v1/models").json()["data"]}[hf_id]["meta"]["pid"]
+    assert os.path.exists(f"/proc/{pid}")
+    r = client.post("/api/generate", json={"model": hf_id, "keep_alive": 0})
+    assert r.status_code == 200, r.text
+    deadline = time.time() + 15
+    while time.time() < deadline and os.path.exists(f"/proc/{pid}"):
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{pid}"), "the worker outlived its model"
