@@ -177,7 +177,8 @@ impl Store {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO conversations (id, title, model, system, settings, created_ms, updated_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6,
+                     max(?6, (SELECT coalesce(max(updated_ms), 0) + 1 FROM conversations)))",
             params![
                 id,
                 changes.title.as_deref().unwrap_or("New chat"),
@@ -238,7 +239,11 @@ impl Store {
             write_messages(&tx, id, messages)?;
         }
         tx.execute(
-            "UPDATE conversations SET updated_ms = max(updated_ms + 1, ?2) WHERE id = ?1",
+            // Strictly the newest, even when two writes fall in one millisecond, so "most
+            // recently updated first" is exact.
+            "UPDATE conversations
+             SET updated_ms = max(?2, (SELECT coalesce(max(updated_ms), 0) + 1 FROM conversations))
+             WHERE id = ?1",
             params![id, now_ms()],
         )?;
         tx.commit()?;
