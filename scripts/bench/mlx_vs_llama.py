@@ -17,6 +17,21 @@ PROMPTS = [
     "Explain recursion in one sentence.",
     "List three prime numbers.",
     "Translate 'good morning' into Spanish.",
+    "Write a haiku about the sea.",
+    "What does HTTP stand for?",
+    "Give a SQL query that counts the rows of a table named users.",
+    "How many days are in a leap year?",
+    "Name the largest planet in the solar system.",
+    "Write a shell command that lists files by size.",
+    "What is 17 times 3?",
+    "Explain what a hash map is.",
+    "Write a JavaScript arrow function that doubles a number.",
+    "Why is the sky blue?",
+    "What is the difference between a list and a tuple in Python?",
+    "Suggest a name for a pet turtle.",
+    "Write a regular expression that matches an email address.",
+    "What is the boiling point of water in Fahrenheit?",
+    "Describe Rust's ownership model in one sentence.",
 ]
 
 
