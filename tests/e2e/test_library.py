@@ -303,3 +303,18 @@ def test_worker_killed_mid_stream_fails_that_stream_and_the_model_reloads(crasha
         assert new_pid != pid
     # Gemma, in its own worker, was never touched by any of this.
     assert client(base).generate(model=GEMMA, prompt="hi", options={"num_predict": 2}).done
+
+
+def test_a_load_whose_client_went_away_leaves_no_stuck_state(store):
+    proc, base, log = serve(store, "abandon")
+    try:
+        # The client gives up long before the model can load.
+        with pytest.raises(httpx.TimeoutException):
+            httpx.post(f"{base}/api/generate", json={"model": GEMMA, "prompt": "hi"}, timeout=0.05)
+        # The model is not left `loading` forever: once the abandoned load is over it is unloaded.
+        assert wait_for(lambda: states(base)[GEMMA] == "unloaded", 30), states(base)
+        r = client(base).generate(model=GEMMA, prompt="hi", options={"num_predict": 2})
+        assert r.done
+        assert states(base)[GEMMA] == "loaded"
+    finally:
+        conftest._stop_server(proc, log)

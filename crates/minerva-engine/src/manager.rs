@@ -324,6 +324,13 @@ impl Manager {
         let backend = self.backends.for_model(library)?;
         let estimate = self.config.load.estimate(library);
         self.make_room(name, estimate).await?;
+        // From here the entry says `loading`; should this request go away before the load ends
+        // (its client disconnected), the guard takes that back (the load's result is dropped).
+        let mut loading = LoadingGuard {
+            manager: self,
+            name,
+            armed: true,
+        };
         let spec = self.config.load.spec(library);
         tracing::info!(model = name, estimate_mib = estimate >> 20, "loading model");
         let started = Instant::now();
@@ -331,6 +338,7 @@ impl Manager {
             .await
             .map_err(|e| CoreError::Load(format!("the load task failed: {e}")))
             .and_then(|r| r);
+        loading.armed = false;
         let model = match loaded {
             Ok(model) => model,
             Err(e) => {
@@ -588,6 +596,28 @@ impl Manager {
                 self.changed.notify_waiters();
             }
         }
+    }
+}
+
+/// Forgets a `loading` entry whose load was abandoned (see [`Manager::acquire`]).
+struct LoadingGuard<'a> {
+    manager: &'a Manager,
+    name: &'a str,
+    armed: bool,
+}
+
+impl Drop for LoadingGuard<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut entries = self.manager.entries();
+        if matches!(entries.get(self.name), Some(Entry::Loading { .. })) {
+            entries.remove(self.name);
+        }
+        drop(entries);
+        tracing::info!(model = self.name, "load abandoned: the request went away");
+        self.manager.changed.notify_waiters();
     }
 }
 
