@@ -19,6 +19,7 @@
 mod backend;
 mod error;
 mod event;
+pub mod gguf;
 pub mod library;
 mod nonfinite;
 mod request;

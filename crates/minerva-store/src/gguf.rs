@@ -8,8 +8,9 @@
 //! (its offset plus the size its type and dimensions imply) must lie inside the file, so a
 //! truncated download is rejected.
 
-use crate::gguf_types::{file_type_name, tensor_type};
+use crate::gguf_types::tensor_type;
 use crate::{Result, StoreError};
+use minerva_core::gguf::file_type_name;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
