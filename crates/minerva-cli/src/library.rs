@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use minerva_core::{LibraryModel, PullProgress};
+use minerva_engine::backend_of;
 use minerva_store::{ImportOptions, Store};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -18,20 +19,38 @@ use std::time::SystemTime;
 
 #[derive(Args)]
 pub struct PullArgs {
-    /// hf.co/OWNER/REPO[:QUANT], OWNER/REPO/FILE.gguf or an https:// URL of a GGUF file.
+    /// hf.co/OWNER/REPO[:QUANT] (a repository of GGUF files, or a Hugging Face model directory
+    /// of safetensors), OWNER/REPO/FILE.gguf or an https:// URL of a GGUF file.
     pub source: String,
     /// The name to store the model under (default: from the source, e.g. hf.co/owner/repo:quant).
     #[arg(long)]
     pub name: Option<String>,
+    /// The backend the model loads with (default: by its format; see minerva config).
+    #[arg(long)]
+    pub backend: Option<String>,
 }
 
 #[derive(Args)]
 pub struct ImportArgs {
-    /// A GGUF file.
+    /// A GGUF file, or a Hugging Face model directory (config.json, tokenizer files,
+    /// *.safetensors).
     pub path: PathBuf,
-    /// The name to store the model under (default: the file's stem, tag latest).
+    /// The name to store the model under (default: the file's stem or the directory's name,
+    /// tag latest).
     #[arg(long)]
     pub name: Option<String>,
+    /// The backend the model loads with (default: by its format; see minerva config).
+    #[arg(long)]
+    pub backend: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ConfigArgs {
+    pub name: String,
+    /// The backend to load the model with: llama.cpp (GGUF) or mlx (Hugging Face directories),
+    /// or auto (by the model's format).
+    #[arg(long)]
+    pub backend: Option<String>,
 }
 
 #[derive(Args)]
@@ -108,7 +127,50 @@ pub fn pull(args: PullArgs, root: &Path) -> Result<()> {
     );
     bar.finish_and_clear();
     let model = model?;
+    let model = choose_backend(&store, model, args.backend.as_deref())?;
     println!("{}\tsha256:{}\t{}", model.name, model.digest, model.size);
+    Ok(())
+}
+
+/// Records `--backend` for a model just added (checked against its format first).
+fn choose_backend(
+    store: &Store,
+    model: LibraryModel,
+    backend: Option<&str>,
+) -> Result<LibraryModel> {
+    let Some(backend) = backend.filter(|b| *b != "auto") else {
+        return Ok(model);
+    };
+    minerva_engine::check_backend(backend, &model.format).with_context(|| {
+        format!(
+            "{} was added, but its backend is left as it was",
+            model.name
+        )
+    })?;
+    Ok(store.set_backend(&model.name, Some(backend))?)
+}
+
+/// `minerva config NAME [--backend B]`: sets what is given, then prints the settings.
+pub fn config(args: ConfigArgs, root: &Path) -> Result<()> {
+    let store = open(root)?;
+    let mut model = store.get(&args.name)?;
+    if let Some(backend) = args.backend.as_deref() {
+        if backend == "auto" {
+            model = store.set_backend(&model.name, None)?;
+        } else {
+            minerva_engine::check_backend(backend, &model.format)
+                .with_context(|| format!("setting the backend of {}", model.name))?;
+            model = store.set_backend(&model.name, Some(backend))?;
+        }
+    }
+    println!("name\t{}", model.name);
+    println!("format\t{}", model.format);
+    let how = if model.backend.is_some() {
+        "chosen"
+    } else {
+        "by format"
+    };
+    println!("backend\t{} ({how})", backend_of(&model));
     Ok(())
 }
 
@@ -117,16 +179,25 @@ pub fn import(args: ImportArgs, root: &Path) -> Result<()> {
     let name = match args.name {
         Some(n) => n,
         None => {
-            let stem = args
-                .path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or_default();
-            format!("{stem}:latest")
+            let stem = if args.path.is_dir() {
+                args.path
+                    .canonicalize()?
+                    .file_name()
+                    .map(|s| s.to_os_string())
+            } else {
+                args.path.file_stem().map(|s| s.to_os_string())
+            };
+            format!("{}:latest", stem.unwrap_or_default().to_string_lossy())
         }
     };
+    if let Some(backend) = args.backend.as_deref().filter(|b| *b != "auto") {
+        // Checked before anything is copied.
+        let format = minerva_core::hf::detect(&args.path)?;
+        minerva_engine::check_backend(backend, format.as_str())?;
+    }
     eprintln!("importing {} as {name}", args.path.display());
     let model = store.import(&args.path, &name)?;
+    let model = choose_backend(&store, model, args.backend.as_deref())?;
     println!("{}\tsha256:{}\t{}", model.name, model.digest, model.size);
     Ok(())
 }
@@ -162,7 +233,7 @@ pub fn list(root: &Path) -> Result<()> {
                 m.digest.chars().take(12).collect(),
                 human_size(m.size),
                 ago(m.modified),
-                backend(m).to_string(),
+                backend_of(m),
             ]
         })
         .collect();
@@ -228,7 +299,19 @@ pub fn show(args: ShowArgs, root: &Path) -> Result<()> {
                 .map(|b| format!("{b} bytes per token"))
                 .unwrap_or_else(unknown),
         ),
-        ("format", format!("{} ({})", m.format, backend(&m))),
+        ("format", m.format.clone()),
+        (
+            "backend",
+            format!(
+                "{} ({})",
+                backend_of(&m),
+                if m.backend.is_some() {
+                    "chosen"
+                } else {
+                    "by format"
+                }
+            ),
+        ),
         ("size", human_size(m.size)),
         ("digest", format!("sha256:{}", m.digest)),
         ("source", m.source.clone()),
@@ -256,13 +339,6 @@ pub fn rm(args: RmArgs, root: &Path) -> Result<()> {
         println!("deleted '{name}'");
     }
     Ok(())
-}
-
-fn backend(m: &LibraryModel) -> &'static str {
-    match m.format.as_str() {
-        "gguf" => "llama.cpp",
-        _ => "none",
-    }
 }
 
 fn first_lines(text: Option<&str>, n: usize, flag: &str) -> String {

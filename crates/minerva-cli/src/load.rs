@@ -2,7 +2,7 @@
 
 use crate::{catalog, library, LoadArgs, ModelArgs};
 use anyhow::{bail, Context, Result};
-use minerva_core::{Backend, Model, ModelSpec};
+use minerva_core::{Backend, LibraryModel, Model, ModelSpec};
 use minerva_engine::{Backends, LoadOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -116,12 +116,13 @@ pub fn backend(placement: Placement) -> Result<Arc<dyn Backend>> {
 }
 
 pub fn load(args: &ModelArgs, root: &Path, placement: Placement) -> Result<Arc<dyn Model>> {
-    let Resolved { path, id, sha256 } = resolve(&args.model, root)?;
+    let model = describe(&args.model, args.load.backend.as_deref(), root)?;
+    let backend = backends(placement, None)?.for_model(&model)?;
     let o = options(&args.load)?;
     let spec = ModelSpec {
-        id,
-        sha256,
-        path,
+        id: model.name,
+        sha256: Some(model.digest).filter(|d| !d.is_empty()),
+        path: model.path,
         ctx_size: o.ctx_size,
         threads: o.threads,
         parallel: o.parallel,
@@ -130,12 +131,67 @@ pub fn load(args: &ModelArgs, root: &Path, placement: Placement) -> Result<Arc<d
         queue_timeout: o.queue_timeout,
         cache_bytes: o.cache_bytes,
     };
-    // A Hugging Face directory runs on MLX (always in a Python worker of its own).
-    let backend = if spec.path.is_dir() {
-        Arc::new(minerva_mlx::MlxBackend::new())
-    } else {
-        backend(placement)?
-    };
     tracing::info!(model = %spec.id, backend = backend.name(), ?placement, "loading");
     Ok(backend.load(&spec)?)
+}
+
+/// The library entry for `--model`: the store's manifest for a stored name, else what the
+/// GGUF file or Hugging Face directory says about itself. `backend` (the `--backend` flag)
+/// replaces the model's choice, and must be able to load its format.
+pub fn describe(model: &str, backend: Option<&str>, root: &Path) -> Result<LibraryModel> {
+    let resolved = resolve(model, root)?;
+    let mut described = match library::open(root)?.get(&resolved.id) {
+        Ok(stored) if stored.path == resolved.path => stored,
+        _ if resolved.path.is_dir() => describe_hf(resolved)?,
+        _ => describe_gguf(resolved)?,
+    };
+    if let Some(backend) = backend {
+        minerva_engine::check_backend(backend, &described.format)
+            .with_context(|| format!("--backend {backend} for {model}"))?;
+        described.backend = Some(backend.to_string());
+    }
+    Ok(described)
+}
+
+fn describe_gguf(resolved: Resolved) -> Result<LibraryModel> {
+    let format = minerva_core::hf::detect(&resolved.path)?;
+    if format != minerva_core::hf::ModelFormat::Gguf {
+        bail!("{} is not a GGUF file", resolved.path.display());
+    }
+    let info = minerva_store::gguf::read(&resolved.path)
+        .with_context(|| format!("reading {}", resolved.path.display()))?;
+    let meta = std::fs::metadata(&resolved.path)?;
+    Ok(LibraryModel {
+        name: resolved.id,
+        source: resolved.path.display().to_string(),
+        digest: resolved.sha256.unwrap_or_default(),
+        size: meta.len(),
+        modified: meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+        format: "gguf".into(),
+        architecture: info.architecture,
+        n_params: Some(info.n_params),
+        quantization: info.quantization,
+        context_length: info.context_length,
+        chat_template: info.chat_template,
+        license: info.license,
+        kv_bytes_per_token: info.kv_bytes_per_token,
+        backend: None,
+        path: resolved.path,
+    })
+}
+
+/// The library entry for a Hugging Face directory (format `safetensors`, or `mlx` when
+/// mlx-lm quantized it).
+fn describe_hf(resolved: Resolved) -> Result<LibraryModel> {
+    let config = minerva_core::hf::read_config(&resolved.path)?;
+    let modified = std::fs::metadata(resolved.path.join("config.json"))
+        .and_then(|m| m.modified())
+        .unwrap_or(std::time::UNIX_EPOCH);
+    Ok(config.library_model(
+        resolved.id,
+        resolved.path.display().to_string(),
+        String::new(),
+        resolved.path,
+        modified,
+    ))
 }

@@ -38,10 +38,13 @@ enum Command {
     Run(RunArgs),
     /// Download and verify known models, and add them to the store under their names.
     Fetch(FetchArgs),
-    /// Download a GGUF model from the Hugging Face hub or a URL into the store (resumes).
+    /// Download a model (a GGUF, or a Hugging Face model directory) from the hub or a URL into
+    /// the store (resumes).
     Pull(library::PullArgs),
-    /// Add a local GGUF file to the store.
+    /// Add a local GGUF file or Hugging Face model directory to the store.
     Import(library::ImportArgs),
+    /// Show or change a stored model's settings (the backend it loads with).
+    Config(library::ConfigArgs),
     /// List the models in the store.
     #[command(alias = "ls")]
     List,
@@ -92,6 +95,11 @@ pub struct LoadArgs {
     /// A Jinja chat template file that replaces the model's own.
     #[arg(long)]
     pub chat_template: Option<PathBuf>,
+    /// The backend for the models named with --model: llama.cpp (GGUF files) or mlx (Hugging
+    /// Face directories) [default: by the model's format]. Library models keep their own
+    /// choice (minerva config NAME --backend).
+    #[arg(long)]
+    pub backend: Option<String>,
 }
 
 #[derive(Args)]
@@ -132,6 +140,7 @@ fn main() -> Result<()> {
         Command::Fetch(args) => fetch(args, &root),
         Command::Pull(args) => library::pull(args, &root),
         Command::Import(args) => library::import(args, &root),
+        Command::Config(args) => library::config(args, &root),
         Command::List => library::list(&root),
         Command::Show(args) => library::show(args, &root),
         Command::Rm(args) => library::rm(args, &root),

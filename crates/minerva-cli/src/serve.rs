@@ -2,9 +2,9 @@
 //! path or a name, loaded at start and kept loaded).
 
 use crate::{catalog, library, load, LoadArgs};
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use minerva_core::{Library, LibraryModel};
+use minerva_core::Library;
 use minerva_engine::{Engine, KeepAlive, ManagerConfig};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -59,7 +59,10 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
     };
     let mut extra = Vec::new();
     for model in &args.model {
-        extra.push(describe(model, root)?);
+        extra.push(load::describe(model, args.load.backend.as_deref(), root)?);
+    }
+    if args.load.backend.is_some() && args.model.is_empty() {
+        bail!("--backend applies to the models named with --model; for a library model use minerva config NAME --backend");
     }
     if args.model.is_empty() && store.list()?.is_empty() {
         // An empty library serves the default model, fetched (and verified) first.
@@ -119,59 +122,6 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
         minerva_server::serve(listener, app, shutdown_signal()).await?;
         tracing::info!("server stopped");
         Ok(())
-    })
-}
-
-/// The library entry for `--model`: the store's manifest for a stored name, else what the
-/// GGUF file or Hugging Face directory says about itself.
-fn describe(model: &str, root: &Path) -> Result<LibraryModel> {
-    let resolved = load::resolve(model, root)?;
-    if resolved.path.is_dir() {
-        return describe_hf(resolved);
-    }
-    let info = minerva_store::gguf::read(&resolved.path)
-        .with_context(|| format!("reading {}", resolved.path.display()))?;
-    let meta = std::fs::metadata(&resolved.path)?;
-    Ok(LibraryModel {
-        name: resolved.id,
-        source: resolved.path.display().to_string(),
-        digest: resolved.sha256.unwrap_or_default(),
-        size: meta.len(),
-        modified: meta.modified().unwrap_or(std::time::UNIX_EPOCH),
-        format: "gguf".into(),
-        architecture: info.architecture,
-        n_params: Some(info.n_params),
-        quantization: info.quantization,
-        context_length: info.context_length,
-        chat_template: info.chat_template,
-        license: info.license,
-        kv_bytes_per_token: info.kv_bytes_per_token,
-        path: resolved.path,
-    })
-}
-
-/// The library entry for a Hugging Face directory (format `safetensors`, or `mlx` when
-/// mlx-lm quantized it).
-fn describe_hf(resolved: load::Resolved) -> Result<LibraryModel> {
-    let config = minerva_mlx::hf::read_config(&resolved.path)?;
-    let modified = std::fs::metadata(resolved.path.join("config.json"))
-        .and_then(|m| m.modified())
-        .unwrap_or(std::time::UNIX_EPOCH);
-    Ok(LibraryModel {
-        name: resolved.id,
-        source: resolved.path.display().to_string(),
-        digest: String::new(),
-        size: config.size,
-        modified,
-        format: config.format.unwrap_or("safetensors").to_string(),
-        architecture: config.model_type,
-        n_params: Some(config.n_params).filter(|&n| n > 0),
-        quantization: config.quantization,
-        context_length: config.context_length,
-        chat_template: config.chat_template,
-        license: None,
-        kv_bytes_per_token: None,
-        path: resolved.path,
     })
 }
 

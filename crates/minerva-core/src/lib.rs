@@ -20,6 +20,7 @@ mod backend;
 mod error;
 mod event;
 pub mod gguf;
+pub mod hf;
 pub mod library;
 mod nonfinite;
 mod request;

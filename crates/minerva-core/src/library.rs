@@ -17,13 +17,14 @@ pub struct LibraryModel {
     pub name: String,
     /// Where it came from: a URL, a hub reference or a local path.
     pub source: String,
-    /// sha256 of the model's main file (hex, 64 characters).
+    /// sha256 of the model's file (hex, 64 characters); for a directory, of its list of files
+    /// and their digests.
     pub digest: String,
     /// Size of the model's files in bytes.
     pub size: u64,
     /// When the model entered the library (or was last changed).
     pub modified: SystemTime,
-    /// `gguf` (later `safetensors`, `mlx`).
+    /// `gguf`, `safetensors` (a Hugging Face directory) or `mlx` (one mlx-lm quantized).
     pub format: String,
     pub architecture: Option<String>,
     pub n_params: Option<u64>,
@@ -37,7 +38,11 @@ pub struct LibraryModel {
     pub license: Option<String>,
     /// Bytes of KV cache one token takes (for memory estimates), when the metadata says.
     pub kv_bytes_per_token: Option<u64>,
-    /// The file a backend loads (a blob inside the store).
+    /// The backend the user chose for this model (`llama.cpp`, `mlx`); `None` lets the format
+    /// decide (GGUF → llama.cpp, Hugging Face directories → MLX).
+    #[serde(default)]
+    pub backend: Option<String>,
+    /// What a backend loads: a GGUF blob inside the store, or a directory of the model's files.
     pub path: PathBuf,
 }
 
@@ -70,6 +75,10 @@ pub trait Library: Send + Sync {
 
     /// Makes `to` a second name for the model `from` (no data is copied).
     fn copy(&self, from: &str, to: &str) -> Result<()>;
+
+    /// Records the backend the model is to be loaded with (`None`: by its format). The caller
+    /// checks that the backend can load the model's format.
+    fn set_backend(&self, name: &str, backend: Option<&str>) -> Result<LibraryModel>;
 
     /// Downloads a model (a hub reference or an https URL, see `minerva pull`), verifies it and
     /// adds it under `name` (default: derived from the source). Reports progress as it goes;

@@ -3,9 +3,15 @@
 use minerva_core::{Backend, CoreError, LibraryModel, Result};
 use std::sync::Arc;
 
+/// Which backend loads which formats: the documented policy. A format's default backend is the
+/// first that lists it; a model may name another (`minerva serve --backend`, `minerva config
+/// NAME --backend`) when that one loads its format too.
+pub const POLICY: [(&str, &[&str]); 2] =
+    [("llama.cpp", &["gguf"]), ("mlx", &["safetensors", "mlx"])];
+
 /// The backends an engine loads models with, by model format (`gguf` → llama.cpp,
 /// `safetensors`/`mlx` → MLX). A format without a backend is refused when a model of it is
-/// loaded, naming the format.
+/// loaded, naming the format; so is a model whose chosen backend cannot load its format.
 #[derive(Clone, Default)]
 pub struct Backends {
     by_format: Vec<(String, Arc<dyn Backend>)>,
@@ -32,8 +38,23 @@ impl Backends {
             .map(|(_, b)| b)
     }
 
-    /// The backend that loads `model`, or why none does.
+    /// The backend that loads `model` (the one it names, else its format's), or why none does.
     pub fn for_model(&self, model: &LibraryModel) -> Result<Arc<dyn Backend>> {
+        if let Some(chosen) = &model.backend {
+            check_backend(chosen, &model.format).map_err(|e| with_model(e, &model.name))?;
+            return self
+                .by_format
+                .iter()
+                .map(|(_, b)| b)
+                .find(|b| b.name() == chosen)
+                .cloned()
+                .ok_or_else(|| {
+                    CoreError::Unsupported(format!(
+                        "model '{}' is to be loaded with the {chosen} backend, which this server does not have",
+                        model.name
+                    ))
+                });
+        }
         if let Some(backend) = self.get(&model.format) {
             return Ok(Arc::clone(backend));
         }
@@ -63,10 +84,48 @@ impl From<Arc<dyn Backend>> for Backends {
 /// The name of the backend a format goes to (GGUF → llama.cpp, Hugging Face safetensors and
 /// MLX-quantized directories → MLX), for listings of models not loaded yet.
 pub fn backend_for_format(format: &str) -> &'static str {
-    match format {
-        "gguf" => "llama.cpp",
-        "safetensors" | "mlx" => "mlx",
-        _ => "unknown",
+    POLICY
+        .iter()
+        .find(|(_, formats)| formats.contains(&format))
+        .map_or("unknown", |(name, _)| name)
+}
+
+/// The backend a library model is (or would be) loaded with: its own choice, else its
+/// format's.
+pub fn backend_of(model: &LibraryModel) -> String {
+    model
+        .backend
+        .clone()
+        .unwrap_or_else(|| backend_for_format(&model.format).to_string())
+}
+
+/// Whether `backend` can load models in `format`: an unknown backend is an invalid request, a
+/// known one that cannot load the format is unsupported; both say what would.
+pub fn check_backend(backend: &str, format: &str) -> Result<()> {
+    let known: Vec<&str> = POLICY.iter().map(|(n, _)| *n).collect();
+    let Some((_, formats)) = POLICY.iter().find(|(n, _)| *n == backend) else {
+        return Err(CoreError::invalid(
+            format!(
+                "unknown backend '{backend}' (the backends are: {})",
+                known.join(", ")
+            ),
+            Some("backend"),
+        ));
+    };
+    if formats.contains(&format) {
+        return Ok(());
+    }
+    Err(CoreError::Unsupported(format!(
+        "the {backend} backend cannot load '{format}' models (it loads: {}); {} does",
+        formats.join(", "),
+        backend_for_format(format)
+    )))
+}
+
+fn with_model(e: CoreError, model: &str) -> CoreError {
+    match e {
+        CoreError::Unsupported(m) => CoreError::Unsupported(format!("model '{model}': {m}")),
+        other => other,
     }
 }
 
@@ -100,6 +159,7 @@ mod tests {
             chat_template: None,
             license: None,
             kv_bytes_per_token: None,
+            backend: None,
             path: "m".into(),
         }
     }
@@ -123,5 +183,49 @@ mod tests {
         }
         assert_eq!(backend_for_format("mlx"), "mlx");
         assert_eq!(backend_for_format("gguf"), "llama.cpp");
+    }
+
+    #[test]
+    fn a_model_may_name_its_backend_when_that_backend_loads_its_format() {
+        let backends = Backends::new()
+            .with("gguf", Arc::new(Named("llama.cpp")))
+            .with("safetensors", Arc::new(Named("mlx")));
+        let mut hf = model("safetensors");
+        hf.backend = Some("mlx".into());
+        assert_eq!(backends.for_model(&hf).map(|b| b.name()).ok(), Some("mlx"));
+        assert_eq!(backend_of(&hf), "mlx");
+        hf.backend = Some("llama.cpp".into());
+        match backends.for_model(&hf) {
+            Err(CoreError::Unsupported(m)) => assert!(
+                m.contains("model 'm'")
+                    && m.contains("llama.cpp backend cannot load 'safetensors'")
+                    && m.contains("mlx does"),
+                "{m}"
+            ),
+            other => panic!("expected Unsupported, got {:?}", other.map(|b| b.name())),
+        }
+        hf.backend = Some("candle".into());
+        assert!(matches!(
+            backends.for_model(&hf),
+            Err(CoreError::InvalidRequest { .. })
+        ));
+        let mut gguf = model("gguf");
+        gguf.backend = Some("mlx".into());
+        assert!(matches!(
+            backends.for_model(&gguf),
+            Err(CoreError::Unsupported(_))
+        ));
+        assert_eq!(backend_of(&model("gguf")), "llama.cpp");
+        // A backend the policy allows but this server lacks.
+        let gguf_only = Backends::new().with("gguf", Arc::new(Named("llama.cpp")));
+        assert!(
+            matches!(gguf_only.for_model(&hf_with("mlx")), Err(CoreError::Unsupported(m)) if m.contains("does not have"))
+        );
+    }
+
+    fn hf_with(backend: &str) -> LibraryModel {
+        let mut m = model("safetensors");
+        m.backend = Some(backend.into());
+        m
     }
 }

@@ -12,7 +12,7 @@ mod backends;
 pub mod manager;
 mod stream;
 
-pub use backends::{backend_for_format, Backends};
+pub use backends::{backend_for_format, backend_of, check_backend, Backends, POLICY};
 pub use manager::{KeepAlive, Lease, LoadOptions, LoadedModel, ManagerConfig, ModelState};
 pub use stream::{CompletionStream, TextEvent};
 
@@ -82,7 +82,7 @@ impl ModelEntry {
     pub fn backend(&self) -> String {
         match &self.loaded {
             Some(l) => l.model.info().backend.clone(),
-            None => backend_for_format(&self.model.format).to_string(),
+            None => backend_of(&self.model),
         }
     }
 }
@@ -371,6 +371,7 @@ pub fn describe(info: &ModelInfo) -> LibraryModel {
         chat_template: Some(info.chat_template.clone()).filter(|_| !info.default_template),
         license: meta("general.license"),
         kv_bytes_per_token: None,
+        backend: Some(info.backend.clone()),
         path: info.path.clone(),
     }
 }

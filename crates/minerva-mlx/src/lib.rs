@@ -16,7 +16,7 @@
 //! `PATH`, and must import `mlx_lm`. This crate depends on `minerva-core` and
 //! `minerva-template` only.
 
-pub mod hf;
+pub use minerva_core::hf;
 mod model;
 pub mod tokenizer;
 mod worker;

@@ -175,7 +175,7 @@ impl HfTokenizer {
 
 /// Whether the tokenizer spells bytes GPT-2 style (a ByteLevel pre-tokenizer or decoder).
 fn is_byte_level(path: &Path) -> Result<bool> {
-    let json = crate::hf::read_json(path).map_err(|e| CoreError::Load(e.to_string()))?;
+    let json = minerva_core::hf::read_json(path).map_err(|e| CoreError::Load(e.to_string()))?;
     let text = json
         .get("decoder")
         .map(|d| d.to_string())

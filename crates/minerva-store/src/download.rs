@@ -33,7 +33,8 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 pub(crate) struct Downloaded {
     pub sha256: String,
     pub size: u64,
-    pub info: GgufInfo,
+    /// What the GGUF says about itself (when the download was checked as a GGUF).
+    pub info: Option<GgufInfo>,
     /// The verified partial file (`None` when the blob was already present), and its lock.
     pub partial: Option<(PathBuf, PartialLock)>,
 }
@@ -44,13 +45,15 @@ struct Probe {
     size: Option<u64>,
 }
 
-/// Downloads `url` into `blobs`, verifies it and names it by its sha256.
+/// Downloads `url` into `blobs`, verifies it (its size and sha256, and its GGUF structure when
+/// `check_gguf`) and names it by its sha256.
 pub(crate) fn download(
     agent: &ureq::Agent,
     url: &str,
     blobs: &Path,
     progress: &mut dyn FnMut(PullProgress),
     cancel: &AtomicBool,
+    check_gguf: bool,
 ) -> Result<Downloaded> {
     let probe = probe(agent, url, cancel)?;
     let what = url.rsplit('/').next().unwrap_or(url).to_string();
@@ -59,7 +62,7 @@ pub(crate) fn download(
         if blob.is_file() {
             // Already in the store (another name uses it): only its structure is checked again.
             tracing::info!(%url, sha256 = %sha, "blob already present");
-            let info = gguf::read(&blob)?;
+            let info = check_gguf.then(|| gguf::read(&blob)).transpose()?;
             let size = std::fs::metadata(&blob)
                 .map_err(|e| StoreError::io(format!("reading {}", blob.display()), e))?
                 .len();
@@ -125,7 +128,7 @@ pub(crate) fn download(
             actual,
         });
     }
-    let info = match gguf::read(&partial) {
+    let info = match check_gguf.then(|| gguf::read(&partial)).transpose() {
         Ok(info) => info,
         Err(e) => {
             remove(&partial);

@@ -53,6 +53,9 @@ pub enum StoreError {
     /// Another pull is writing the same file.
     #[error("another pull is downloading {0} right now")]
     Busy(String),
+    /// A model directory that is not a loadable Hugging Face model.
+    #[error(transparent)]
+    Format(#[from] minerva_core::hf::FormatError),
     /// A manifest that cannot be read.
     #[error("corrupt manifest {path}: {reason}")]
     Manifest { path: PathBuf, reason: String },
@@ -75,7 +78,9 @@ impl From<StoreError> for CoreError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Invalid(m) => CoreError::invalid(m, Some("model")),
-            e @ StoreError::InvalidGguf { .. } => CoreError::invalid(e.to_string(), None),
+            e @ (StoreError::InvalidGguf { .. } | StoreError::Format(_)) => {
+                CoreError::invalid(e.to_string(), None)
+            }
             StoreError::NotFound(name) => CoreError::ModelNotFound(name),
             StoreError::Unsupported(m) => CoreError::Unsupported(m),
             other => CoreError::Backend(other.to_string()),

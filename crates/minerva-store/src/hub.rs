@@ -174,6 +174,40 @@ fn stem(path: &str) -> String {
     }
 }
 
+/// The files to pull when a repository is a Hugging Face model directory rather than a set of
+/// GGUF files: it has no GGUF, and it has `config.json` and safetensors weights. `None` when
+/// the repository has GGUF files (they are picked by [`pick_file`]). A quantization tag on a
+/// directory is an error (its weights are what they are), except `latest`.
+pub(crate) fn model_directory(
+    files: &[String],
+    quant: Option<&str>,
+    repo: &str,
+) -> Result<Option<Vec<String>>> {
+    let lower: Vec<String> = files.iter().map(|f| f.to_ascii_lowercase()).collect();
+    if lower.iter().any(|f| f.ends_with(".gguf")) {
+        return Ok(None);
+    }
+    let is_dir = lower.iter().any(|f| f == "config.json")
+        && lower
+            .iter()
+            .any(|f| f.ends_with(".safetensors") && !f.contains('/'));
+    if !is_dir {
+        return Ok(None);
+    }
+    if let Some(q) = quant.filter(|q| !q.eq_ignore_ascii_case("latest")) {
+        return Err(StoreError::Invalid(format!(
+            "{repo} is a Hugging Face model directory (safetensors), not a set of GGUF files: it has no quantization '{q}'; pull hf.co/{repo}"
+        )));
+    }
+    let mut picked: Vec<String> = files
+        .iter()
+        .filter(|f| minerva_core::hf::is_model_file(f))
+        .cloned()
+        .collect();
+    picked.sort();
+    Ok(Some(picked))
+}
+
 /// Picks the GGUF file of a repository listing for `quant` (see the module's note).
 pub(crate) fn pick_file(files: &[String], quant: Option<&str>, repo: &str) -> Result<String> {
     let mut ggufs: Vec<&String> = files
@@ -284,6 +318,49 @@ mod tests {
                 "{bad}"
             );
         }
+        Ok(())
+    }
+
+    #[test]
+    fn directories_are_told_from_gguf_repositories() -> Result<()> {
+        let hf: Vec<String> = [
+            "config.json",
+            "model.safetensors",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "README.md",
+            ".gitattributes",
+            "pytorch_model.bin",
+            "onnx/model.onnx",
+            "extra/model.safetensors",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            model_directory(&hf, None, "o/r")?,
+            Some(
+                [
+                    "README.md",
+                    "config.json",
+                    "model.safetensors",
+                    "tokenizer.json",
+                    "tokenizer_config.json"
+                ]
+                .map(String::from)
+                .to_vec()
+            )
+        );
+        assert!(model_directory(&hf, Some("latest"), "o/r")?.is_some());
+        assert!(matches!(
+            model_directory(&hf, Some("Q4_K_M"), "o/r"),
+            Err(StoreError::Invalid(_))
+        ));
+        let gguf = ["config.json", "m.safetensors", "m-Q4_K_M.gguf"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(model_directory(&gguf, None, "o/r")?, None);
+        let neither = ["README.md"].map(String::from).to_vec();
+        assert_eq!(model_directory(&neither, None, "o/r")?, None);
         Ok(())
     }
 

@@ -6,16 +6,21 @@
 //! <dir>/blobs/sha256-<64 hex>             model files, named by their content's sha256
 //! <dir>/blobs/sha256-<64 hex>.partial     a download or import in progress (renamed once verified)
 //! <dir>/manifests/<sha256 of name>.json   one per model name: the name and every fact about it
+//! <dir>/snapshots/<digest>/<file>         a directory model (Hugging Face safetensors): links to
+//!                                         its blobs, named as in the model's directory
 //! ```
 //!
 //! No path is ever built from a user-supplied string: names are validated ([`ModelName`]) and
 //! manifests are filed under the sha256 of the canonical name, blobs under a verified digest.
-//! Every file that enters the store is read by a small GGUF reader ([`gguf`]) first, so a
-//! truncated or corrupt model never gets a name.
+//! Every file that enters the store is read by a small GGUF reader ([`gguf`]) first, and every
+//! model directory is read as a model (config, tokenizer configs, safetensors headers against
+//! their files) before its manifest is written, so a truncated or corrupt model never gets a
+//! name.
 //!
 //! This crate implements [`minerva_core::Library`]; it knows files and HTTP (a blocking client:
 //! call it from a blocking thread), and nothing about backends or the server.
 
+mod dir;
 mod download;
 mod error;
 pub mod gguf;

@@ -8,17 +8,28 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The manifest format this code writes and reads.
+/// The manifest format of a single-file (GGUF) model.
 pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The manifest format of a directory model (with `files`); Minerva before it skips these.
+pub(crate) const DIR_FORMAT_VERSION: u32 = 2;
 
-/// What a manifest file holds: every fact of a [`LibraryModel`] but its path (the blob's path
-/// follows from the digest).
+/// One file of a directory model: its name in the directory and its blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ManifestFile {
+    pub name: String,
+    pub digest: String,
+    pub size: u64,
+}
+
+/// What a manifest file holds: every fact of a [`LibraryModel`] but its path (the blob's path,
+/// or for a directory model its snapshot's, follows from the digest).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Manifest {
     pub format_version: u32,
     pub name: String,
     pub source: String,
-    /// Hex sha256 of the model file (its blob).
+    /// Hex sha256 of the model file (its blob), or of a directory model's file list
+    /// ([`snapshot_digest`]; its snapshot directory).
     pub digest: String,
     pub size: u64,
     /// Milliseconds since the Unix epoch.
@@ -31,11 +42,17 @@ pub(crate) struct Manifest {
     pub chat_template: Option<String>,
     pub license: Option<String>,
     pub kv_bytes_per_token: Option<u64>,
+    /// A directory model's files (empty for a GGUF file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<ManifestFile>,
+    /// The backend the user chose (`None`: by the format).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
 }
 
 impl Manifest {
-    /// The library's view of this manifest, with the blob's path.
-    pub fn to_model(&self, blobs: &Path) -> LibraryModel {
+    /// The library's view of this manifest, with the blob's (or the snapshot's) path.
+    pub fn to_model(&self, blobs: &Path, snapshots: &Path) -> LibraryModel {
         LibraryModel {
             name: self.name.clone(),
             source: self.source.clone(),
@@ -50,7 +67,12 @@ impl Manifest {
             chat_template: self.chat_template.clone(),
             license: self.license.clone(),
             kv_bytes_per_token: self.kv_bytes_per_token,
-            path: blob_path(blobs, &self.digest),
+            backend: self.backend.clone(),
+            path: if self.files.is_empty() {
+                blob_path(blobs, &self.digest)
+            } else {
+                snapshots.join(&self.digest)
+            },
         }
     }
 
@@ -63,15 +85,29 @@ impl Manifest {
         let text = std::fs::read(path)
             .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
         let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
-        if manifest.format_version != FORMAT_VERSION {
+        let expected = if manifest.files.is_empty() {
+            FORMAT_VERSION
+        } else {
+            DIR_FORMAT_VERSION
+        };
+        if manifest.format_version != expected {
             return Err(bad(format!(
-                "format version {} (this Minerva reads {FORMAT_VERSION})",
+                "format version {} (this Minerva reads {FORMAT_VERSION} and {DIR_FORMAT_VERSION})",
                 manifest.format_version
             )));
         }
-        // The digest names a blob: a manifest must never point outside the blobs directory.
+        // Digests name blobs and file names name links in a snapshot: a manifest must never
+        // point outside the store.
         if !is_sha256_hex(&manifest.digest) {
             return Err(bad("the digest is not 64 hex characters".into()));
+        }
+        for file in &manifest.files {
+            if !is_sha256_hex(&file.digest) || !minerva_core::hf::is_model_file(&file.name) {
+                return Err(bad(format!("invalid file entry '{}'", file.name)));
+            }
+        }
+        if !manifest.files.is_empty() && snapshot_digest(&manifest.files) != manifest.digest {
+            return Err(bad("the digest does not match the file list".into()));
         }
         Ok(manifest)
     }
@@ -106,6 +142,18 @@ pub(crate) fn unique_temp(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".tmp-{}-{n}", std::process::id()));
     PathBuf::from(name)
+}
+
+/// The digest of a directory model: sha256 of `name<TAB>digest<LF>` for each file, by name.
+pub(crate) fn snapshot_digest(files: &[ManifestFile]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<&ManifestFile> = files.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut hasher = Sha256::new();
+    for f in sorted {
+        hasher.update(format!("{}\t{}\n", f.name, f.digest).as_bytes());
+    }
+    hex::encode(hasher.finalize())
 }
 
 /// `blobs/sha256-<hex>`.

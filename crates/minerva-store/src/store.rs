@@ -22,10 +22,11 @@ use std::sync::{Mutex, MutexGuard};
 /// one process never race. Two processes on one store only share the per-download lock files.
 pub struct Store {
     dir: PathBuf,
-    blobs: PathBuf,
+    pub(crate) blobs: PathBuf,
+    pub(crate) snapshots: PathBuf,
     manifests: PathBuf,
-    endpoint: String,
-    agent: ureq::Agent,
+    pub(crate) endpoint: String,
+    pub(crate) agent: ureq::Agent,
     lock: Mutex<()>,
 }
 
@@ -46,13 +47,15 @@ impl Store {
         let dir = dir.into();
         let blobs = dir.join("blobs");
         let manifests = dir.join("manifests");
-        for d in [&blobs, &manifests] {
+        let snapshots = dir.join("snapshots");
+        for d in [&blobs, &manifests, &snapshots] {
             fs::create_dir_all(d)
                 .map_err(|e| StoreError::io(format!("creating {}", d.display()), e))?;
         }
         Ok(Store {
             dir,
             blobs,
+            snapshots,
             manifests,
             endpoint: hub::default_endpoint(),
             agent: http::agent(),
@@ -71,24 +74,26 @@ impl Store {
         &self.dir
     }
 
-    fn guard(&self) -> MutexGuard<'_, ()> {
+    pub(crate) fn guard(&self) -> MutexGuard<'_, ()> {
         // A panic while holding the lock leaves no half-state the files do not show: go on.
         self.lock
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn manifest_path(&self, name: &ModelName) -> PathBuf {
+    pub(crate) fn manifest_path(&self, name: &ModelName) -> PathBuf {
         self.manifests.join(format!("{}.json", name.key()))
+    }
+
+    /// The library's view of a manifest (with the blob's or the snapshot's path).
+    pub(crate) fn model(&self, manifest: &Manifest) -> LibraryModel {
+        manifest.to_model(&self.blobs, &self.snapshots)
     }
 
     /// Every model, sorted by name. Unreadable manifests are skipped with a warning.
     pub fn list(&self) -> Result<Vec<LibraryModel>> {
-        let mut models: Vec<LibraryModel> = self
-            .manifests()?
-            .into_iter()
-            .map(|m| m.to_model(&self.blobs))
-            .collect();
+        let mut models: Vec<LibraryModel> =
+            self.manifests()?.iter().map(|m| self.model(m)).collect();
         models.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(models)
     }
@@ -127,7 +132,38 @@ impl Store {
         if !path.is_file() {
             return Err(StoreError::NotFound(name.to_string()));
         }
-        Ok(Manifest::read(&path)?.to_model(&self.blobs))
+        let manifest = Manifest::read(&path)?;
+        if !manifest.files.is_empty() {
+            // A snapshot removed by hand is made again from the blobs.
+            self.ensure_snapshot(&manifest)?;
+        }
+        Ok(self.model(&manifest))
+    }
+
+    /// Records the backend `name` is to be loaded with (`None`: by its format). Backend names
+    /// are short identifiers (`llama.cpp`, `mlx`); which backend can load which format is the
+    /// engine's to check.
+    pub fn set_backend(&self, name: &str, backend: Option<&str>) -> Result<LibraryModel> {
+        let name = ModelName::parse(name)?;
+        if let Some(b) = backend {
+            let ok = !b.is_empty()
+                && b.len() <= 32
+                && b.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._+-".contains(c));
+            if !ok {
+                return Err(StoreError::Invalid(format!("invalid backend name '{b}'")));
+            }
+        }
+        let path = self.manifest_path(&name);
+        let _guard = self.guard();
+        if !path.is_file() {
+            return Err(StoreError::NotFound(name.to_string()));
+        }
+        let mut manifest = Manifest::read(&path)?;
+        manifest.backend = backend.map(str::to_string);
+        manifest.write(&path)?;
+        tracing::info!(model = %name, backend = ?backend, "backend set");
+        Ok(self.model(&manifest))
     }
 
     /// Deletes the model's manifest, then every blob no manifest uses.
@@ -147,10 +183,25 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes the blobs no manifest uses (partial downloads stay, to be resumed). Returns how
-    /// many went. The caller holds the lock.
-    fn collect_garbage(&self) -> Result<usize> {
-        let used: HashSet<String> = self.manifests()?.into_iter().map(|m| m.digest).collect();
+    /// Deletes the blobs and snapshots no manifest uses (partial downloads stay, to be
+    /// resumed). Returns how many blobs went. The caller holds the lock.
+    pub(crate) fn collect_garbage(&self) -> Result<usize> {
+        let manifests = self.manifests()?;
+        let snapshots: HashSet<&str> = manifests
+            .iter()
+            .filter(|m| !m.files.is_empty())
+            .map(|m| m.digest.as_str())
+            .collect();
+        self.remove_snapshots_but(&snapshots)?;
+        let used: HashSet<&str> = manifests
+            .iter()
+            .flat_map(|m| {
+                let files = m.files.iter().map(|f| f.digest.as_str());
+                std::iter::once(m.digest.as_str())
+                    .filter(|_| m.files.is_empty())
+                    .chain(files)
+            })
+            .collect();
         let entries = fs::read_dir(&self.blobs)
             .map_err(|e| StoreError::io(format!("reading {}", self.blobs.display()), e))?;
         let mut removed = 0;
@@ -184,7 +235,7 @@ impl Store {
         manifest.modified_ms = now_ms();
         manifest.write(&self.manifest_path(&to))?;
         tracing::info!(from = %from, to = %to, "copied");
-        Ok(manifest.to_model(&self.blobs))
+        Ok(self.model(&manifest))
     }
 
     /// Adds a local GGUF file under `name` (see [`Store::import_with`]).
@@ -192,9 +243,10 @@ impl Store {
         self.import_with(path, name, &ImportOptions::default())
     }
 
-    /// Adds a local GGUF file under `name`. The file is validated before anything enters the
-    /// store; then it is hard-linked into the blobs (on the same file system) or copied, and
-    /// hashed either way unless `options.verified_sha256` vouches for it.
+    /// Adds a local GGUF file or Hugging Face model directory under `name`. The file is
+    /// validated before anything enters the store; then it is hard-linked into the blobs (on
+    /// the same file system) or copied, and hashed either way unless `options.verified_sha256`
+    /// vouches for it. A directory goes file by file ([`Store::import_dir`]).
     pub fn import_with(
         &self,
         path: &Path,
@@ -210,10 +262,7 @@ impl Store {
         let meta = fs::metadata(path)
             .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
         if meta.is_dir() {
-            return Err(StoreError::Unsupported(format!(
-                "{} is a directory; importing model directories (Hugging Face safetensors) is not supported yet, they come with the MLX backend",
-                path.display()
-            )));
+            return self.import_dir(path, &name, options.source.clone());
         }
         if !gguf::has_magic(path)? {
             return Err(StoreError::InvalidGguf {
@@ -240,7 +289,12 @@ impl Store {
     }
 
     /// Hard-links (or copies) `src` to `tmp` and returns its sha256 and size.
-    fn import_blob(&self, src: &Path, tmp: &Path, trusted: Option<&str>) -> Result<(String, u64)> {
+    pub(crate) fn import_blob(
+        &self,
+        src: &Path,
+        tmp: &Path,
+        trusted: Option<&str>,
+    ) -> Result<(String, u64)> {
         let io = |what: &str, e| StoreError::io(format!("{what} {}", tmp.display()), e);
         if fs::hard_link(src, tmp).is_ok() {
             let size = fs::metadata(tmp).map_err(|e| io("reading", e))?.len();
@@ -328,10 +382,12 @@ impl Store {
             chat_template: info.chat_template.clone(),
             license: info.license.clone(),
             kv_bytes_per_token: info.kv_bytes_per_token,
+            files: Vec::new(),
+            backend: None,
         };
         manifest.write(&self.manifest_path(name))?;
         tracing::info!(model = %name, digest = %sha, size, "added to the store");
-        Ok(manifest.to_model(&self.blobs))
+        Ok(self.model(&manifest))
     }
 
     /// Downloads, verifies and adds a model (see the `hub` module for the sources).
@@ -349,20 +405,32 @@ impl Store {
                 .map_err(|e| StoreError::Invalid(format!("{e}; give the model a name (--name)")))?,
         };
         progress(status("pulling manifest"));
-        let url = self.resolve(&parsed)?;
+        let url = match self.resolve(&parsed)? {
+            Resolved::File(url) => url,
+            Resolved::Directory { base, files } => {
+                tracing::info!(%source, %base, model = %name, files = files.len(), "pulling a model directory");
+                let model = self.pull_dir(&name, &base, &files, progress, cancel)?;
+                progress(status("success"));
+                return Ok(model);
+            }
+        };
         tracing::info!(%source, %url, model = %name, "pulling");
-        let got = download::download(&self.agent, &url, &self.blobs, progress, cancel)?;
+        let got = download::download(&self.agent, &url, &self.blobs, progress, cancel, true)?;
         progress(status("writing manifest"));
         let partial = got.partial.as_ref().map(|(p, _lock)| p.as_path());
-        let model = self.commit(&name, url, &got.sha256, got.size, &got.info, partial)?;
+        let Some(info) = &got.info else {
+            return Err(StoreError::Invalid(format!("{url}: not read as GGUF")));
+        };
+        let model = self.commit(&name, url, &got.sha256, got.size, info, partial)?;
         progress(status("success"));
         Ok(model)
     }
 
-    /// The URL of the file a source names (listing the repository for a quantization).
-    fn resolve(&self, source: &Source) -> Result<String> {
+    /// The URL of the file a source names (listing the repository for a quantization), or the
+    /// files of a Hugging Face model directory when the repository has no GGUF.
+    fn resolve(&self, source: &Source) -> Result<Resolved> {
         let (owner, repo, file) = match source {
-            Source::Url(url) => return Ok(url.clone()),
+            Source::Url(url) => return Ok(Resolved::File(url.clone())),
             Source::HubFile { owner, repo, file } => (owner, repo, file.clone()),
             Source::HubRepo { owner, repo, quant } => {
                 let api = format!("{}/api/models/{owner}/{repo}", self.endpoint);
@@ -380,19 +448,34 @@ impl Store {
                             .collect()
                     })
                     .unwrap_or_default();
-                let file = hub::pick_file(&files, quant.as_deref(), &format!("{owner}/{repo}"))?;
+                let reference = format!("{owner}/{repo}");
+                if let Some(files) = hub::model_directory(&files, quant.as_deref(), &reference)? {
+                    return Ok(Resolved::Directory {
+                        base: format!("{}/{owner}/{repo}/resolve/main", self.endpoint),
+                        files,
+                    });
+                }
+                let file = hub::pick_file(&files, quant.as_deref(), &reference)?;
                 (owner, repo, file)
             }
         };
-        Ok(format!(
+        Ok(Resolved::File(format!(
             "{}/{owner}/{repo}/resolve/main/{}",
             self.endpoint,
             hub::encode_path(&file)
-        ))
+        )))
     }
 }
 
-fn status(s: &str) -> PullProgress {
+/// What a pull source resolves to.
+enum Resolved {
+    /// One GGUF file.
+    File(String),
+    /// A Hugging Face model directory: its files under `base`.
+    Directory { base: String, files: Vec<String> },
+}
+
+pub(crate) fn status(s: &str) -> PullProgress {
     PullProgress {
         status: s.into(),
         digest: None,
@@ -436,6 +519,10 @@ impl Library for Store {
     fn copy(&self, from: &str, to: &str) -> minerva_core::Result<()> {
         Store::copy(self, from, to)?;
         Ok(())
+    }
+
+    fn set_backend(&self, name: &str, backend: Option<&str>) -> minerva_core::Result<LibraryModel> {
+        Ok(Store::set_backend(self, name, backend)?)
     }
 
     fn pull(

@@ -112,8 +112,9 @@ fn bad_files_leave_nothing_behind() -> Result<()> {
         store.import(&text, "text"),
         Err(StoreError::InvalidGguf { .. })
     ));
+    // A directory that is not a Hugging Face model says what it holds and what it lacks.
     assert!(
-        matches!(store.import(dir.path(), "dir"), Err(StoreError::Unsupported(m)) if m.contains("directory"))
+        matches!(store.import(dir.path(), "dir"), Err(StoreError::Format(f)) if f.to_string().contains("without config.json"))
     );
     assert!(files_in(&dir.path().join("store/blobs")).is_empty());
     assert!(files_in(&dir.path().join("store/manifests")).is_empty());
