@@ -218,8 +218,9 @@ def test_import_of_a_truncated_file_leaves_the_store_empty(env, tmp_path):
     assert r.returncode != 0
     assert "invalid GGUF" in r.stderr and "truncated" in r.stderr
     assert store_files(env) == []
+    # A directory that is no Hugging Face model: what it holds and what it lacks.
     r = minerva(env, "import", str(tmp_path))
-    assert r.returncode != 0 and "not supported yet" in r.stderr
+    assert r.returncode != 0 and "without config.json" in r.stderr, r.stderr
     assert minerva(env, "list").stdout.splitlines()[1:] == []
 
 
