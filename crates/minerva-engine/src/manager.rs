@@ -332,7 +332,12 @@ impl Manager {
             armed: true,
         };
         let spec = self.config.load.spec(library);
-        tracing::info!(model = name, estimate_mib = estimate >> 20, "loading model");
+        tracing::info!(
+            model = name,
+            backend = backend.name(),
+            estimate_mib = estimate >> 20,
+            "loading model"
+        );
         let started = Instant::now();
         let loaded = tokio::task::spawn_blocking(move || backend.load(&spec))
             .await
