@@ -134,6 +134,12 @@ fn main() -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let root = library::models_root(cli.models_dir.as_deref())?;
+    if matches!(
+        cli.command,
+        Command::List | Command::Show(_) | Command::Config(_) | Command::Ps(_)
+    ) {
+        quiet_on_closed_stdout();
+    }
     match cli.command {
         Command::Serve(args) => serve::serve(*args, &root),
         Command::Run(args) => run::run(args, &root),
@@ -146,6 +152,18 @@ fn main() -> Result<()> {
         Command::Rm(args) => library::rm(args, &root),
         Command::Ps(args) => ps::ps(args),
         Command::Worker(args) => worker::run(args),
+    }
+}
+
+/// A listing piped into a reader that stops early (`minerva list | head`) ends quietly, as other
+/// Unix tools do, instead of panicking in `println!`. Only for commands that print and exit: a
+/// server must see EPIPE as an error on the socket, not die of the signal.
+fn quiet_on_closed_stdout() {
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of SIGPIPE, a valid signal and handler, before
+    // the command starts any thread or writes anything.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
