@@ -6,7 +6,6 @@ by MLX through the library.
 The model is the MLX test fixture (MINERVA_QWEN_HF: the Qwen GGUF converted to bf16
 safetensors by scripts/fixtures/gguf_to_hf.py).
 """
-import hashlib
 import json
 import os
 
@@ -14,6 +13,7 @@ import openai
 import pytest
 
 import conftest
+import hub as hub_standin
 from test_store import Hub, env, hubs, minerva, store_files  # noqa: F401 (fixtures)
 
 HF_REPO = "minerva-test/Qwen2.5-Coder-0.5B-Instruct"
@@ -29,12 +29,7 @@ def _hf_dir():
     return path
 
 
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+_sha256 = hub_standin.Hub._sha256
 
 
 def _rows(env):

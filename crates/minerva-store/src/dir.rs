@@ -14,9 +14,7 @@
 
 use crate::download::{self, remove};
 use crate::hub;
-use crate::manifest::{
-    blob_path, now_ms, snapshot_digest, unique_temp, Manifest, ManifestFile, DIR_FORMAT_VERSION,
-};
+use crate::manifest::{blob_path, now_ms, snapshot_digest, unique_temp, Manifest, ManifestFile};
 use crate::name::{is_sha256_hex, ModelName};
 use crate::store::{status, Store};
 use crate::{Result, StoreError};
@@ -153,25 +151,8 @@ impl Store {
                 size: f.size,
             })
             .collect();
-        let mut manifest = Manifest {
-            format_version: DIR_FORMAT_VERSION,
-            name: name.to_string(),
-            source,
-            digest: snapshot_digest(&files),
-            size: files.iter().map(|f| f.size).sum(),
-            modified_ms: now_ms(),
-            format: String::new(),
-            architecture: None,
-            n_params: None,
-            quantization: None,
-            context_length: None,
-            chat_template: None,
-            license: None,
-            kv_bytes_per_token: None,
-            files,
-            backend: None,
-        };
-        let snapshot = self.ensure_snapshot(&manifest)?;
+        let digest = snapshot_digest(&files);
+        let snapshot = self.ensure_snapshot(&name.to_string(), &digest, &files)?;
         let config = match hf::read_config(&snapshot) {
             Ok(config) => config,
             Err(e) => {
@@ -180,36 +161,35 @@ impl Store {
             }
         };
         let described = config.library_model(
-            manifest.name.clone(),
-            manifest.source.clone(),
-            manifest.digest.clone(),
+            name.to_string(),
+            source,
+            digest,
             snapshot,
             std::time::UNIX_EPOCH,
         );
-        manifest.format = described.format;
-        manifest.architecture = described.architecture;
-        manifest.n_params = described.n_params;
-        manifest.quantization = described.quantization;
-        manifest.context_length = described.context_length;
-        manifest.chat_template = described.chat_template;
-        manifest.license = described.license;
-        manifest.kv_bytes_per_token = described.kv_bytes_per_token;
+        let manifest = Manifest::directory(&described, files, now_ms());
         manifest.write(&self.manifest_path(name))?;
         tracing::info!(model = %name, digest = %manifest.digest, files = manifest.files.len(), size = manifest.size, format = %manifest.format, "added to the store");
         Ok(self.model(&manifest))
     }
 
-    /// The snapshot directory of a directory model, made (or mended) from its blobs.
-    pub(crate) fn ensure_snapshot(&self, manifest: &Manifest) -> Result<PathBuf> {
-        let dir = self.snapshots.join(&manifest.digest);
-        if snapshot_complete(&dir, &manifest.files) {
+    /// The snapshot directory `digest` of the directory model `model`, made (or mended) from
+    /// the blobs of its `files`.
+    pub(crate) fn ensure_snapshot(
+        &self,
+        model: &str,
+        digest: &str,
+        files: &[ManifestFile],
+    ) -> Result<PathBuf> {
+        let dir = self.snapshots.join(digest);
+        if snapshot_complete(&dir, files) {
             return Ok(dir);
         }
-        for file in &manifest.files {
+        for file in files {
             if !blob_path(&self.blobs, &file.digest).is_file() {
                 return Err(StoreError::NotFound(format!(
-                    "file {} of model '{}' (blob sha256:{}); pull or import the model again",
-                    file.name, manifest.name, file.digest
+                    "file {} of model '{model}' (blob sha256:{}); pull or import the model again",
+                    file.name, file.digest
                 )));
             }
         }
@@ -218,7 +198,7 @@ impl Store {
             |what: &str, path: &Path, e| StoreError::io(format!("{what} {}", path.display()), e);
         fs::create_dir_all(&tmp).map_err(|e| io("creating", &tmp, e))?;
         let made = (|| {
-            for file in &manifest.files {
+            for file in files {
                 let link = tmp.join(&file.name);
                 link_blob(&self.blobs, &file.digest, &link).map_err(|e| io("linking", &link, e))?;
             }
@@ -230,7 +210,7 @@ impl Store {
         if made.is_err() {
             let _ = fs::remove_dir_all(&tmp);
             // Another thread may have made it meanwhile.
-            if snapshot_complete(&dir, &manifest.files) {
+            if snapshot_complete(&dir, files) {
                 return Ok(dir);
             }
         }

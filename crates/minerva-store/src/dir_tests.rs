@@ -2,26 +2,7 @@
 
 use super::*;
 use crate::manifest::Manifest;
-
-fn temp() -> tempfile::TempDir {
-    let dir = tempfile::tempdir();
-    let Ok(dir) = dir else {
-        panic!("tempdir: {dir:?}")
-    };
-    dir
-}
-
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
+use crate::store::tests::{files_in as names_in, temp};
 
 /// A safetensors file of BF16 tensors (name, shape), filled with `fill`.
 fn safetensors(tensors: &[(&str, &[u64])], fill: u8) -> Vec<u8> {

@@ -76,6 +76,28 @@ impl Manifest {
         }
     }
 
+    /// The manifest of a directory model described as `model`, made of `files`.
+    pub fn directory(model: &LibraryModel, files: Vec<ManifestFile>, modified_ms: u64) -> Manifest {
+        Manifest {
+            format_version: DIR_FORMAT_VERSION,
+            name: model.name.clone(),
+            source: model.source.clone(),
+            digest: model.digest.clone(),
+            size: files.iter().map(|f| f.size).sum(),
+            modified_ms,
+            format: model.format.clone(),
+            architecture: model.architecture.clone(),
+            n_params: model.n_params,
+            quantization: model.quantization.clone(),
+            context_length: model.context_length,
+            chat_template: model.chat_template.clone(),
+            license: model.license.clone(),
+            kv_bytes_per_token: model.kv_bytes_per_token,
+            files,
+            backend: model.backend.clone(),
+        }
+    }
+
     /// Reads and checks a manifest file.
     pub fn read(path: &Path) -> Result<Manifest> {
         let bad = |reason: String| StoreError::Manifest {

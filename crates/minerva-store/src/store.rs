@@ -135,7 +135,7 @@ impl Store {
         let manifest = Manifest::read(&path)?;
         if !manifest.files.is_empty() {
             // A snapshot removed by hand is made again from the blobs.
-            self.ensure_snapshot(&manifest)?;
+            self.ensure_snapshot(&manifest.name, &manifest.digest, &manifest.files)?;
         }
         Ok(self.model(&manifest))
     }
@@ -538,4 +538,4 @@ impl Library for Store {
 
 #[cfg(test)]
 #[path = "store_tests.rs"]
-mod tests;
+pub(crate) mod tests;

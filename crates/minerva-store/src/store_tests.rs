@@ -5,7 +5,7 @@ use crate::gguf::tests::gemma;
 
 const GEMMA_SHA256: &str = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
 
-fn temp() -> tempfile::TempDir {
+pub(crate) fn temp() -> tempfile::TempDir {
     let dir = tempfile::tempdir();
     let Ok(dir) = dir else {
         panic!("tempdir: {dir:?}")
@@ -13,7 +13,7 @@ fn temp() -> tempfile::TempDir {
     dir
 }
 
-fn files_in(dir: &Path) -> Vec<String> {
+pub(crate) fn files_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .map(|d| {
             d.flatten()
