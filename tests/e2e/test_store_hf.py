@@ -81,10 +81,10 @@ def test_import_list_show_config_rm(env):
     assert store_files(env) == []
 
 
-def test_pull_of_a_safetensors_repository_resumes_and_skips_other_formats(env, tmp_path):
+def _hub_repo(tmp_path):
+    """The HF fixture as a hub repository, beside files a pull must leave alone."""
     src = _hf_dir()
-    root = tmp_path / "hub-root"
-    repo = root / HF_REPO
+    repo = tmp_path / "hub-root" / HF_REPO
     repo.mkdir(parents=True)
     for f in MODEL_FILES:
         try:
@@ -96,6 +96,11 @@ def test_pull_of_a_safetensors_repository_resumes_and_skips_other_formats(env, t
     (repo / "pytorch_model.bin").write_bytes(b"\0" * 4096)
     (repo / "onnx").mkdir()
     (repo / "onnx" / "model.onnx").write_bytes(b"\0" * 4096)
+    return repo
+
+
+def test_pull_of_a_safetensors_repository_resumes_and_skips_other_formats(env, tmp_path):
+    repo = _hub_repo(tmp_path)
     weights = os.path.getsize(repo / "model.safetensors")
     hub = Hub(tmp_path, "--fail-after", str(weights // 2))
     try:
@@ -159,3 +164,34 @@ def test_a_backend_that_cannot_load_the_model_stops_serve_with_a_clear_error(tmp
                 "serve", "--model", _hf_dir(), "--backend", "llama.cpp", "--port", "1", timeout=60)
     assert r.returncode != 0
     assert "--backend llama.cpp" in r.stderr and "cannot load 'safetensors' models" in r.stderr, r.stderr
+
+
+def test_pull_over_the_ollama_api_reports_each_file(tmp_path):
+    import ollama
+
+    repo = _hub_repo(tmp_path)
+    hub = Hub(tmp_path)
+    store = tmp_path / "store"
+    proc, base, log = conftest._start_server(
+        [], os.path.join(conftest.LOG_DIR, "minerva-e2e-pull-hf-{port}.log"), model=False,
+        store=str(store), env={"HF_ENDPOINT": hub.base})
+    try:
+        oc = ollama.Client(host=base)
+        statuses = list(oc.pull(f"hf.co/{HF_REPO}", stream=True))
+        assert statuses[0].status == "pulling manifest" and statuses[-1].status == "success"
+        # One "pulling <digest>" per model file (and the model card), each run to its end.
+        done = {s.digest for s in statuses if s.digest and s.total and s.completed == s.total}
+        expected = {f"sha256:{_sha256(repo / f)}" for f in MODEL_FILES}
+        assert expected <= done, (expected - done)
+        # (An empty store starts with the default model, fetched by `minerva serve`.)
+        models = {m.model: m for m in oc.list().models}
+        assert models[HF_NAME].details.format == "safetensors"
+        assert models[HF_NAME].details.quantization_level == "BF16"
+        before = {f for _, _, files in os.walk(store / "blobs") for f in files}
+        assert oc.delete(HF_NAME).status == "success"
+        assert HF_NAME not in {m.model for m in oc.list().models}
+        left = {f for _, _, files in os.walk(store / "blobs") for f in files}
+        assert before - left == {e.removeprefix("sha256:").join(["sha256-", ""]) for e in done}
+    finally:
+        conftest._stop_server(proc, log)
+        hub.stop()
