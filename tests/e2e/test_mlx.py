@@ -1,6 +1,10 @@
 """Hugging Face models through the MLX backend, beside a GGUF model on llama.cpp, with the same
 front end: listings, chat (stream and not), stop strings, usage, parameters MLX cannot honour
-(400), /tokenize equal to the GGUF model's, a worker killed mid-stream, and no Python with mlx-lm.
+(400), /tokenize equal to the GGUF model's, a worker killed mid-stream, a stopped worker killed
+by its health check, no Python with mlx-lm, and `minerva mlx setup`'s managed environment.
+
+The server runs with a 5 s health timeout (30 s by default): the workers of every test here,
+busy computing prompts and tokens, must keep answering health checks within it.
 
 Needs MINERVA_QWEN_HF (scripts/fixtures/gguf_to_hf.py of MINERVA_QWEN_GGUF) and MINERVA_PYTHON
 (a Python with mlx-lm), which scripts/test.sh sets. MLX on a Linux CPU decodes a few tokens a
@@ -9,7 +13,9 @@ second: every generation here is a few tokens.
 import json
 import os
 import re
+import shutil
 import signal
+import subprocess
 import time
 
 import httpx
@@ -18,6 +24,7 @@ import pytest
 from conftest import LOG_DIR, MODEL_ID, _required_env, _start_server, _stop_server
 
 HF_ID = None  # the HF directory's name, set by the fixture
+HEALTH_TIMEOUT = 5
 
 
 def _hf_dir():
@@ -28,10 +35,12 @@ def _hf_dir():
     return path
 
 
-def _servers(python):
+def _servers(python, env=None):
+    """A server of the GGUF model and the HF directory, run by `python` (None: found)."""
     hf = _hf_dir()
-    env = {"MINERVA_PYTHON": ""}
-    proc, base, log = _start_server(["--model", hf, "--python", python],
+    env = {"MINERVA_PYTHON": "", "MINERVA_MLX_HEALTH_TIMEOUT": str(HEALTH_TIMEOUT), **(env or {})}
+    python_args = ["--python", python] if python else []
+    proc, base, log = _start_server(["--model", hf, *python_args],
                                     os.path.join(LOG_DIR, "minerva-e2e-mlx-{port}.log"), env=env)
     return proc, base, log, os.path.basename(hf.rstrip("/"))
 
@@ -135,10 +144,14 @@ def test_a_dropped_stream_stops_the_worker(mlx):
     assert found and int(found[-1]) < 20, found
 
 
+def _model(client, model_id):
+    return {m["id"]: m for m in client.get("/v1/models").json()["data"]}[model_id]
+
+
 def test_a_killed_worker_ends_its_stream_and_the_next_request_reloads(mlx):
     client, hf_id, _ = mlx
     assert chat(client, hf_id, "Hi", max_tokens=1).status_code == 200
-    pid = {m["id"]: m for m in client.get("/v1/models").json()["data"]}[hf_id]["meta"]["pid"]
+    pid = _model(client, hf_id)["meta"]["pid"]
     assert pid
     body = {"model": hf_id, "messages": [{"role": "user", "content": "Count to 100."}],
             "temperature": 0, "max_tokens": 200, "stream": True}
@@ -155,8 +168,43 @@ def test_a_killed_worker_ends_its_stream_and_the_next_request_reloads(mlx):
     assert errored, "the stream did not report the worker's death"
     r = chat(client, hf_id, "Hi", max_tokens=2)
     assert r.status_code == 200, r.text
-    new_pid = {m["id"]: m for m in client.get("/v1/models").json()["data"]}[hf_id]["meta"]["pid"]
+    new_pid = _model(client, hf_id)["meta"]["pid"]
     assert new_pid and new_pid != pid
+
+
+def test_a_stopped_worker_is_killed_by_its_health_check_and_the_next_request_reloads(mlx):
+    client, hf_id, _ = mlx
+    assert chat(client, hf_id, "Hi", max_tokens=1).status_code == 200
+    pid = _model(client, hf_id)["meta"]["pid"]
+    assert pid
+    os.kill(pid, signal.SIGSTOP)  # alive, but it answers nothing
+    try:
+        started = time.time()
+        r = chat(client, hf_id, "Hi", max_tokens=2)
+        waited = time.time() - started
+        assert r.status_code == 500, r.text
+        expected = (f"the MLX worker (pid {pid}) stopped answering health checks for "
+                    f"{HEALTH_TIMEOUT} s; it was killed")
+        assert expected in r.json()["error"]["message"], r.text
+        assert waited < HEALTH_TIMEOUT + 5, waited
+        # Marked failed, its process gone.
+        deadline = time.time() + 10
+        while time.time() < deadline and _model(client, hf_id)["state"] != "failed":
+            time.sleep(0.1)
+        assert _model(client, hf_id)["state"] == "failed"
+        while time.time() < deadline and os.path.exists(f"/proc/{pid}"):
+            time.sleep(0.1)
+        assert not os.path.exists(f"/proc/{pid}"), "the stopped worker is still there"
+    finally:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    # The next request loads the model again, in a new worker.
+    r = chat(client, hf_id, "Hi", max_tokens=2)
+    assert r.status_code == 200, r.text
+    model = _model(client, hf_id)
+    assert model["state"] == "loaded" and model["meta"]["pid"] not in (None, pid)
 
 
 def test_without_python_hf_models_fail_clearly_and_gguf_keeps_serving():
@@ -167,6 +215,7 @@ def test_without_python_hf_models_fail_clearly_and_gguf_keeps_serving():
             assert r.status_code >= 400
             message = r.json()["error"]["message"]
             assert "pip install mlx-lm 'mlx[cpu]'" in message and "MINERVA_PYTHON" in message, message
+            assert "minerva mlx setup" in message, message
             assert chat(client, MODEL_ID, "Hi", max_tokens=2).status_code == 200
     finally:
         _stop_server(proc, log)
@@ -187,7 +236,7 @@ def test_concurrent_requests_are_queued_and_all_served(mlx):
 def test_unloading_stops_the_worker_process(mlx):
     client, hf_id, _ = mlx
     assert chat(client, hf_id, "Hi", max_tokens=1).status_code == 200
-    pid = {m["id"]: m for m in client.get("/v1/models").json()["data"]}[hf_id]["meta"]["pid"]
+    pid = _model(client, hf_id)["meta"]["pid"]
     assert os.path.exists(f"/proc/{pid}")
     r = client.post("/api/generate", json={"model": hf_id, "keep_alive": 0})
     assert r.status_code == 200, r.text
@@ -195,3 +244,60 @@ def test_unloading_stops_the_worker_process(mlx):
     while time.time() < deadline and os.path.exists(f"/proc/{pid}"):
         time.sleep(0.1)
     assert not os.path.exists(f"/proc/{pid}"), "the worker outlived its model"
+
+
+def test_mlx_setup_makes_an_environment_that_serve_finds(tmp_path):
+    """`minerva mlx setup --venv DIR` creates a virtual environment with mlx-lm (pip, from the
+    network: about a minute); with MINERVA_MLX_VENV=DIR, no MINERVA_PYTHON and no python3
+    with mlx-lm on PATH, `status` reports it and `serve` runs HF models with it."""
+    binary = _required_env("MINERVA_BIN")
+    base_python = shutil.which("python3")
+    assert base_python, "python3 is not on PATH"
+    venv = tmp_path / "mlx-venv"
+    # A python3 without mlx_lm first on PATH, so that discovery goes on to the managed one.
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "python3").write_text("#!/bin/sh\necho 'ModuleNotFoundError: no mlx_lm here' >&2\nexit 1\n")
+    (fake / "python3").chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "MINERVA_PYTHON": ""}
+    env.pop("MINERVA_MLX_VENV", None)
+
+    try:
+        _setup_then_serve(binary, base_python, venv, env, tmp_path)
+    finally:
+        shutil.rmtree(venv, ignore_errors=True)  # 350 MB
+
+
+def _setup_then_serve(binary, base_python, venv, env, tmp_path):
+    started = time.time()
+    setup = subprocess.run([binary, "mlx", "setup", "--venv", str(venv), "--python", base_python],
+                           env=env, capture_output=True, text=True, timeout=900)
+    print(f"minerva mlx setup took {time.time() - started:.0f} s")
+    assert setup.returncode == 0, setup.stdout + setup.stderr
+    assert f"creating a Python environment in {venv}" in setup.stdout, setup.stdout
+    assert re.search(r"imports mlx_lm \d", setup.stdout), setup.stdout
+    assert f"set MINERVA_MLX_VENV={venv} to use this one" in setup.stdout, setup.stdout
+
+    env["MINERVA_MLX_VENV"] = str(venv)
+    status = subprocess.run([binary, "mlx", "status"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert f"python: {venv}/bin/python" in status.stdout, status.stdout
+    assert f"found as: the managed environment {venv}" in status.stdout, status.stdout
+
+    proc, base, log, hf_id = _servers(None, env={"PATH": env["PATH"], "MINERVA_MLX_VENV": str(venv)})
+    try:
+        with httpx.Client(base_url=base, timeout=300) as client:
+            r = chat(client, hf_id, "Say hello.", max_tokens=2)
+            assert r.status_code == 200, r.text
+            assert r.json()["usage"]["completion_tokens"] == 2
+    finally:
+        _stop_server(proc, log)
+    assert f"python={venv}/bin/python" in open(log.name).read()
+
+    # Without it (and nothing else), status says how to set one up.
+    env["MINERVA_MLX_VENV"] = str(tmp_path / "none")
+    status = subprocess.run([binary, "mlx", "status"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert status.returncode != 0
+    assert "minerva mlx setup" in status.stderr and "no managed environment" in status.stderr, status.stderr

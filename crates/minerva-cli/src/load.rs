@@ -91,10 +91,7 @@ pub enum Placement {
 /// The backends for each model format: GGUF with llama.cpp where `placement` says, Hugging Face
 /// directories with MLX (always in a Python worker process of their own).
 pub fn backends(placement: Placement, python: Option<&Path>) -> Result<Backends> {
-    let mlx: Arc<dyn Backend> = Arc::new(match python {
-        Some(p) => minerva_mlx::MlxBackend::with_python(p),
-        None => minerva_mlx::MlxBackend::new(),
-    });
+    let mlx: Arc<dyn Backend> = Arc::new(crate::mlx::backend(python));
     Ok(Backends::new()
         .with("gguf", backend(placement)?)
         .with(

@@ -6,6 +6,7 @@
 mod catalog;
 mod library;
 mod load;
+mod mlx;
 mod ps;
 mod run;
 mod serve;
@@ -54,6 +55,8 @@ enum Command {
     Rm(library::RmArgs),
     /// List the models a running server has loaded.
     Ps(ps::PsArgs),
+    /// Set up and check the Python with mlx-lm that runs Hugging Face models.
+    Mlx(mlx::MlxArgs),
     /// Serve one model for a parent `minerva serve` (internal).
     #[command(hide = true)]
     Worker(worker::WorkerArgs),
@@ -151,6 +154,7 @@ fn main() -> Result<()> {
         Command::Show(args) => library::show(args, &root),
         Command::Rm(args) => library::rm(args, &root),
         Command::Ps(args) => ps::ps(args),
+        Command::Mlx(args) => mlx::run(args),
         Command::Worker(args) => worker::run(args),
     }
 }

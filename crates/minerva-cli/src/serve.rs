@@ -43,7 +43,7 @@ pub struct ServeArgs {
     #[arg(long, env = "MINERVA_UI_DB")]
     pub ui_db: Option<PathBuf>,
     /// The Python that runs Hugging Face models with mlx-lm [default: MINERVA_PYTHON, else
-    /// python3 on PATH; it must import mlx_lm: pip install mlx-lm 'mlx[cpu]'].
+    /// python3 on PATH if it imports mlx_lm, else the one of `minerva mlx setup`].
     #[arg(long)]
     pub python: Option<std::path::PathBuf>,
 }

@@ -7,9 +7,9 @@ Minerva starts this program (one per loaded model) and speaks JSON lines with it
 stdin, replies on stdout; logs go to stderr, which Minerva re-emits in its own log. Minerva
 tokenizes and detokenizes; this program only turns prompt token ids into generated token ids.
 
-Protocol (version 1), one JSON object per line, each with a "type":
-  worker -> {"type": "hello", "protocol": 1, "mlx_lm": VERSION}           first line, always
-  minerva -> {"type": "hello", "protocol": 1}       a different version: the worker exits (2)
+Protocol (version 2), one JSON object per line, each with a "type":
+  worker -> {"type": "hello", "protocol": 2, "mlx_lm": VERSION}           first line, always
+  minerva -> {"type": "hello", "protocol": 2}       a different version: the worker exits (2)
   worker -> {"type": "ready", "n_vocab": N}  or  {"type": "error", "message": M}, then exits
   minerva -> {"type": "generate", "id": I, "prompt": [ids], "max_tokens": N|null,
               "eos": [ids], "sampling": {"temperature", "top_p", "top_k", "min_p",
@@ -22,6 +22,9 @@ Protocol (version 1), one JSON object per line, each with a "type":
   minerva -> {"type": "cancel", "id": I}     stops that generation before its next token
   minerva -> {"type": "stats", "id": I}  -> {"type": "stats", "id": I, "generated": total tokens
                                               generated so far, "queued": N, "running": I|null}
+  minerva -> {"type": "ping", "id": I}  -> {"type": "pong", "id": I}     health check, every few
+              seconds once ready; answered at once, also while a generation runs (mlx releases
+              the GIL while it computes). Minerva kills a worker that stops answering.
   minerva -> {"type": "shutdown"}  (or stdin closed, or SIGTERM): the worker exits
 
 Requests are served one at a time, in order: the others wait in a queue.
@@ -34,7 +37,7 @@ import sys
 import threading
 import time
 
-PROTOCOL = 1
+PROTOCOL = 2
 
 # The protocol owns the real stdout; anything a library prints goes to stderr.
 _out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
@@ -63,7 +66,7 @@ class State:
 
 
 def reader(state):
-    """Reads stdin: queues generations, marks cancellations, answers stats at once."""
+    """Reads stdin: queues generations, marks cancellations, answers stats and pings at once."""
     for line in sys.stdin:
         line = line.strip()
         if not line:
@@ -83,6 +86,8 @@ def reader(state):
             with state.lock:
                 send({"type": "stats", "id": msg.get("id"), "generated": state.generated,
                       "queued": state.jobs.qsize(), "running": state.running})
+        elif kind == "ping":
+            send({"type": "pong", "id": msg.get("id")})
         elif kind == "shutdown":
             break
         else:

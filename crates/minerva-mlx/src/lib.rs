@@ -12,41 +12,53 @@
 //! its in-flight requests end with an error and [`Model::failure`] says why, so that the
 //! engine's manager drops the model and loads it again (a fresh child) on the next request.
 //!
-//! Python is found as `MINERVA_PYTHON` (or [`MlxBackend::with_python`]), else `python3` on
-//! `PATH`, and must import `mlx_lm`. This crate depends on `minerva-core` and
-//! `minerva-template` only.
+//! Once ready, the child is pinged every few seconds; one that stops answering for the health
+//! timeout (`MINERVA_MLX_HEALTH_TIMEOUT`, 30 s by default) is killed and fails the same way.
+//!
+//! Python is found as [`MlxBackend::with_python`], else `MINERVA_PYTHON`, else `python3` on
+//! `PATH` if it imports `mlx_lm`, else the managed environment (see [`python`]). This crate
+//! depends on `minerva-core` and `minerva-template` only.
 
 pub use minerva_core::hf;
 mod model;
+pub mod python;
 pub mod tokenizer;
 mod worker;
 
 pub use hf::{detect, FormatError, HfConfig, ModelFormat};
 pub use model::MlxModel;
+pub use python::{find_python, FoundPython, PythonSource, PYTHON_HELP};
 pub use worker::{WorkerStats, PROTOCOL, WORKER_SOURCE};
 
 use minerva_core::{Backend, CoreError, Model, ModelFile, ModelInfo, ModelSpec, Result, TokenId};
 use minerva_template::{ChatTemplate, DEFAULT_TEMPLATE};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// How Minerva finds the Python that runs mlx-lm, for error messages.
-pub const PYTHON_HELP: &str = "install mlx-lm into a Python 3 (`pip install mlx-lm 'mlx[cpu]'` on Linux, `pip install mlx-lm` on macOS) and put that python3 first on PATH, or set MINERVA_PYTHON=/path/to/python (or pass --python)";
 
 /// Context window when the spec gives none.
 const DEFAULT_CTX: u32 = 4096;
 /// How long mlx-lm may take to import and load a model.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(300);
+/// Seconds a ready worker may go without answering a health check before it is killed
+/// (0: no health checks).
+pub const HEALTH_TIMEOUT_ENV: &str = "MINERVA_MLX_HEALTH_TIMEOUT";
+/// The health timeout when neither [`MlxBackend::health_timeout`] nor the variable sets one.
+/// A healthy worker answers within a fraction of a second, also while it computes a long
+/// prompt (mlx releases the GIL), so this only has to outlast a machine that is very busy.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Loads Hugging Face directories into MLX workers.
 #[derive(Debug, Clone, Default)]
 pub struct MlxBackend {
     python: Option<PathBuf>,
+    managed_venv: Option<PathBuf>,
+    health_timeout: Option<Duration>,
 }
 
 impl MlxBackend {
-    /// Finds Python when a model is loaded: `MINERVA_PYTHON`, else `python3` on `PATH`.
+    /// Finds Python when a model is loaded: `MINERVA_PYTHON`, else `python3` on `PATH` (see
+    /// [`python`]).
     pub fn new() -> Self {
         MlxBackend::default()
     }
@@ -55,14 +67,31 @@ impl MlxBackend {
     pub fn with_python(python: impl Into<PathBuf>) -> Self {
         MlxBackend {
             python: Some(python.into()),
+            ..MlxBackend::default()
         }
+    }
+
+    /// Falls back to the virtual environment in `dir` (made by `minerva mlx setup`) when
+    /// neither `MINERVA_PYTHON` nor `python3` on `PATH` gives a Python with mlx-lm.
+    pub fn managed_venv(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.managed_venv = Some(dir.into());
+        self
+    }
+
+    /// Kills a worker that answers no health check for `timeout` (zero: never), over
+    /// `MINERVA_MLX_HEALTH_TIMEOUT`.
+    pub fn health_timeout(mut self, timeout: Duration) -> Self {
+        self.health_timeout = Some(timeout);
+        self
     }
 
     /// Loads `spec` and returns the model with its worker-facing extras (for tests).
     pub fn load_mlx(&self, spec: &ModelSpec) -> Result<MlxModel> {
         let dir = &spec.path;
         let config = hf::read_config(dir).map_err(|e| CoreError::Load(e.to_string()))?;
-        let python = find_python(self.python.as_deref())?;
+        let health = resolve_health_timeout(self.health_timeout)?;
+        let found = find_python(self.python.as_deref(), self.managed_venv.as_deref())?;
+        let python = found.python;
         let n_ctx_train = config.context_length.unwrap_or(0) as usize;
         let n_ctx = spec.ctx_size.unwrap_or(DEFAULT_CTX).max(16) as usize;
         let mut tokenizer =
@@ -90,9 +119,13 @@ impl MlxBackend {
             .as_deref()
             .and_then(|b| tokenizer.special_id(b))
             .map(|i| i as TokenId);
-        tracing::info!(model = %spec.id, python = %python.display(), dir = %dir.display(), "starting the MLX worker");
+        tracing::info!(model = %spec.id, python = %python.display(), from = %found.source, dir = %dir.display(), "starting the MLX worker");
+        let timeouts = worker::Timeouts {
+            load: LOAD_TIMEOUT,
+            health,
+        };
         let worker =
-            worker::Worker::start(&python, dir, &spec.id, Arc::clone(&tokenizer), LOAD_TIMEOUT)?;
+            worker::Worker::start(&python, dir, &spec.id, Arc::clone(&tokenizer), timeouts)?;
         let file = ModelFile {
             format: config.format.unwrap_or("safetensors").to_string(),
             size: config.size,
@@ -137,30 +170,44 @@ impl Backend for MlxBackend {
     }
 }
 
-/// The Python that imports mlx_lm: `explicit`, else `MINERVA_PYTHON`, else `python3` on `PATH`.
-pub fn find_python(explicit: Option<&Path>) -> Result<PathBuf> {
-    let (python, how) = match (explicit, std::env::var_os("MINERVA_PYTHON")) {
-        (Some(p), _) => (p.to_path_buf(), "--python"),
-        (None, Some(p)) if !p.is_empty() => (PathBuf::from(p), "MINERVA_PYTHON"),
-        _ => (PathBuf::from("python3"), "PATH"),
+/// The health timeout: `explicit`, else `MINERVA_MLX_HEALTH_TIMEOUT` seconds, else the default;
+/// `None` when it is zero (no health checks).
+fn resolve_health_timeout(explicit: Option<Duration>) -> Result<Option<Duration>> {
+    let timeout = match (explicit, std::env::var(HEALTH_TIMEOUT_ENV)) {
+        (Some(t), _) => t,
+        (None, Ok(v)) if !v.trim().is_empty() => parse_seconds(&v).ok_or_else(|| {
+            CoreError::Load(format!(
+                "{HEALTH_TIMEOUT_ENV}={v:?} is not a number of seconds (0 turns health checks off)"
+            ))
+        })?,
+        _ => DEFAULT_HEALTH_TIMEOUT,
     };
-    let output = std::process::Command::new(&python)
-        .args(["-c", "import mlx_lm"])
-        .stdin(std::process::Stdio::null())
-        .output();
-    match output {
-        Ok(o) if o.status.success() => Ok(python),
-        Ok(o) => {
-            let stderr = String::from_utf8_lossy(&o.stderr);
-            let last = stderr.lines().last().unwrap_or("").trim().to_string();
-            Err(CoreError::Load(format!(
-                "the MLX backend needs Python with mlx-lm, and {} (from {how}) cannot import mlx_lm ({last}): {PYTHON_HELP}",
-                python.display()
-            )))
+    Ok((!timeout.is_zero()).then_some(timeout))
+}
+
+/// A non-negative number of seconds, fractions allowed.
+fn parse_seconds(text: &str) -> Option<Duration> {
+    let seconds = text.trim().parse::<f64>().ok()?;
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_timeouts_are_seconds_and_zero_is_off() {
+        assert_eq!(parse_seconds(" 30 "), Some(Duration::from_secs(30)));
+        assert_eq!(parse_seconds("2.5"), Some(Duration::from_millis(2500)));
+        for bad in ["-1", "ten", "inf", "NaN", "30s"] {
+            assert_eq!(parse_seconds(bad), None, "{bad}");
         }
-        Err(e) => Err(CoreError::Load(format!(
-            "the MLX backend needs Python with mlx-lm, and {} (from {how}) cannot be run ({e}): {PYTHON_HELP}",
-            python.display()
-        ))),
+        let off = resolve_health_timeout(Some(Duration::ZERO));
+        assert!(matches!(off, Ok(None)), "{off:?}");
+        let set = resolve_health_timeout(Some(Duration::from_secs(3)));
+        assert!(
+            matches!(set, Ok(Some(t)) if t == Duration::from_secs(3)),
+            "{set:?}"
+        );
     }
 }

@@ -1,6 +1,11 @@
 //! The supervised Python child that runs mlx-lm: started with the worker program on its
 //! command line, greeted with the protocol version, read by one thread (replies) and another
 //! (its stderr, re-emitted through `tracing`), stopped with SIGTERM, a grace period, then kill.
+//!
+//! Once ready, a third thread pings it every few seconds; the reply thread, which sees the
+//! pongs, kills the child's process group when none came for the health timeout (a worker that
+//! is alive but stuck: stopped, deadlocked, holding the GIL), so that its requests end and
+//! the model is loaded again.
 
 use crate::tokenizer::HfTokenizer;
 use minerva_core::{CoreError, FinishReason, GenEvent, Result, TokenId, TokenOut, Usage};
@@ -12,15 +17,17 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// The protocol version this side speaks (see the worker program's docstring).
-pub const PROTOCOL: u64 = 1;
+pub const PROTOCOL: u64 = 2;
 /// The worker program, passed to Python with `-c`.
 pub const WORKER_SOURCE: &str = include_str!("../python/minerva_mlx_worker.py");
 /// How long the worker gets to exit after SIGTERM before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// The longest wait between two health pings.
+const MAX_PING_INTERVAL: Duration = Duration::from_secs(5);
 
 type Events = mpsc::UnboundedSender<Result<GenEvent>>;
 
@@ -33,6 +40,15 @@ pub struct WorkerStats {
     pub queued: u64,
 }
 
+/// How long a worker may take to come up, and to answer a health check once up.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// To import mlx-lm and load the model.
+    pub load: Duration,
+    /// Without a pong for this long, a ready worker is killed; `None`: no health checks.
+    pub health: Option<Duration>,
+}
+
 #[derive(Default)]
 struct State {
     requests: HashMap<u64, Events>,
@@ -42,6 +58,10 @@ struct State {
     described: bool,
     /// Set by `shutdown`: the worker's exit is expected.
     shutting_down: bool,
+    /// When the worker last answered a ping (or became ready).
+    last_pong: Option<Instant>,
+    /// The last ping sent, and when.
+    ping: Option<(u64, Instant)>,
 }
 
 pub struct Worker {
@@ -57,15 +77,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Worker {
-    /// Starts `python` on the worker program for `dir`, checks the protocol version and waits
-    /// (up to `load_timeout`) until mlx-lm has loaded the model.
+    /// Starts `python` on the worker program for `dir`, checks the protocol version, waits
+    /// (up to `timeouts.load`) until mlx-lm has loaded the model, then checks its health.
     pub fn start(
         python: &Path,
         dir: &Path,
         model_id: &str,
         tokenizer: Arc<HfTokenizer>,
-        load_timeout: Duration,
+        timeouts: Timeouts,
     ) -> Result<Worker> {
+        let load_timeout = timeouts.load;
         let mut child = Command::new(python)
             .arg("-c")
             .arg(WORKER_SOURCE)
@@ -138,23 +159,35 @@ impl Worker {
             model = model_id,
             pid,
             mlx_lm = %hello["mlx_lm"],
+            health_timeout_s = timeouts.health.map(|t| t.as_secs_f64()),
             "MLX worker ready"
         );
+        lock(&worker.state).last_pong = Some(Instant::now());
         let state = Arc::clone(&worker.state);
         let stdin = Arc::clone(&worker.stdin);
         let child_pid = pid;
+        // Wakes up at least this often to check the worker's health.
+        let tick = timeouts.health.map_or(Duration::from_secs(3600), |t| {
+            (t / 10).clamp(Duration::from_millis(20), Duration::from_secs(1))
+        });
         std::thread::spawn(move || {
-            for line in lines_rx.iter() {
-                match line {
-                    Ok(line) => dispatch(&state, &stdin, &tokenizer, &line),
-                    Err(_) => break,
+            loop {
+                match lines_rx.recv_timeout(tick) {
+                    Ok(Ok(line)) => dispatch(&state, &stdin, &tokenizer, &line),
+                    Ok(Err(_)) | Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+                    Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                }
+                if let Some(limit) = timeouts.health {
+                    if kill_if_silent(&state, child_pid, limit) {
+                        break;
+                    }
                 }
             }
             let reason = format!("the MLX worker (pid {child_pid}) exited");
             let mut s = lock(&state);
             if s.shutting_down {
                 tracing::debug!(pid = child_pid, "the MLX worker exited");
-            } else {
+            } else if s.failure.is_none() {
                 tracing::error!(pid = child_pid, "{reason}");
             }
             s.failure.get_or_insert(reason.clone());
@@ -165,7 +198,32 @@ impl Worker {
             }
             s.stats.clear();
         });
+        if let Some(limit) = timeouts.health {
+            worker.start_pings(ping_interval(limit));
+        }
         Ok(worker)
+    }
+
+    /// Sends a ping every `interval` until the worker fails or shuts down. A write that blocks
+    /// (a stopped worker's full pipe) blocks only this thread; the reply thread keeps time.
+    fn start_pings(&self, interval: Duration) {
+        let state = Arc::clone(&self.state);
+        let stdin = Arc::clone(&self.stdin);
+        std::thread::spawn(move || {
+            for id in 1u64.. {
+                std::thread::sleep(interval);
+                {
+                    let mut s = lock(&state);
+                    if s.failure.is_some() || s.shutting_down {
+                        return;
+                    }
+                    s.ping = Some((id, Instant::now()));
+                }
+                if write_line(&stdin, &json!({"type": "ping", "id": id})).is_err() {
+                    return;
+                }
+            }
+        });
     }
 
     pub fn pid(&self) -> u32 {
@@ -350,6 +408,20 @@ fn dispatch(
                 None => tracing::error!("the MLX worker reports: {message}"),
             }
         }
+        Some("pong") => {
+            let now = Instant::now();
+            s.last_pong = Some(now);
+            if let Some((sent_id, sent)) = s.ping {
+                if sent_id == id {
+                    let rtt = now.duration_since(sent);
+                    tracing::debug!(
+                        ping = id,
+                        rtt_ms = rtt.as_secs_f64() * 1e3,
+                        "MLX worker pong"
+                    );
+                }
+            }
+        }
         Some("stats") => {
             if let Some(tx) = s.stats.remove(&id) {
                 let _ = tx.send(WorkerStats {
@@ -360,6 +432,46 @@ fn dispatch(
         }
         other => tracing::warn!("the MLX worker sent an unknown message type {other:?}"),
     }
+}
+
+/// How often to ping a worker that must answer within `timeout`: a few pings per timeout.
+fn ping_interval(timeout: Duration) -> Duration {
+    (timeout / 6).clamp(Duration::from_millis(10), MAX_PING_INTERVAL)
+}
+
+/// When the worker has not answered a ping for `limit`: kills its process group, ends its
+/// requests with the reason, marks it failed and returns true.
+fn kill_if_silent(state: &Mutex<State>, pid: u32, limit: Duration) -> bool {
+    let mut s = lock(state);
+    if s.failure.is_some() || s.shutting_down {
+        return false;
+    }
+    let Some(last) = s.last_pong else {
+        return false;
+    };
+    if last.elapsed() < limit {
+        return false;
+    }
+    let reason = format!(
+        "the MLX worker (pid {pid}) stopped answering health checks for {} s; it was killed",
+        limit.as_secs_f64()
+    );
+    tracing::error!(pid, "{reason}");
+    if let Ok(pgid) = i32::try_from(pid) {
+        // SAFETY: kill(2) with the process group id we created (process_group(0)) and a valid
+        // signal number; it touches no memory of ours. SIGKILL also ends a stopped process.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+    s.failure = Some(reason.clone());
+    // The exit status would only repeat "killed".
+    s.described = true;
+    for (_, events) in s.requests.drain() {
+        let _ = events.send(Err(CoreError::Backend(reason.clone())));
+    }
+    s.stats.clear();
+    true
 }
 
 fn write_line(stdin: &Mutex<Option<ChildStdin>>, message: &Value) -> Result<()> {

@@ -9,7 +9,7 @@ use minerva_core::{
 use minerva_mlx::tokenizer::HfTokenizer;
 use minerva_mlx::{MlxBackend, MlxModel};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn env_path(name: &str) -> PathBuf {
     match std::env::var_os(name) {
@@ -224,6 +224,88 @@ fn generates_cancels_and_reports_a_crash() {
     assert!(model.generate(greedy(vec![1], 1)).is_err());
 }
 
+fn signal(pid: u32, signal: &str) -> bool {
+    std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Until the stream ends: the tokens and how it ended.
+fn drain(
+    stream: &mut minerva_core::GenerationStream,
+) -> (usize, Option<GenEvent>, Option<CoreError>) {
+    let mut tokens = 0;
+    loop {
+        match stream.blocking_recv() {
+            Some(Ok(GenEvent::Token(_))) => tokens += 1,
+            Some(Ok(done)) => return (tokens, Some(done), None),
+            Some(Err(e)) => return (tokens, None, Some(e)),
+            None => return (tokens, None, None),
+        }
+    }
+}
+
+#[test]
+fn a_busy_worker_answers_health_checks_and_a_stopped_one_is_killed() {
+    let timeout = Duration::from_secs(3);
+    let model = MlxBackend::with_python(env_path("MINERVA_PYTHON"))
+        .health_timeout(timeout)
+        .load_mlx(&spec(env_path("MINERVA_QWEN_HF")))
+        .expect("loading the HF model with MLX");
+    let p = prompt(&model);
+
+    // Computing the prompt and 8 tokens takes several health timeouts on a CPU: the worker
+    // answers pings meanwhile and is not killed.
+    let started = Instant::now();
+    let mut stream = model.generate(greedy(p.clone(), 8)).expect("generate");
+    let (tokens, done, error) = drain(&mut stream);
+    let took = started.elapsed();
+    assert!(error.is_none(), "{error:?}");
+    assert!(matches!(done, Some(GenEvent::Done { .. })), "{done:?}");
+    assert_eq!(tokens, 8);
+    assert!(took > timeout * 2, "the generation took only {took:?}");
+    // Idle past the timeout: still answering.
+    std::thread::sleep(timeout + Duration::from_secs(1));
+    assert_eq!(model.failure(), None);
+
+    // Stopped mid-generation (alive, silent): killed within the timeout, its request ends.
+    let mut stream = model.generate(greedy(p, 60)).expect("generate");
+    assert!(matches!(
+        stream.blocking_recv(),
+        Some(Ok(GenEvent::Token(_)))
+    ));
+    let pid = model.process_id().expect("pid");
+    assert!(signal(pid, "-STOP"));
+    let stopped = Instant::now();
+    let (_, done, error) = drain(&mut stream);
+    let waited = stopped.elapsed();
+    assert!(done.is_none(), "{done:?}");
+    let expected = format!(
+        "the MLX worker (pid {pid}) stopped answering health checks for 3 s; it was killed"
+    );
+    assert!(
+        matches!(&error, Some(CoreError::Backend(m)) if m == &expected),
+        "{error:?}"
+    );
+    assert!(waited <= timeout + Duration::from_secs(2), "{waited:?}");
+    assert_eq!(model.failure(), Some(expected));
+    assert!(model.generate(greedy(vec![1], 1)).is_err());
+    // Killed (a zombie until it is reaped), then reaped when the model goes.
+    let dead = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.is_empty() || stat.contains(") Z ")
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !dead() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(dead(), "the stopped worker was not killed");
+    drop(model);
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+}
+
 #[test]
 fn no_python_with_mlx_is_a_clear_error() {
     let backend = MlxBackend::with_python("/nonexistent/python3");
@@ -233,6 +315,7 @@ fn no_python_with_mlx_is_a_clear_error() {
     };
     assert!(e.contains("pip install mlx-lm 'mlx[cpu]'"), "{e}");
     assert!(e.contains("MINERVA_PYTHON"), "{e}");
+    assert!(e.contains("minerva mlx setup"), "{e}");
 }
 
 #[test]
@@ -253,5 +336,6 @@ fn another_protocol_version_is_refused() {
         Ok(_) => panic!("a worker of protocol 99 was accepted"),
         Err(e) => e.to_string(),
     };
-    assert!(e.contains("protocol 99, Minerva speaks 1"), "{e}");
+    let expected = format!("protocol 99, Minerva speaks {}", minerva_mlx::PROTOCOL);
+    assert!(e.contains(&expected), "{e}");
 }
