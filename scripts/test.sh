@@ -29,6 +29,14 @@ fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt \
   -r tests/e2e/requirements-mlx.txt
 
+echo "== wheels for the managed-environment test (minerva mlx setup installs from them offline)"
+WHEELS="$HOME/.cache/minerva/wheels"
+if [ ! -f "$WHEELS/.complete" ]; then
+  "$VENV/bin/python" -m pip download -q --disable-pip-version-check -d "$WHEELS" mlx-lm 'mlx[cpu]'
+  touch "$WHEELS/.complete"
+fi
+export MINERVA_TEST_WHEELS="$WHEELS"
+
 echo "== MLX test model (a Hugging Face directory converted from the Qwen GGUF)"
 HF_DIR="$HOME/.cache/minerva/fixtures/qwen2.5-coder-0.5b-hf"
 stamp="$(sha256sum scripts/fixtures/gguf_to_hf.py | cut -c1-64) $(stat -c %s "$MINERVA_QWEN_GGUF")"

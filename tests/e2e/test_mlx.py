@@ -247,8 +247,8 @@ def test_unloading_stops_the_worker_process(mlx):
 
 
 def test_mlx_setup_makes_an_environment_that_serve_finds(tmp_path):
-    """`minerva mlx setup --venv DIR` creates a virtual environment with mlx-lm (pip, from the
-    network: about a minute); with MINERVA_MLX_VENV=DIR, no MINERVA_PYTHON and no python3
+    """`minerva mlx setup --venv DIR` creates a virtual environment with mlx-lm (pip: from the
+    wheels scripts/test.sh keeps in MINERVA_TEST_WHEELS, else from the network); with MINERVA_MLX_VENV=DIR, no MINERVA_PYTHON and no python3
     with mlx-lm on PATH, `status` reports it and `serve` runs HF models with it."""
     binary = _required_env("MINERVA_BIN")
     base_python = shutil.which("python3")
@@ -261,6 +261,10 @@ def test_mlx_setup_makes_an_environment_that_serve_finds(tmp_path):
     (fake / "python3").chmod(0o755)
     env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "MINERVA_PYTHON": ""}
     env.pop("MINERVA_MLX_VENV", None)
+    wheels = os.environ.get("MINERVA_TEST_WHEELS")
+    if wheels:
+        # scripts/test.sh downloaded the wheels once: pip installs from them, offline.
+        env.update(PIP_FIND_LINKS=wheels, PIP_NO_INDEX="1")
 
     try:
         _setup_then_serve(binary, base_python, venv, env, tmp_path)
