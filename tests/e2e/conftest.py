@@ -1,7 +1,12 @@
 """Starts the real `minerva serve` on a free port with the real Qwen model, once per session.
 
-The binary and the model come from the environment that scripts/test.sh sets
-(MINERVA_BIN, MINERVA_QWEN_GGUF). A missing model is a failure, never a skip.
+The binary and the models come from the environment that scripts/test.sh sets (MINERVA_BIN,
+MINERVA_QWEN_GGUF, and for the MLX backend MINERVA_QWEN_HF and MINERVA_PYTHON). A missing model
+is a failure, never a skip.
+
+`both_server` serves the same Qwen twice: the GGUF on llama.cpp and its Hugging Face conversion
+on MLX. The `model` fixture is parametrized over the two backends, so a test that takes it runs
+once per backend (ids `[llama.cpp]` and `[mlx]`; `-k "not mlx"` leaves MLX out).
 """
 import os
 import socket
@@ -15,6 +20,10 @@ import pytest
 
 CTX_SIZE = 2048
 MODEL_ID = "qwen2.5-coder:0.5b"
+BACKENDS = ("llama.cpp", "mlx")
+# Seconds an MLX worker may go without answering a health check on the test servers (30 by
+# default): short, so that a busy worker that failed to answer would fail the tests.
+MLX_HEALTH_TIMEOUT = 5
 
 
 def _free_port() -> int:
@@ -28,6 +37,20 @@ def _required_env(name: str) -> str:
     if not value or not os.path.exists(value):
         pytest.fail(f"{name} must point to an existing file (run scripts/test.sh)", pytrace=False)
     return value
+
+
+def hf_dir() -> str:
+    """The Hugging Face directory converted from the Qwen GGUF (served on MLX)."""
+    path = os.environ.get("MINERVA_QWEN_HF")
+    if not path or not os.path.isfile(os.path.join(path, "config.json")):
+        pytest.fail("MINERVA_QWEN_HF must point to the converted HF directory (run scripts/test.sh)",
+                    pytrace=False)
+    return path
+
+
+def hf_model_id() -> str:
+    """What the server calls the HF directory: its name."""
+    return os.path.basename(hf_dir().rstrip("/"))
 
 
 def _start_server(extra_args, log_path, model=None, store=None, env=None):
@@ -142,3 +165,65 @@ def client(server):
 def http(server):
     with httpx.Client(base_url=server, timeout=120) as c:
         yield c
+
+
+class BothServer:
+    """The server of `both_server`: its URL and its log."""
+
+    def __init__(self, base, log_path):
+        self.base, self.log_path = base, log_path
+
+    def log_text(self) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+
+@pytest.fixture(scope="session")
+def both_server():
+    """One server with the Qwen GGUF (llama.cpp, loaded at start) and the same model as a Hugging
+    Face directory (MLX, loaded on its first request, through `--python`: MINERVA_PYTHON is
+    cleared). One per session: the MLX worker's load (seconds) is paid once."""
+    python = _required_env("MINERVA_PYTHON")
+    proc, base, log = _start_server(["--model", hf_dir(), "--python", python],
+                                    os.path.join(LOG_DIR, "minerva-e2e-both-{port}.log"),
+                                    env={"MINERVA_PYTHON": "",
+                                         "MINERVA_MLX_HEALTH_TIMEOUT": str(MLX_HEALTH_TIMEOUT)})
+    yield BothServer(base, log.name)
+    _stop_server(proc, log)
+
+
+@pytest.fixture(scope="session")
+def both_client(both_server):
+    # MLX on a CPU takes about a second per token: a generous timeout.
+    return openai.OpenAI(base_url=f"{both_server.base}/v1", api_key="not-needed", max_retries=0,
+                         timeout=600)
+
+
+@pytest.fixture(scope="session")
+def both_http(both_server):
+    with httpx.Client(base_url=both_server.base, timeout=600) as c:
+        yield c
+
+
+class Served:
+    """One model of `both_server`: its id, its backend, and how many tokens a test may ask of it.
+
+    MLX on a Linux CPU makes about 1.4 tokens a second and reads a prompt at a few tokens a
+    second, so tests ask it for fewer tokens than llama.cpp: `tokens(llama, mlx)`."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.id = MODEL_ID if backend == "llama.cpp" else hf_model_id()
+        self.mlx = backend == "mlx"
+
+    def tokens(self, llama: int, mlx: int) -> int:
+        return mlx if self.mlx else llama
+
+    def __repr__(self):
+        return f"Served({self.backend}: {self.id})"
+
+
+@pytest.fixture(params=BACKENDS)
+def model(request):
+    """The model to test, once per backend (both served by `both_server`)."""
+    return Served(request.param)

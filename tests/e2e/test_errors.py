@@ -1,9 +1,39 @@
-"""Bad input gets an OpenAI-shaped error with the right status, and the server keeps serving."""
+"""Bad input gets an OpenAI-shaped error with the right status, and the server keeps serving.
+
+Every case that names the model runs on both backends (the `model` fixture: the Qwen GGUF on
+llama.cpp and its Hugging Face conversion on MLX, one server); cases whose body names no model,
+or a model that is not served, run once.
+"""
 import pytest
 
-from conftest import CTX_SIZE, MODEL_ID
+from conftest import BACKENDS, CTX_SIZE, MODEL_ID
 
 GOOD_CHAT = {"model": MODEL_ID, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2, "temperature": 0}
+
+
+@pytest.fixture(scope="module")
+def http(both_http):
+    return both_http
+
+
+def for_model(body, model):
+    """`body` (written for MODEL_ID) for `model`; raw bytes and other models' bodies as they are."""
+    if isinstance(body, dict) and body.get("model") == MODEL_ID:
+        return {**body, "model": model.id}
+    return body
+
+
+def names_the_model(body):
+    return isinstance(body, dict) and body.get("model") == MODEL_ID
+
+
+def per_backend(cases):
+    """(case..., backend) for each backend when the case names the served model, else llama.cpp only."""
+    out = []
+    for case in cases:
+        for backend in BACKENDS if names_the_model(case[1]) else BACKENDS[:1]:
+            out.append(pytest.param(*case, backend, id=f"{case[0]}-{backend}"))
+    return out
 
 
 def assert_error(r, status, param=None, code=None):
@@ -21,8 +51,15 @@ def assert_error(r, status, param=None, code=None):
     return err
 
 
-def still_serving(http):
-    r = http.post("/v1/chat/completions", json=GOOD_CHAT)
+def still_serving(http, model):
+    """The model still generates. On MLX (a second or more per token on a CPU, prompt tokens
+    too), one token from a one-token prompt."""
+    if model.mlx:
+        r = http.post("/v1/completions", json={"model": model.id, "prompt": "a", "max_tokens": 1, "temperature": 0})
+        assert r.status_code == 200, r.text
+        assert r.json()["usage"]["completion_tokens"] == 1
+        return
+    r = http.post("/v1/chat/completions", json=for_model(GOOD_CHAT, model))
     assert r.status_code == 200, r.text
     assert r.json()["choices"][0]["message"]["content"] is not None
 
@@ -59,14 +96,15 @@ CHAT_CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,body,status,param,code", CHAT_CASES, ids=[c[0] for c in CHAT_CASES])
-def test_chat_errors(http, name, body, status, param, code):
+@pytest.mark.parametrize("name,body,status,param,code,model", per_backend(CHAT_CASES), indirect=["model"])
+def test_chat_errors(http, name, body, status, param, code, model):
+    body = for_model(body, model)
     if isinstance(body, bytes):
         r = http.post("/v1/chat/completions", content=body, headers={"content-type": "application/json"})
     else:
         r = http.post("/v1/chat/completions", json=body)
     assert_error(r, status, param, code)
-    still_serving(http)
+    still_serving(http, model)
 
 
 COMPLETION_CASES = [
@@ -80,28 +118,31 @@ COMPLETION_CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,body,status,param", COMPLETION_CASES, ids=[c[0] for c in COMPLETION_CASES])
-def test_completion_errors(http, name, body, status, param):
-    assert_error(http.post("/v1/completions", json=body), status, param)
-    still_serving(http)
+@pytest.mark.parametrize("name,body,status,param,model", per_backend(COMPLETION_CASES), indirect=["model"])
+def test_completion_errors(http, name, body, status, param, model):
+    assert_error(http.post("/v1/completions", json=for_model(body, model)), status, param)
+    still_serving(http, model)
 
 
-def test_prompt_longer_than_context_is_rejected_before_decoding(http):
+def test_prompt_longer_than_context_is_rejected_before_decoding(http, model):
     long_text = "hello " * (CTX_SIZE + 100)
     err = assert_error(
-        http.post("/v1/completions", json={"model": MODEL_ID, "prompt": long_text, "max_tokens": 1}),
+        http.post("/v1/completions", json={"model": model.id, "prompt": long_text, "max_tokens": 1}),
         400,
         code="context_length_exceeded",
     )
     assert str(CTX_SIZE) in err["message"]
-    chat = {"model": MODEL_ID, "messages": [{"role": "user", "content": long_text}], "max_tokens": 1}
+    chat = {"model": model.id, "messages": [{"role": "user", "content": long_text}], "max_tokens": 1}
     assert_error(http.post("/v1/chat/completions", json=chat), 400, code="context_length_exceeded")
-    still_serving(http)
+    still_serving(http, model)
 
 
-def test_generation_stops_at_end_of_context(http):
+@pytest.mark.parametrize("model", ["llama.cpp"], indirect=True)
+def test_generation_stops_at_end_of_context(http, model):
+    """llama.cpp only: MLX on a CPU reads a prompt at a few tokens a second, and this one is
+    2,036 tokens (about ten minutes)."""
     # A prompt that leaves 12 tokens of room: the reply ends with `length` at the context's end.
-    tokens = http.post("/tokenize", json={"content": "one two " * 2000}).json()["tokens"][: CTX_SIZE - 12]
+    tokens = http.post("/tokenize", json={"model": MODEL_ID, "content": "one two " * 2000}).json()["tokens"][: CTX_SIZE - 12]
     r = http.post("/v1/completions", json={"model": MODEL_ID, "prompt": tokens, "max_tokens": 100, "temperature": 0})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -114,7 +155,7 @@ def test_unknown_route_is_json_404(http):
     assert_error(http.get("/v1/nothing-here"), 404)
 
 
-def test_streaming_error_before_first_token_is_plain_http_error(http):
-    body = {**GOOD_CHAT, "stream": True, "temperature": 9}
+def test_streaming_error_before_first_token_is_plain_http_error(http, model):
+    body = {**for_model(GOOD_CHAT, model), "stream": True, "temperature": 9}
     assert_error(http.post("/v1/chat/completions", json=body), 400, "temperature")
-    still_serving(http)
+    still_serving(http, model)

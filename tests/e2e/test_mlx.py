@@ -1,16 +1,19 @@
-"""Hugging Face models through the MLX backend, beside a GGUF model on llama.cpp, with the same
-front end: listings, chat (stream and not), stop strings, usage, parameters MLX cannot honour
-(400), /tokenize equal to the GGUF model's, a worker killed mid-stream, a stopped worker killed
-by its health check, no Python with mlx-lm, and `minerva mlx setup`'s managed environment.
+"""Hugging Face models through the MLX backend, beside a GGUF model on llama.cpp: what is MLX's
+own: listings and /api/ps after a load, /tokenize equal to the GGUF model's, a dropped stream, a
+worker killed mid-stream, a stopped worker killed by its health check, queued requests,
+unloading, no Python with mlx-lm, and `minerva mlx setup`'s managed environment.
 
-The server runs with a 5 s health timeout (30 s by default): the workers of every test here,
-busy computing prompts and tokens, must keep answering health checks within it.
+The OpenAI conformance tests (chat and completions, stream and not, stop strings, max_tokens,
+usage, UTF-8, seeds, penalties, logit_bias, errors, and the 400s for what MLX cannot do: logprobs,
+response_format) run on both backends in test_openai.py and test_errors.py.
+
+The shared server runs with a 5 s health timeout (30 s by default): the workers of every test
+on it, busy computing prompts and tokens, must keep answering health checks within it.
 
 Needs MINERVA_QWEN_HF (scripts/fixtures/gguf_to_hf.py of MINERVA_QWEN_GGUF) and MINERVA_PYTHON
 (a Python with mlx-lm), which scripts/test.sh sets. MLX on a Linux CPU decodes a few tokens a
 second: every generation here is a few tokens.
 """
-import json
 import os
 import re
 import shutil
@@ -21,36 +24,24 @@ import time
 import httpx
 import pytest
 
-from conftest import LOG_DIR, MODEL_ID, _required_env, _start_server, _stop_server
-
-HF_ID = None  # the HF directory's name, set by the fixture
-HEALTH_TIMEOUT = 5
-
-
-def _hf_dir():
-    path = os.environ.get("MINERVA_QWEN_HF")
-    if not path or not os.path.isfile(os.path.join(path, "config.json")):
-        pytest.fail("MINERVA_QWEN_HF must point to the converted HF directory (run scripts/test.sh)",
-                    pytrace=False)
-    return path
+from conftest import (LOG_DIR, MLX_HEALTH_TIMEOUT as HEALTH_TIMEOUT, MODEL_ID, _required_env,
+                      _start_server, _stop_server, hf_dir, hf_model_id)
 
 
 def _servers(python, env=None):
     """A server of the GGUF model and the HF directory, run by `python` (None: found)."""
-    hf = _hf_dir()
     env = {"MINERVA_PYTHON": "", "MINERVA_MLX_HEALTH_TIMEOUT": str(HEALTH_TIMEOUT), **(env or {})}
     python_args = ["--python", python] if python else []
-    proc, base, log = _start_server(["--model", hf, *python_args],
+    proc, base, log = _start_server(["--model", hf_dir(), *python_args],
                                     os.path.join(LOG_DIR, "minerva-e2e-mlx-{port}.log"), env=env)
-    return proc, base, log, os.path.basename(hf.rstrip("/"))
+    return proc, base, log, hf_model_id()
 
 
 @pytest.fixture(scope="module")
-def mlx():
-    proc, base, log, hf_id = _servers(_required_env("MINERVA_PYTHON"))
-    with httpx.Client(base_url=base, timeout=300) as client:
-        yield client, hf_id, log.name
-    _stop_server(proc, log)
+def mlx(both_server, both_http):
+    """The session's server with both models (conftest's `both_server`): an httpx client, the
+    HF model's id, the server's log file."""
+    return both_http, hf_model_id(), both_server.log_path
 
 
 def chat(client, model, content, **extra):
@@ -71,55 +62,6 @@ def test_listings_name_each_backend(mlx):
     assert models[hf_id]["backend"] == "mlx" and models[hf_id]["state"] == "loaded"
 
 
-def test_chat_usage_and_stop(mlx):
-    client, hf_id, _ = mlx
-    r = chat(client, hf_id, "Say hello.", max_tokens=5)
-    assert r.status_code == 200, r.text
-    body = r.json()
-    text = body["choices"][0]["message"]["content"]
-    assert body["choices"][0]["finish_reason"] == "length"
-    assert body["usage"]["completion_tokens"] == 5
-    # Same template, same tokenizer: the same prompt count as the GGUF model.
-    gguf = chat(client, MODEL_ID, "Say hello.", max_tokens=1).json()
-    assert body["usage"]["prompt_tokens"] == gguf["usage"]["prompt_tokens"]
-
-    # Greedy again, cut at a stop string taken from the middle of the first answer.
-    assert len(text) > 3, text
-    stop = text[2:4]
-    r = chat(client, hf_id, "Say hello.", max_tokens=5, stop=[stop]).json()
-    assert r["choices"][0]["finish_reason"] == "stop"
-    assert r["choices"][0]["message"]["content"] == text[: text.index(stop)]
-
-    # Streaming: the same text, in chunks, with usage at the end.
-    pieces, usage, reason = [], None, None
-    body = {"model": hf_id, "messages": [{"role": "user", "content": "Say hello."}],
-            "temperature": 0, "max_tokens": 5, "stream": True,
-            "stream_options": {"include_usage": True}}
-    with client.stream("POST", "/v1/chat/completions", json=body) as s:
-        assert s.status_code == 200
-        for line in s.iter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            for c in chunk["choices"]:
-                pieces.append(c["delta"].get("content") or "")
-                reason = c.get("finish_reason") or reason
-            usage = chunk.get("usage") or usage
-    assert "".join(pieces) == text
-    assert reason == "length" and usage["completion_tokens"] == 5
-
-
-@pytest.mark.parametrize("extra,param", [
-    ({"response_format": {"type": "json_object"}}, "response_format"),
-    ({"logprobs": True}, "logprobs"),
-])
-def test_what_mlx_cannot_do_is_a_400(mlx, extra, param):
-    client, hf_id, _ = mlx
-    r = chat(client, hf_id, "Hi", max_tokens=2, **extra)
-    assert r.status_code == 400, r.text
-    assert r.json()["error"]["param"] == param
-
-
 def test_tokenize_equals_the_gguf_models(mlx):
     client, hf_id, _ = mlx
     for text in ["Hello world", "fn main() { println!(\"🎉\"); }", "你好，世界", "<|im_start|>user"]:
@@ -130,6 +72,12 @@ def test_tokenize_equals_the_gguf_models(mlx):
 
 def test_a_dropped_stream_stops_the_worker(mlx):
     client, hf_id, log_path = mlx
+
+    def cancelled():
+        return re.findall(r"cancelled after (\d+) tokens", open(log_path).read())
+
+    # The server is shared with other test modules: only a cancellation logged after this one counts.
+    before = len(cancelled())
     body = {"model": hf_id, "messages": [{"role": "user", "content": "Count to 100."}],
             "temperature": 0, "max_tokens": 200, "stream": True}
     with client.stream("POST", "/v1/chat/completions", json=body) as s:
@@ -139,7 +87,7 @@ def test_a_dropped_stream_stops_the_worker(mlx):
     deadline = time.time() + 30
     found = []
     while time.time() < deadline and not found:
-        found = re.findall(r"cancelled after (\d+) tokens", open(log_path).read())
+        found = cancelled()[before:]
         time.sleep(0.2)
     assert found and int(found[-1]) < 20, found
 
@@ -208,7 +156,10 @@ def test_a_stopped_worker_is_killed_by_its_health_check_and_the_next_request_rel
 
 
 def test_without_python_hf_models_fail_clearly_and_gguf_keeps_serving():
-    proc, base, log, hf_id = _servers("/nonexistent/python3")
+    proc, base, log = _start_server(["--model", hf_dir(), "--python", "/nonexistent/python3"],
+                                    os.path.join(LOG_DIR, "minerva-e2e-mlx-{port}.log"),
+                                    env={"MINERVA_PYTHON": ""})
+    hf_id = hf_model_id()
     try:
         with httpx.Client(base_url=base, timeout=120) as client:
             r = chat(client, hf_id, "Hi", max_tokens=1)
@@ -248,8 +199,9 @@ def test_unloading_stops_the_worker_process(mlx):
 
 def test_mlx_setup_makes_an_environment_that_serve_finds(tmp_path):
     """`minerva mlx setup --venv DIR` creates a virtual environment with mlx-lm (pip: from the
-    wheels scripts/test.sh keeps in MINERVA_TEST_WHEELS, else from the network); with MINERVA_MLX_VENV=DIR, no MINERVA_PYTHON and no python3
-    with mlx-lm on PATH, `status` reports it and `serve` runs HF models with it."""
+    wheels scripts/test.sh keeps in MINERVA_TEST_WHEELS, else from the network); with
+    MINERVA_MLX_VENV=DIR, no MINERVA_PYTHON and no python3 with mlx-lm on PATH, `status`
+    reports it and `serve` runs HF models with it."""
     binary = _required_env("MINERVA_BIN")
     base_python = shutil.which("python3")
     assert base_python, "python3 is not on PATH"
