@@ -47,6 +47,8 @@ import tempfile
 import time
 import urllib.request
 
+from servers import free_port, wait_healthy
+
 SYSTEMS = ("mlx_lm", "minerva-mlx", "minerva-llama")
 
 # Raw continuations that run on for well over 32 tokens without an end-of-generation token.
@@ -139,28 +141,6 @@ def generate(base, model, prompt, n_tokens):
     }
 
 
-def wait_healthy(base, proc, timeout=600):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"minerva exited with {proc.returncode} (see --server-log)")
-        try:
-            if urllib.request.urlopen(base + "/health", timeout=1).status == 200:
-                return
-        except Exception:
-            pass
-        time.sleep(0.2)
-    sys.exit("minerva did not become healthy")
-
-
-def free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_minerva(args, model_path, log):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -172,7 +152,7 @@ def run_minerva(args, model_path, log):
         env = {**os.environ, "MINERVA_MODELS": store}
         proc = subprocess.Popen(cmd, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env)
         try:
-            wait_healthy(base, proc)
+            wait_healthy(base, proc, timeout=600)
             with urllib.request.urlopen(base + "/v1/models", timeout=60) as r:
                 model = json.load(r)["data"][0]["id"]
             generate(base, model, args.prompt_list[0], 2)  # warm-up (and the load, if lazy)
