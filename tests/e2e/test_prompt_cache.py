@@ -29,6 +29,23 @@ def metric(base, name):
     raise AssertionError(f"{name} missing from /metrics")
 
 
+def assert_same_greedy_reply(cached_reply, fresh_reply, tie=0.25):
+    """The cached run's greedy reply equals the uncached one's, up to a near-tie: llama.cpp's
+    CPU kernels round differently when the prompt's uncached tail is computed in a smaller batch
+    (see the README's prompt cache section), so the two may part only where the uncached run's
+    top two tokens are within `tie` nats, and the cached run took the runner-up."""
+    ours = cached_reply.choices[0].logprobs.content
+    theirs = fresh_reply.choices[0].logprobs.content
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        if a.token == b.token:
+            continue
+        top = b.top_logprobs
+        assert len(top) == 2 and a.token == top[1].token, (i, a.token, [t.token for t in top])
+        assert top[0].logprob - top[1].logprob < tie, (i, a.token, b.token, top)
+        return
+    assert cached_reply.choices[0].message.content == fresh_reply.choices[0].message.content
+
+
 def test_second_turn_reuses_the_first_and_says_the_same_as_uncached(server, client):
     hits_before = metric(server, "minerva_cache_hit_tokens_total")
     turn1 = [
@@ -40,14 +57,16 @@ def test_second_turn_reuses_the_first_and_says_the_same_as_uncached(server, clie
         {"role": "assistant", "content": r1.choices[0].message.content},
         {"role": "user", "content": "The database looks fine. What next?"},
     ]
-    r2 = client.chat.completions.create(model=MODEL_ID, messages=turn2, temperature=0, max_tokens=32)
+    r2 = client.chat.completions.create(model=MODEL_ID, messages=turn2, temperature=0, max_tokens=32,
+                                        logprobs=True, top_logprobs=2)
     assert cached(r2.usage) >= r1.usage.prompt_tokens - 1, (r1.usage, r2.usage)
     assert cached(r2.usage) < r2.usage.prompt_tokens
     fresh = client.chat.completions.create(
-        model=MODEL_ID, messages=turn2, temperature=0, max_tokens=32, extra_body={"cache_prompt": False}
+        model=MODEL_ID, messages=turn2, temperature=0, max_tokens=32, extra_body={"cache_prompt": False},
+        logprobs=True, top_logprobs=2,
     )
     assert cached(fresh.usage) == 0
-    assert fresh.choices[0].message.content == r2.choices[0].message.content
+    assert_same_greedy_reply(r2, fresh)
     assert metric(server, "minerva_cache_hit_tokens_total") >= hits_before + cached(r2.usage)
 
 
