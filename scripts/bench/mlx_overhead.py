@@ -47,7 +47,7 @@ import tempfile
 import time
 import urllib.request
 
-from servers import free_port, wait_healthy
+from servers import Server, free_port
 
 SYSTEMS = ("mlx_lm", "minerva-mlx", "minerva-llama")
 
@@ -150,20 +150,11 @@ def run_minerva(args, model_path, log):
         cmd += ["--threads", str(args.threads)]
     with tempfile.TemporaryDirectory(prefix="minerva-bench-store-") as store:
         env = {**os.environ, "MINERVA_MODELS": store}
-        proc = subprocess.Popen(cmd, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env)
-        try:
-            wait_healthy(base, proc, timeout=600)
+        with Server("minerva", cmd, base, env=env, timeout=600, log_file=log):
             with urllib.request.urlopen(base + "/v1/models", timeout=60) as r:
                 model = json.load(r)["data"][0]["id"]
             generate(base, model, args.prompt_list[0], 2)  # warm-up (and the load, if lazy)
             return [generate(base, model, p, args.tokens) for p in args.prompt_list]
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 # ---- driver ----

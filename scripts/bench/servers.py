@@ -30,19 +30,22 @@ def wait_healthy(base, proc, timeout=300):
 class Server:
     """One server process, started for a round and stopped after it."""
 
-    def __init__(self, name, cmd, base, log_path=None):
+    def __init__(self, name, cmd, base, log_path=None, env=None, timeout=300, log_file=None):
+        """`log_path` is opened (appending) for the server's output; `log_file` is an already
+        open binary file used instead (left open); `timeout` bounds the wait for /health."""
         self.name, self.cmd, self.base, self.log_path = name, cmd, base, log_path
+        self.env, self.timeout, self.log_file = env, timeout, log_file
         self.proc = None
         self.log = None
 
     def __enter__(self):
-        out = subprocess.DEVNULL
+        out = self.log_file or subprocess.DEVNULL
         if self.log_path:
             self.log = open(self.log_path, "ab")
             out = self.log
-        self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env)
         try:
-            wait_healthy(self.base, self.proc)
+            wait_healthy(self.base, self.proc, self.timeout)
         except BaseException:
             self.__exit__()
             raise
