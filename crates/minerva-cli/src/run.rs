@@ -56,6 +56,7 @@ pub fn run(args: RunArgs, models_dir: &Path) -> Result<()> {
             stop: Vec::new(),
             logprobs: None,
             cache_prompt: true,
+            tools: Default::default(),
             keep_alive: None,
         };
         let reply = rt.block_on(async {

@@ -9,6 +9,9 @@ pub enum FinishReason {
     Stop,
     /// `max_tokens` reached, or the context window is full.
     Length,
+    /// The reply ended after calling tools (set by the engine's reply parser; backends never
+    /// send it).
+    ToolCalls,
 }
 
 impl FinishReason {
@@ -17,6 +20,7 @@ impl FinishReason {
         match self {
             FinishReason::Stop => "stop",
             FinishReason::Length => "length",
+            FinishReason::ToolCalls => "tool_calls",
         }
     }
 }

@@ -9,8 +9,14 @@
 //! It depends on `minerva-core` only: no HTTP, no wire formats, no backend crate.
 
 mod backends;
+mod chat;
 pub mod manager;
 mod stream;
+
+pub use chat::{ChatEvent, ChatReply, ChatStream, TextSource, ToolCall};
+pub use minerva_chat::{
+    parse_tool_choice, parse_tools, ToolChoice, ToolDef, ToolError, ToolFormat, ToolRequest,
+};
 
 pub use backends::{backend_for_format, backend_of, check_backend, Backends, POLICY};
 pub use manager::{KeepAlive, Lease, LoadOptions, LoadedModel, ManagerConfig, ModelState};
@@ -51,6 +57,10 @@ pub struct CompletionJob {
     pub cache_prompt: bool,
     /// How long the model stays loaded after this request (`None`: the server's default).
     pub keep_alive: Option<KeepAlive>,
+    /// The tools a chat request offers and how they may be used. With `tool_choice: none` the
+    /// template is not shown the tools; the reply is parsed for calls only when tools are
+    /// active ([`CompletionStream::reply_parser`]).
+    pub tools: ToolRequest,
 }
 
 /// The served models: the library's, loaded on demand by the [`manager`], and any handed over
@@ -302,7 +312,18 @@ impl Engine {
         let lease = self.model_with(Some(&job.model), job.keep_alive).await?;
         let model = Arc::clone(lease.model());
         let m = Arc::clone(&model);
-        let prompt = job.prompt;
+        let mut prompt = job.prompt;
+        if !job.tools.active() {
+            if let Prompt::Chat { tools, .. } = &mut prompt {
+                *tools = None;
+            }
+        }
+        let format = ToolFormat::detect(&model.info().chat_template);
+        let names = if job.tools.active() {
+            job.tools.names()
+        } else {
+            Vec::new()
+        };
         let tokens = blocking(move || prepare_prompt(m.as_ref(), prompt)).await?;
         // `generate` refuses an empty prompt, ids outside the vocabulary and a prompt that does
         // not fit the window, before anything is decoded.
@@ -317,7 +338,9 @@ impl Engine {
         // A model in a worker process answers `generate` after a round trip: off the async
         // workers.
         let inner = blocking(move || model.generate(request)).await?;
-        Ok(CompletionStream::new(inner, job.stop, prompt_tokens).holding(lease))
+        Ok(CompletionStream::new(inner, job.stop, prompt_tokens)
+            .holding(lease)
+            .with_tools(format, names))
     }
 }
 

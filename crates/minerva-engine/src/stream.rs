@@ -25,6 +25,8 @@ pub struct CompletionStream {
     queued: Option<TextEvent>,
     /// Keeps the model loaded while the stream lives.
     lease: Option<crate::Lease>,
+    /// The tool-call format and the tools the reply may call.
+    tools: (minerva_chat::ToolFormat, Vec<String>),
 }
 
 impl CompletionStream {
@@ -39,7 +41,24 @@ impl CompletionStream {
             first_token: None,
             queued: None,
             lease: None,
+            tools: (minerva_chat::ToolFormat::Generic, Vec::new()),
         }
+    }
+
+    /// Sets the tool-call format of the model's template and the tools the reply may call.
+    pub(crate) fn with_tools(
+        mut self,
+        format: minerva_chat::ToolFormat,
+        names: Vec<String>,
+    ) -> Self {
+        self.tools = (format, names);
+        self
+    }
+
+    /// A parser for this generation's reply: its model's tool-call format, and the tools the
+    /// request offered (none when `tool_choice` was `none`).
+    pub fn reply_parser(&self) -> minerva_chat::ReplyParser {
+        minerva_chat::ReplyParser::new(self.tools.0, self.tools.1.clone())
     }
 
     /// Holds `lease` (the model stays loaded) for as long as the stream lives.

@@ -26,6 +26,23 @@ pub struct DoneFields {
 pub struct MessageOut {
     pub role: &'static str,
     pub content: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCallOut>,
+}
+
+/// A tool call in a chat response: `{"id", "function": {"index", "name", "arguments"}}`, the
+/// arguments a JSON object (Ollama's `api.ToolCall`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolCallOut {
+    pub id: String,
+    pub function: ToolCallFunction,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolCallFunction {
+    pub index: usize,
+    pub name: String,
+    pub arguments: serde_json::Value,
 }
 
 /// One log-probability (`logprobs`, per generated token).

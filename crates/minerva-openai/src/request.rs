@@ -66,6 +66,10 @@ pub struct ChatCompletionRequest {
     pub logprobs: bool,
     pub top_logprobs: Option<i64>,
     pub tools: Option<Value>,
+    /// `"auto"`, `"none"`, `"required"` or `{"type": "function", "function": {"name"}}`.
+    pub tool_choice: Option<Value>,
+    /// More than one call per turn (default true).
+    pub parallel_tool_calls: Option<bool>,
     pub response_format: Option<Value>,
 }
 

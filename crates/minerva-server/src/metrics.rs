@@ -216,6 +216,14 @@ pub struct Metered {
     ahead: Option<Option<Result<TextEvent, CoreError>>>,
 }
 
+impl minerva_engine::TextSource for Metered {
+    fn next_text(
+        &mut self,
+    ) -> impl std::future::Future<Output = Option<Result<TextEvent, CoreError>>> + Send {
+        self.next()
+    }
+}
+
 impl Metered {
     pub fn new(inner: CompletionStream, metrics: Arc<Metrics>, started: Instant) -> Self {
         Metered {

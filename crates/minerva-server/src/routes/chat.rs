@@ -8,11 +8,12 @@ use axum::extract::State;
 use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use minerva_core::{LogprobRequest, OutputFormat, TokenOut};
-use minerva_engine::{CompletionJob, Engine, Prompt, TextEvent};
+use minerva_core::{FinishReason, LogprobRequest, OutputFormat, TokenOut};
+use minerva_engine::{ChatEvent, ChatStream, CompletionJob, Engine, Prompt};
 use minerva_openai::{
     ChatChoice, ChatChunkChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest,
-    ChatDelta, ChatLogprobs, ChatMessageOut, ChatTokenLogprob, TopLogprob,
+    ChatDelta, ChatLogprobs, ChatMessageOut, ChatTokenLogprob, FunctionCallOut, FunctionDelta,
+    ToolCallDelta, ToolCallOut, TopLogprob,
 };
 use serde_json::{Map, Value};
 
@@ -45,6 +46,11 @@ pub async fn handle(
     let messages = normalize_messages(&req.messages)?;
     let format = response_format(req.response_format.as_ref())?;
     let tools = params::tools(req.tools.as_ref())?;
+    let tool_request = params::tool_request(
+        req.tools.as_ref(),
+        req.tool_choice.as_ref(),
+        req.parallel_tool_calls,
+    )?;
     let mut sampling = params::sampling(&req.sampling, model.info().n_vocab)?;
     sampling.format = format;
     let max_tokens = match req.max_completion_tokens {
@@ -61,14 +67,20 @@ pub async fn handle(
         logprobs,
         cache_prompt: req.sampling.cache_prompt.unwrap_or(true),
         keep_alive: None,
+        tools: tool_request,
     };
-    let mut stream = crate::metrics::Metered::new(engine.complete(job).await?, metrics, started);
+    let completion = engine.complete(job).await?;
+    let parser = completion.reply_parser();
+    let mut stream = ChatStream::new(
+        crate::metrics::Metered::new(completion, metrics, started),
+        parser,
+    );
     let id = new_id("chatcmpl");
     let created = now_secs();
     let model_id = req.model;
 
     if req.sampling.stream {
-        stream.started().await?;
+        stream.source_mut().started().await?;
         let include_usage = req
             .sampling
             .stream_options
@@ -93,15 +105,35 @@ pub async fn handle(
                 }
             };
         let events = async_stream::stream! {
-            let first = ChatDelta { role: Some("assistant"), content: Some(String::new()) };
+            let first = ChatDelta { role: Some("assistant"), content: Some(String::new()), ..ChatDelta::default() };
             yield json_event(&chunk(first, None, None));
             while let Some(event) = stream.next().await {
                 match event {
-                    Ok(TextEvent::Delta { text, tokens }) => {
+                    Ok(ChatEvent::Content { text, tokens }) => {
                         let lp = want_logprobs.then(|| chat_logprobs(&tokens));
-                        yield json_event(&chunk(ChatDelta { role: None, content: Some(text) }, lp, None));
+                        let delta = ChatDelta { content: Some(text), ..ChatDelta::default() };
+                        yield json_event(&chunk(delta, lp, None));
                     }
-                    Ok(TextEvent::Done { reason, usage }) => {
+                    Ok(ChatEvent::ToolCallStart { index, id, name }) => {
+                        let call = ToolCallDelta {
+                            index,
+                            id: Some(id),
+                            kind: Some("function"),
+                            function: FunctionDelta { name: Some(name), arguments: Some(String::new()) },
+                        };
+                        yield json_event(&chunk(tool_delta(call), None, None));
+                    }
+                    Ok(ChatEvent::ToolCallArgs { index, delta }) => {
+                        let call = ToolCallDelta {
+                            index,
+                            id: None,
+                            kind: None,
+                            function: FunctionDelta { name: None, arguments: Some(delta) },
+                        };
+                        yield json_event(&chunk(tool_delta(call), None, None));
+                    }
+                    Ok(ChatEvent::ToolCallEnd { .. }) => {}
+                    Ok(ChatEvent::Done { reason, usage }) => {
                         yield json_event(&chunk(ChatDelta::default(), None, Some(reason.as_str())));
                         if include_usage {
                             let mut last = chunk(ChatDelta::default(), None, None);
@@ -119,6 +151,24 @@ pub async fn handle(
     }
 
     let done = stream.collect().await?;
+    let tool_calls = (!done.tool_calls.is_empty()).then(|| {
+        done.tool_calls
+            .iter()
+            .map(|c| ToolCallOut {
+                id: c.id.clone(),
+                kind: "function",
+                function: FunctionCallOut {
+                    name: c.name.clone(),
+                    arguments: c.arguments.clone(),
+                },
+            })
+            .collect::<Vec<_>>()
+    });
+    let content = if tool_calls.is_some() && done.content.is_empty() {
+        None
+    } else {
+        Some(done.content)
+    };
     let body = ChatCompletion {
         id,
         object: "chat.completion",
@@ -128,15 +178,23 @@ pub async fn handle(
             index: 0,
             message: ChatMessageOut {
                 role: "assistant",
-                content: done.text,
+                content,
+                tool_calls,
             },
             logprobs: logprobs.map(|_| chat_logprobs(&done.tokens)),
-            finish_reason: Some(done.reason.as_str()),
+            finish_reason: Some(done.reason.unwrap_or(FinishReason::Stop).as_str()),
         }],
         usage: wire_usage(&done.usage),
         system_fingerprint: super::FINGERPRINT,
     };
     Ok(Json(body).into_response())
+}
+
+fn tool_delta(call: ToolCallDelta) -> ChatDelta {
+    ChatDelta {
+        tool_calls: Some(vec![call]),
+        ..ChatDelta::default()
+    }
 }
 
 fn logprob_request(logprobs: bool, top: Option<i64>) -> Result<Option<LogprobRequest>, ApiError> {

@@ -59,6 +59,7 @@ pub async fn handle(
         stop: params::stops(&req.sampling)?,
         logprobs,
         cache_prompt: req.sampling.cache_prompt.unwrap_or(true),
+        tools: Default::default(),
         keep_alive: None,
     };
     let mut stream = crate::metrics::Metered::new(engine.complete(job).await?, metrics, started);

@@ -137,3 +137,24 @@ pub fn wire_usage(u: &minerva_core::Usage) -> WireUsage {
         }),
     }
 }
+
+/// `tools`, `tool_choice` and `parallel_tool_calls` checked together (see
+/// [`minerva_engine::ToolRequest`]).
+pub fn tool_request(
+    tools: Option<&serde_json::Value>,
+    choice: Option<&serde_json::Value>,
+    parallel: Option<bool>,
+) -> Result<minerva_engine::ToolRequest, ApiError> {
+    let bad = |e: minerva_engine::ToolError| {
+        let mut err = ApiError::bad_request(e.message, None);
+        err.param = Some(e.param);
+        err
+    };
+    let tools = minerva_engine::parse_tools(tools).map_err(bad)?;
+    let choice = minerva_engine::parse_tool_choice(choice, &tools).map_err(bad)?;
+    Ok(minerva_engine::ToolRequest {
+        tools,
+        choice,
+        parallel: parallel.unwrap_or(true),
+    })
+}

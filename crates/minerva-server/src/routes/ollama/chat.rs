@@ -34,10 +34,11 @@ pub async fn handle(
         req.think.as_ref(),
     )
     .await?;
-    // Rendered by the template as the OpenAI route does; the reply is not parsed for tool
-    // calls yet (a call comes back as text in `message.content`). Ollama treats `[]` as none.
+    // Rendered by the template as the OpenAI route does, and the reply parsed for calls
+    // (Ollama has no `tool_choice`: the model decides). Ollama treats `[]` as none.
     let tools = params::tools(req.tools.as_ref())?
         .filter(|t| t.as_array().is_some_and(|list| !list.is_empty()));
+    let tool_request = super::tool_request(tools.as_ref())?;
     let generation = super::options::generation(req.options.as_ref(), model.info())?;
     let logprobs = super::logprob_request(req.logprobs, req.top_logprobs)?;
     let messages = req
@@ -53,6 +54,7 @@ pub async fn handle(
     }
     let mut job = generation.job(model.info(), Prompt::Chat { messages, tools }, logprobs);
     job.keep_alive = keep_alive;
+    job.tools = tool_request;
     job.sampling.format = super::output_format(req.format.as_ref())?;
     respond::reply(&state, job, req.stream.unwrap_or(true), timing, make).await
 }
@@ -65,6 +67,7 @@ fn make_chat(name: String) -> impl Fn(Piece) -> ChatResponse + Send + 'static {
         message: MessageOut {
             role: "assistant",
             content: p.text,
+            tool_calls: p.tool_calls,
         },
         done: p.end.is_some(),
         logprobs: p.logprobs,

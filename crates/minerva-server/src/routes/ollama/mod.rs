@@ -100,6 +100,19 @@ fn refuse_think(think: Option<&Value>, name: &str) -> Result<(), OllamaError> {
     }
 }
 
+/// Ollama's `tools` (the OpenAI shape), checked; the model decides whether to call.
+pub(crate) fn tool_request(
+    tools: Option<&Value>,
+) -> Result<minerva_engine::ToolRequest, OllamaError> {
+    let tools =
+        minerva_engine::parse_tools(tools).map_err(|e| OllamaError::bad_request(e.message))?;
+    Ok(minerva_engine::ToolRequest {
+        tools,
+        choice: minerva_engine::ToolChoice::Auto,
+        parallel: true,
+    })
+}
+
 /// Images are refused: no vision model is served yet.
 pub(crate) fn refuse_images(images: Option<&Value>) -> Result<(), OllamaError> {
     match images {

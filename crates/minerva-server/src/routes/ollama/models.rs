@@ -124,15 +124,26 @@ pub async fn show(
             String::new(),
         ),
     };
+    let capabilities = capabilities(&template);
     Ok(Json(ShowResponse {
         license: m.license.clone(),
         parameters,
         template,
         details: details(&m),
         model_info,
-        capabilities: vec!["completion"],
+        capabilities,
         modified_at: timestamp(m.modified),
     }))
+}
+
+/// Ollama's `capabilities`: `completion` always, `tools` when the chat template renders the
+/// tools it is given (then replies are parsed for calls).
+fn capabilities(template: &str) -> Vec<&'static str> {
+    let mut caps = vec!["completion"];
+    if minerva_engine::ToolFormat::template_handles_tools(template) {
+        caps.push("tools");
+    }
+    caps
 }
 
 fn details(m: &LibraryModel) -> ModelDetails {

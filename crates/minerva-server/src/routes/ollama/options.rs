@@ -42,6 +42,7 @@ impl Generation {
             stop: self.stop,
             logprobs,
             cache_prompt: true,
+            tools: Default::default(),
             keep_alive: None,
         }
     }

@@ -10,8 +10,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use minerva_core::{FinishReason, TokenOut, Usage};
-use minerva_engine::{CompletionJob, TextEvent};
-use minerva_ollama::{ndjson_line, DoneFields, Logprob, TokenLogprob};
+use minerva_engine::{ChatEvent, ChatStream, CompletionJob};
+use minerva_ollama::{
+    ndjson_line, DoneFields, Logprob, TokenLogprob, ToolCallFunction, ToolCallOut,
+};
 use serde::Serialize;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
@@ -20,6 +22,8 @@ use std::time::{Duration, Instant};
 /// last object why the generation ended and what it cost.
 pub(crate) struct Piece {
     pub text: String,
+    /// Complete tool calls (chat only): Ollama sends each call whole, in an object of its own.
+    pub tool_calls: Vec<ToolCallOut>,
     pub logprobs: Option<Vec<Logprob>>,
     pub end: Option<DoneFields>,
 }
@@ -57,6 +61,7 @@ fn empty_reply<T: Serialize>(
     };
     Json(make(Piece {
         text: String::new(),
+        tool_calls: Vec::new(),
         logprobs: None,
         end: Some(end),
     }))
@@ -77,21 +82,47 @@ where
 {
     let want_logprobs = job.logprobs.is_some();
     let completion = state.engine.complete(job).await?;
-    let mut events = Metered::new(completion, state.metrics.clone(), timing.started);
+    let parser = completion.reply_parser();
+    let mut events = ChatStream::new(
+        Metered::new(completion, state.metrics.clone(), timing.started),
+        parser,
+    );
 
     if stream {
         // A request refused before its first token (a queue timeout) still gets an HTTP status.
-        events.started().await?;
+        events.source_mut().started().await?;
         let lines = async_stream::stream! {
+            let mut calls: Vec<(String, String, String)> = Vec::new();
             while let Some(event) = events.next().await {
                 let line = match event {
-                    Ok(TextEvent::Delta { text, tokens }) => ndjson_line(&make(Piece {
+                    Ok(ChatEvent::Content { text, tokens }) => ndjson_line(&make(Piece {
                         text,
+                        tool_calls: Vec::new(),
                         logprobs: want_logprobs.then(|| logprobs(&tokens)),
                         end: None,
                     })),
-                    Ok(TextEvent::Done { reason, usage }) => ndjson_line(&make(Piece {
+                    Ok(ChatEvent::ToolCallStart { id, name, .. }) => {
+                        calls.push((id, name, String::new()));
+                        continue;
+                    }
+                    Ok(ChatEvent::ToolCallArgs { index, delta }) => {
+                        if let Some(call) = calls.get_mut(index) {
+                            call.2.push_str(&delta);
+                        }
+                        continue;
+                    }
+                    Ok(ChatEvent::ToolCallEnd { index }) => {
+                        let Some((id, name, args)) = calls.get(index) else { continue };
+                        ndjson_line(&make(Piece {
+                            text: String::new(),
+                            tool_calls: vec![tool_call(index, id, name, args)],
+                            logprobs: None,
+                            end: None,
+                        }))
+                    }
+                    Ok(ChatEvent::Done { reason, usage }) => ndjson_line(&make(Piece {
                         text: String::new(),
+                        tool_calls: Vec::new(),
                         logprobs: None,
                         end: Some(end_fields(reason, &usage, timing)),
                     })),
@@ -108,17 +139,52 @@ where
     }
 
     let whole = events.collect().await?;
+    let tool_calls = whole
+        .tool_calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| tool_call(i, &c.id, &c.name, &c.arguments))
+        .collect();
     Ok(Json(make(Piece {
         logprobs: want_logprobs.then(|| logprobs(&whole.tokens)),
-        end: Some(end_fields(whole.reason, &whole.usage, timing)),
-        text: whole.text,
+        end: Some(end_fields(
+            whole.reason.unwrap_or(FinishReason::Stop),
+            &whole.usage,
+            timing,
+        )),
+        text: whole.content,
+        tool_calls,
     }))
     .into_response())
 }
 
+/// A call in Ollama's shape: arguments as an object. Arguments that do not parse (a call cut
+/// short by `num_predict`) become `{}`.
+fn tool_call(index: usize, id: &str, name: &str, arguments: &str) -> ToolCallOut {
+    let arguments = match serde_json::from_str::<serde_json::Value>(arguments) {
+        Ok(v @ serde_json::Value::Object(_)) => v,
+        _ => {
+            tracing::debug!(name, arguments, "tool call arguments are not a JSON object");
+            serde_json::Value::Object(serde_json::Map::new())
+        }
+    };
+    ToolCallOut {
+        id: id.to_string(),
+        function: ToolCallFunction {
+            index,
+            name: name.to_string(),
+            arguments,
+        },
+    }
+}
+
 fn end_fields(reason: FinishReason, usage: &Usage, timing: Timing) -> DoneFields {
     DoneFields {
-        done_reason: reason.as_str(),
+        // Ollama ends a turn of tool calls with "stop".
+        done_reason: match reason {
+            FinishReason::ToolCalls => "stop",
+            other => other.as_str(),
+        },
         total_duration: nanos(timing.started.elapsed()),
         load_duration: nanos(timing.load),
         prompt_eval_count: usage.prompt_tokens,
