@@ -16,10 +16,12 @@
 //! It must not depend on HTTP, wire formats or any backend.
 
 mod format;
+mod grammar;
 mod parser;
 mod scan;
 mod tools;
 
 pub use format::ToolFormat;
+pub use grammar::{tool_grammar, ToolGrammar, MAX_PARALLEL_CALLS};
 pub use parser::{ReplyEvent, ReplyParser};
 pub use tools::{parse_tool_choice, parse_tools, ToolChoice, ToolDef, ToolError, ToolRequest};

@@ -30,6 +30,9 @@ pub struct ToolDef {
     /// `function.parameters`: a JSON Schema object (`{"type": "object", "properties": {}}` when
     /// absent, as OpenAI reads it).
     pub parameters: Value,
+    /// `function.strict`: the arguments must follow `parameters` exactly (a schema Minerva
+    /// cannot enforce is then an error instead of free-form arguments).
+    pub strict: bool,
 }
 
 /// `tool_choice`: whether and which tool the model must call.
@@ -159,9 +162,20 @@ pub fn parse_tools(tools: Option<&Value>) -> Result<Vec<ToolDef>, ToolError> {
                 ));
             }
         }
+        let strict = match function.get("strict") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(err(
+                    format!("{at}.function.strict"),
+                    format!("{at}.function.strict must be a boolean"),
+                ))
+            }
+        };
         out.push(ToolDef {
             name: name.to_string(),
             parameters,
+            strict,
         });
     }
     Ok(out)
@@ -181,12 +195,14 @@ pub fn parse_tool_choice(
             "auto" => ToolChoice::Auto,
             "none" => ToolChoice::None,
             "required" => ToolChoice::Required,
-            other => return Err(err(
-                "tool_choice",
-                format!(
+            other => {
+                return Err(err(
+                    "tool_choice",
+                    format!(
                     "'tool_choice' must be 'auto', 'none', 'required' or a function, got '{other}'"
                 ),
-            )),
+                ))
+            }
         },
         Some(Value::Object(obj)) => {
             let name = obj

@@ -150,6 +150,13 @@ pub trait Model: Send + Sync {
         add_generation_prompt: bool,
     ) -> Result<String>;
 
+    /// Whether [`SamplingParams::format`](crate::SamplingParams::format) grammars are enforced
+    /// while sampling. A backend that cannot refuses requests with one; the engine then leaves
+    /// tool calls unconstrained (parsed only) and refuses `tool_choice` values that need one.
+    fn supports_grammar(&self) -> bool {
+        true
+    }
+
     /// Its sequences and queue, for monitoring (and for tests that check nothing leaked).
     fn status(&self) -> ModelStatus {
         ModelStatus::default()

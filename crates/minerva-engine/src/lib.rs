@@ -25,8 +25,8 @@ pub use stream::{CompletionStream, TextEvent};
 use manager::Manager;
 
 use minerva_core::{
-    CoreError, GenerateRequest, Library, LibraryModel, LogprobRequest, Model, ModelInfo, Result,
-    SamplingParams, TokenId,
+    CoreError, GenerateRequest, GrammarSpec, Library, LibraryModel, LogprobRequest, Model,
+    ModelInfo, OutputFormat, Result, SamplingParams, TokenId,
 };
 use std::sync::Arc;
 
@@ -324,13 +324,17 @@ impl Engine {
         } else {
             Vec::new()
         };
+        let mut sampling = job.sampling;
+        if let Some(grammar) = tool_grammar(model.as_ref(), format, &job.tools, &sampling)? {
+            sampling.format = Some(grammar);
+        }
         let tokens = blocking(move || prepare_prompt(m.as_ref(), prompt)).await?;
         // `generate` refuses an empty prompt, ids outside the vocabulary and a prompt that does
         // not fit the window, before anything is decoded.
         let prompt_tokens = tokens.len();
         let request = GenerateRequest {
             prompt: tokens,
-            sampling: job.sampling,
+            sampling,
             max_tokens: job.max_tokens,
             logprobs: job.logprobs,
             cache_prompt: job.cache_prompt,
@@ -342,6 +346,54 @@ impl Engine {
             .holding(lease)
             .with_tools(format, names))
     }
+}
+
+/// The output format a request's tools ask for, if any: the tool-call grammar for
+/// `tool_choice` `required` or a named function (replacing a `response_format`), or, for
+/// `auto`, a lazy one that starts when the model writes its format's opener — only where the
+/// opener is a single token of the model's vocabulary (a trigger token), since the grammar
+/// must accept whatever follows the trigger in the same token, and only when no
+/// `response_format` was asked for.
+fn tool_grammar(
+    model: &dyn Model,
+    format: ToolFormat,
+    tools: &ToolRequest,
+    sampling: &SamplingParams,
+) -> Result<Option<OutputFormat>> {
+    let invalid = |e: ToolError| CoreError::invalid(e.message, Some("tools"));
+    let Some(grammar) = minerva_chat::tool_grammar(format, tools).map_err(invalid)? else {
+        return Ok(None);
+    };
+    let Some(opener) = grammar.trigger else {
+        if !model.supports_grammar() {
+            return Err(CoreError::invalid(
+                format!(
+                    "the {} backend cannot constrain sampling, which tool_choice 'required' or a named function needs; use 'auto'",
+                    model.info().backend
+                ),
+                Some("tool_choice"),
+            ));
+        }
+        return Ok(Some(OutputFormat::Grammar(GrammarSpec::eager(
+            grammar.gbnf,
+        ))));
+    };
+    if sampling.format.is_some() || !model.supports_grammar() {
+        return Ok(None);
+    }
+    let trigger = model.tokenize(opener, false, true)?;
+    let [token] = trigger.as_slice() else {
+        tracing::debug!(
+            opener,
+            "the tool-call opener is not one token: calls are parsed, not constrained"
+        );
+        return Ok(None);
+    };
+    Ok(Some(OutputFormat::Grammar(GrammarSpec {
+        gbnf: grammar.gbnf,
+        trigger_patterns: Vec::new(),
+        trigger_tokens: vec![*token],
+    })))
 }
 
 fn prepare_prompt(model: &dyn Model, prompt: Prompt) -> Result<Vec<TokenId>> {
