@@ -9,10 +9,12 @@
 //! It depends on `minerva-core` only: no HTTP, no wire formats, no backend crate.
 
 mod backends;
+mod choices;
 pub mod manager;
 mod stream;
 
 pub use backends::{backend_for_format, backend_of, check_backend, Backends, POLICY};
+pub use choices::{choice_seed, merged_usage, MAX_CHOICES};
 pub use manager::{KeepAlive, Lease, LoadOptions, LoadedModel, ManagerConfig, ModelState};
 pub use stream::{CompletionStream, TextEvent};
 
@@ -299,26 +301,46 @@ impl Engine {
 
     /// Prepares the prompt and starts generating.
     pub async fn complete(&self, job: CompletionJob) -> Result<CompletionStream> {
-        let lease = self.model_with(Some(&job.model), job.keep_alive).await?;
-        let model = Arc::clone(lease.model());
-        let m = Arc::clone(&model);
-        let prompt = job.prompt;
-        let tokens = blocking(move || prepare_prompt(m.as_ref(), prompt)).await?;
-        // `generate` refuses an empty prompt, ids outside the vocabulary and a prompt that does
-        // not fit the window, before anything is decoded.
-        let prompt_tokens = tokens.len();
-        let request = GenerateRequest {
-            prompt: tokens,
-            sampling: job.sampling,
-            max_tokens: job.max_tokens,
-            logprobs: job.logprobs,
-            cache_prompt: job.cache_prompt,
-        };
-        // A model in a worker process answers `generate` after a round trip: off the async
-        // workers.
-        let inner = blocking(move || model.generate(request)).await?;
-        Ok(CompletionStream::new(inner, job.stop, prompt_tokens).holding(lease))
+        let (lease, tokens) = self.prepare(&job).await?;
+        start(lease, tokens, &job, job.sampling.seed).await
     }
+
+    /// Resolves and leases the model, and renders and tokenizes the prompt (on a blocking
+    /// thread).
+    async fn prepare(&self, job: &CompletionJob) -> Result<(Lease, Vec<TokenId>)> {
+        let lease = self.model_with(Some(&job.model), job.keep_alive).await?;
+        let m = Arc::clone(lease.model());
+        let prompt = job.prompt.clone();
+        let tokens = blocking(move || prepare_prompt(m.as_ref(), prompt)).await?;
+        Ok((lease, tokens))
+    }
+}
+
+/// Starts one generation of `tokens` with `job`'s parameters and `seed`.
+async fn start(
+    lease: Lease,
+    tokens: Vec<TokenId>,
+    job: &CompletionJob,
+    seed: Option<u32>,
+) -> Result<CompletionStream> {
+    let model = Arc::clone(lease.model());
+    // `generate` refuses an empty prompt, ids outside the vocabulary and a prompt that does
+    // not fit the window, before anything is decoded.
+    let prompt_tokens = tokens.len();
+    let request = GenerateRequest {
+        prompt: tokens,
+        sampling: SamplingParams {
+            seed,
+            ..job.sampling.clone()
+        },
+        max_tokens: job.max_tokens,
+        logprobs: job.logprobs,
+        cache_prompt: job.cache_prompt,
+    };
+    // A model in a worker process answers `generate` after a round trip: off the async
+    // workers.
+    let inner = blocking(move || model.generate(request)).await?;
+    Ok(CompletionStream::new(inner, job.stop.clone(), prompt_tokens).holding(lease))
 }
 
 fn prepare_prompt(model: &dyn Model, prompt: Prompt) -> Result<Vec<TokenId>> {
