@@ -67,6 +67,8 @@ struct Inner {
     library: Option<Arc<dyn Library>>,
     /// Models served by path or handed over loaded, before the library's (same name wins).
     extra: Vec<LibraryModel>,
+    /// Digests of `extra` models computed after start (by name), for those that had none.
+    digests: std::sync::RwLock<std::collections::HashMap<String, String>>,
 }
 
 /// A model the engine can serve, and where it is in its life cycle.
@@ -110,6 +112,7 @@ impl Engine {
                 manager,
                 library: None,
                 extra,
+                digests: Default::default(),
             }),
         }
     }
@@ -129,6 +132,7 @@ impl Engine {
                 manager: Manager::new(backends.into(), config),
                 library,
                 extra,
+                digests: Default::default(),
             }),
         }
     }
@@ -145,7 +149,12 @@ impl Engine {
             Some(library) => blocking(move || library.list()).await?,
             None => Vec::new(),
         };
-        let mut all = self.inner.extra.clone();
+        let mut all: Vec<LibraryModel> = self
+            .inner
+            .extra
+            .iter()
+            .map(|m| self.with_digest(m))
+            .collect();
         for model in listed {
             if !all.iter().any(|m| m.name == model.name) {
                 all.push(model);
@@ -195,7 +204,7 @@ impl Engine {
             Some(n) => n.to_string(),
             None => {
                 if let Some(first) = self.inner.extra.first() {
-                    return Ok(first.clone());
+                    return Ok(self.with_digest(first));
                 }
                 let loaded = self.loaded();
                 match loaded.as_slice() {
@@ -211,7 +220,7 @@ impl Engine {
             }
         };
         if let Some(m) = self.find_extra(&name) {
-            return Ok(m.clone());
+            return Ok(self.with_digest(m));
         }
         match self.library() {
             Some(library) => {
@@ -226,6 +235,29 @@ impl Engine {
             }
             None => Err(CoreError::ModelNotFound(name)),
         }
+    }
+
+    /// Records the digest of the command-line model `name`, computed after start (a model
+    /// served by path, hashed off the request path); listings show it from now on.
+    pub fn set_digest(&self, name: &str, digest: String) {
+        let mut digests = self
+            .inner
+            .digests
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        digests.insert(name.to_string(), digest);
+    }
+
+    /// A command-line model with the digest computed after start, when it had none.
+    fn with_digest(&self, model: &LibraryModel) -> LibraryModel {
+        let mut model = model.clone();
+        if model.digest.is_empty() {
+            let digests = self.inner.digests.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(d) = digests.get(&model.name) {
+                model.digest = d.clone();
+            }
+        }
+        model
     }
 
     /// A command-line model by name; `x:latest` also finds `x`, and `x` finds `x:latest` (a
