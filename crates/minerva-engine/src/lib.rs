@@ -10,6 +10,8 @@
 
 mod backends;
 mod choices;
+#[cfg(test)]
+mod digest_tests;
 pub mod manager;
 mod stream;
 
