@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import LOG_DIR, MODEL_ID, _required_env, _start_server, _stop_server
+from conftest import LOG_DIR, MODEL_ID, _extra_server, _required_env, _start_server, _stop_server
 
 CHAT = {"model": MODEL_ID, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2, "temperature": 0}
 
@@ -168,6 +168,25 @@ def test_n_choices_stream_with_their_index(client, http):
     assert metric(http, "minerva_cache_hit_tokens_total") - cached_before >= usage.prompt_tokens - 1
     # Greedy: both choices read the same prompt and agree (near-ties aside, see the README).
     assert texts[0] and texts[1]
+
+
+@pytest.fixture(scope="module")
+def one_sequence_server():
+    """One sequence at a time: choices beyond it wait, as separate requests do."""
+    yield from _extra_server("one-sequence", ["--parallel", "1"])
+
+
+def test_more_choices_than_sequences_wait_for_one(one_sequence_server):
+    with httpx.Client(base_url=one_sequence_server, timeout=300) as http:
+        cached_before = metric(http, "minerva_cache_hit_tokens_total")
+        r = http.post("/v1/completions", json={"model": MODEL_ID, "prompt": fresh_prompt(), "n": 3,
+                                                "max_tokens": 3, "temperature": 0})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert [c["index"] for c in body["choices"]] == [0, 1, 2]
+        # Choices 1 and 2 found the prompt in the sequence choice 0 left (in place).
+        prompt = body["usage"]["prompt_tokens"]
+        assert metric(http, "minerva_cache_hit_tokens_total") - cached_before >= 2 * (prompt - 1)
 
 
 @pytest.fixture(scope="module")
