@@ -73,6 +73,12 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
         library::import_fetched(entry, &path, root)?;
     }
     let preload = extra.first().map(|m| m.name.clone());
+    // Models served by path have no digest until their files are hashed (in the background).
+    let undigested: Vec<(String, PathBuf)> = extra
+        .iter()
+        .filter(|m| m.digest.is_empty())
+        .map(|m| (m.name.clone(), m.path.clone()))
+        .collect();
     let config = ManagerConfig {
         budget_bytes,
         max_loaded: args.max_loaded,
@@ -104,7 +110,9 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
     tracing::info!(db = %ui_db.display(), built = minerva_ui::is_built(), "web UI");
 
     let rt = tokio::runtime::Runtime::new()?;
+    let digest_root = root.to_path_buf();
     rt.block_on(async move {
+        digest_in_background(&engine, undigested, digest_root);
         if let Some(name) = preload {
             // The model named on the command line is ready before the server says it is
             // healthy, and stays loaded (as llama-server's does).
@@ -123,6 +131,27 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
         tracing::info!("server stopped");
         Ok(())
     })
+}
+
+/// Hashes the models served by path on a blocking thread, one after the other, and hands each
+/// digest to the engine once known (cached across starts, see [`minerva_store::PathDigests`]).
+fn digest_in_background(engine: &Engine, models: Vec<(String, PathBuf)>, root: PathBuf) {
+    if models.is_empty() {
+        return;
+    }
+    let engine = engine.clone();
+    tokio::task::spawn_blocking(move || {
+        let digests = minerva_store::PathDigests::new(&root);
+        for (name, path) in models {
+            match digests.digest(&path) {
+                Ok(digest) => {
+                    tracing::info!(model = %name, %digest, "digest of a model served by path");
+                    engine.set_digest(&name, digest);
+                }
+                Err(e) => tracing::warn!(model = %name, error = %e, "could not hash the model"),
+            }
+        }
+    });
 }
 
 fn address(host: &str, port: u16) -> Result<SocketAddr> {

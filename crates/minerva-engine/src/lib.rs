@@ -10,6 +10,9 @@
 
 mod backends;
 mod chat;
+mod choices;
+#[cfg(test)]
+mod digest_tests;
 pub mod manager;
 mod stream;
 
@@ -19,6 +22,7 @@ pub use minerva_chat::{
 };
 
 pub use backends::{backend_for_format, backend_of, check_backend, Backends, POLICY};
+pub use choices::{choice_seed, merged_usage, MAX_CHOICES};
 pub use manager::{KeepAlive, Lease, LoadOptions, LoadedModel, ManagerConfig, ModelState};
 pub use stream::{CompletionStream, TextEvent};
 
@@ -75,6 +79,8 @@ struct Inner {
     library: Option<Arc<dyn Library>>,
     /// Models served by path or handed over loaded, before the library's (same name wins).
     extra: Vec<LibraryModel>,
+    /// Digests of `extra` models computed after start (by name), for those that had none.
+    digests: std::sync::RwLock<std::collections::HashMap<String, String>>,
 }
 
 /// A model the engine can serve, and where it is in its life cycle.
@@ -118,6 +124,7 @@ impl Engine {
                 manager,
                 library: None,
                 extra,
+                digests: Default::default(),
             }),
         }
     }
@@ -137,6 +144,7 @@ impl Engine {
                 manager: Manager::new(backends.into(), config),
                 library,
                 extra,
+                digests: Default::default(),
             }),
         }
     }
@@ -153,7 +161,12 @@ impl Engine {
             Some(library) => blocking(move || library.list()).await?,
             None => Vec::new(),
         };
-        let mut all = self.inner.extra.clone();
+        let mut all: Vec<LibraryModel> = self
+            .inner
+            .extra
+            .iter()
+            .map(|m| self.with_digest(m))
+            .collect();
         for model in listed {
             if !all.iter().any(|m| m.name == model.name) {
                 all.push(model);
@@ -203,7 +216,7 @@ impl Engine {
             Some(n) => n.to_string(),
             None => {
                 if let Some(first) = self.inner.extra.first() {
-                    return Ok(first.clone());
+                    return Ok(self.with_digest(first));
                 }
                 let loaded = self.loaded();
                 match loaded.as_slice() {
@@ -219,7 +232,7 @@ impl Engine {
             }
         };
         if let Some(m) = self.find_extra(&name) {
-            return Ok(m.clone());
+            return Ok(self.with_digest(m));
         }
         match self.library() {
             Some(library) => {
@@ -234,6 +247,29 @@ impl Engine {
             }
             None => Err(CoreError::ModelNotFound(name)),
         }
+    }
+
+    /// Records the digest of the command-line model `name`, computed after start (a model
+    /// served by path, hashed off the request path); listings show it from now on.
+    pub fn set_digest(&self, name: &str, digest: String) {
+        let mut digests = self
+            .inner
+            .digests
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        digests.insert(name.to_string(), digest);
+    }
+
+    /// A command-line model with the digest computed after start, when it had none.
+    fn with_digest(&self, model: &LibraryModel) -> LibraryModel {
+        let mut model = model.clone();
+        if model.digest.is_empty() {
+            let digests = self.inner.digests.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(d) = digests.get(&model.name) {
+                model.digest = d.clone();
+            }
+        }
+        model
     }
 
     /// A command-line model by name; `x:latest` also finds `x`, and `x` finds `x:latest` (a
@@ -309,43 +345,64 @@ impl Engine {
 
     /// Prepares the prompt and starts generating.
     pub async fn complete(&self, job: CompletionJob) -> Result<CompletionStream> {
+        let (lease, tokens) = self.prepare(&job).await?;
+        start(lease, tokens, &job, job.sampling.seed).await
+    }
+
+    /// Resolves and leases the model, and renders and tokenizes the prompt (on a blocking
+    /// thread).
+    async fn prepare(&self, job: &CompletionJob) -> Result<(Lease, Vec<TokenId>)> {
         let lease = self.model_with(Some(&job.model), job.keep_alive).await?;
-        let model = Arc::clone(lease.model());
-        let m = Arc::clone(&model);
-        let mut prompt = job.prompt;
+        let m = Arc::clone(lease.model());
+        let mut prompt = job.prompt.clone();
+        // `tool_choice: none`: the model is not shown the tools.
         if !job.tools.active() {
             if let Prompt::Chat { tools, .. } = &mut prompt {
                 *tools = None;
             }
         }
-        let format = ToolFormat::detect(&model.info().chat_template);
-        let names = if job.tools.active() {
-            job.tools.names()
-        } else {
-            Vec::new()
-        };
-        let mut sampling = job.sampling;
-        if let Some(grammar) = tool_grammar(model.as_ref(), format, &job.tools, &sampling)? {
-            sampling.format = Some(grammar);
-        }
         let tokens = blocking(move || prepare_prompt(m.as_ref(), prompt)).await?;
-        // `generate` refuses an empty prompt, ids outside the vocabulary and a prompt that does
-        // not fit the window, before anything is decoded.
-        let prompt_tokens = tokens.len();
-        let request = GenerateRequest {
-            prompt: tokens,
-            sampling,
-            max_tokens: job.max_tokens,
-            logprobs: job.logprobs,
-            cache_prompt: job.cache_prompt,
-        };
-        // A model in a worker process answers `generate` after a round trip: off the async
-        // workers.
-        let inner = blocking(move || model.generate(request)).await?;
-        Ok(CompletionStream::new(inner, job.stop, prompt_tokens)
-            .holding(lease)
-            .with_tools(format, names))
+        Ok((lease, tokens))
     }
+}
+
+/// Starts one generation of `tokens` with `job`'s parameters and `seed`.
+async fn start(
+    lease: Lease,
+    tokens: Vec<TokenId>,
+    job: &CompletionJob,
+    seed: Option<u32>,
+) -> Result<CompletionStream> {
+    let model = Arc::clone(lease.model());
+    let format = ToolFormat::detect(&model.info().chat_template);
+    let names = if job.tools.active() {
+        job.tools.names()
+    } else {
+        Vec::new()
+    };
+    let mut sampling = SamplingParams {
+        seed,
+        ..job.sampling.clone()
+    };
+    if let Some(grammar) = tool_grammar(model.as_ref(), format, &job.tools, &sampling)? {
+        sampling.format = Some(grammar);
+    }
+    // `generate` refuses an empty prompt, ids outside the vocabulary and a prompt that does
+    // not fit the window, before anything is decoded.
+    let prompt_tokens = tokens.len();
+    let request = GenerateRequest {
+        prompt: tokens,
+        sampling,
+        max_tokens: job.max_tokens,
+        logprobs: job.logprobs,
+        cache_prompt: job.cache_prompt,
+    };
+    // A model in a worker process answers `generate` after a round trip: off the async
+    // workers.
+    let inner = blocking(move || model.generate(request)).await?;
+    Ok(CompletionStream::new(inner, job.stop.clone(), prompt_tokens)
+        .holding(lease)
+        .with_tools(format, names))
 }
 
 /// The output format a request's tools ask for, if any: the tool-call grammar for

@@ -203,6 +203,20 @@ impl Lease {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Another lease on the same model, for one more request using it (the model stays
+    /// loaded until every lease is dropped).
+    pub fn share(&self) -> Lease {
+        if let Some(manager) = self.manager.upgrade() {
+            manager.add_use(&self.name, &self.model);
+        }
+        Lease {
+            model: Arc::clone(&self.model),
+            name: self.name.clone(),
+            keep_alive: self.keep_alive,
+            manager: self.manager.clone(),
+        }
+    }
 }
 
 impl std::ops::Deref for Lease {
@@ -415,6 +429,16 @@ impl Manager {
     fn load_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.load_locks.lock().unwrap_or_else(|e| e.into_inner());
         Arc::clone(locks.entry(name.to_string()).or_default())
+    }
+
+    /// One more request uses the loaded `name` (a [`Lease::share`]); undone by `release`.
+    fn add_use(&self, name: &str, model: &Arc<dyn Model>) {
+        if let Some(Entry::Loaded(l)) = self.entries().get_mut(name) {
+            if Arc::ptr_eq(&l.model, model) {
+                l.in_flight += 1;
+                l.expires = None;
+            }
+        }
     }
 
     fn release(&self, name: &str, model: &Arc<dyn Model>, ka: Option<KeepAlive>) {

@@ -23,6 +23,8 @@ pub struct CompletionStream {
     started: Instant,
     first_token: Option<Instant>,
     queued: Option<TextEvent>,
+    /// The backend's first event, read ahead by [`CompletionStream::prompt_read`].
+    first: Option<Option<Result<GenEvent>>>,
     /// Keeps the model loaded while the stream lives.
     lease: Option<crate::Lease>,
     /// The tool-call format and the tools the reply may call.
@@ -40,6 +42,7 @@ impl CompletionStream {
             started: Instant::now(),
             first_token: None,
             queued: None,
+            first: None,
             lease: None,
             tools: (minerva_chat::ToolFormat::Generic, Vec::new()),
         }
@@ -83,8 +86,11 @@ impl CompletionStream {
             return Some(Ok(event));
         }
         loop {
-            let inner = self.inner.as_mut()?;
-            let event = match inner.recv().await {
+            let read = match self.first.take() {
+                Some(read) => read,
+                None => self.inner.as_mut()?.recv().await,
+            };
+            let event = match read {
                 Some(event) => event,
                 None => {
                     self.inner = None;
@@ -142,6 +148,25 @@ impl CompletionStream {
                 }
             }
         }
+    }
+
+    /// Waits until the backend has read the prompt: its first event (the first token, or the
+    /// end) has come, so the prompt's KV is in the model's cache. The event is kept for
+    /// [`CompletionStream::next`]. An error before that (a queue timeout) is returned.
+    pub(crate) async fn prompt_read(&mut self) -> Result<()> {
+        if self.first.is_none() {
+            let Some(inner) = self.inner.as_mut() else {
+                return Ok(());
+            };
+            match inner.recv().await {
+                Some(Err(e)) => {
+                    self.inner = None;
+                    return Err(e);
+                }
+                read => self.first = Some(read),
+            }
+        }
+        Ok(())
     }
 
     /// Usage when the engine itself ended the generation (a stop string).

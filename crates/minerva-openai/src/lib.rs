@@ -5,6 +5,8 @@
 //! HTTP framework, no engine types; the server crate converts between these and the engine.
 
 mod request;
+#[cfg(test)]
+mod request_tests;
 mod response;
 
 pub use request::*;

@@ -1,6 +1,16 @@
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use std::collections::BTreeMap;
+
+/// Reads a field that OpenAI documents as nullable: JSON `null` means the same as leaving the
+/// field out (the type's default).
+fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Option::<T>::deserialize(d).map(Option::unwrap_or_default)
+}
 
 /// `stop`: one string or a list of them.
 #[derive(Debug, Clone, Deserialize)]
@@ -11,6 +21,7 @@ pub enum StopField {
 }
 
 impl StopField {
+    /// The stop strings as a list.
     pub fn into_vec(self) -> Vec<String> {
         match self {
             StopField::One(s) => vec![s],
@@ -37,7 +48,7 @@ pub struct SamplingFields {
     pub stop: Option<StopField>,
     pub max_tokens: Option<i64>,
     pub n: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub stream: bool,
     pub stream_options: Option<StreamOptions>,
     /// llama-server's: never end at an end-of-generation token (benchmarks).
@@ -48,7 +59,7 @@ pub struct SamplingFields {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct StreamOptions {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub include_usage: bool,
 }
 
@@ -62,7 +73,7 @@ pub struct ChatCompletionRequest {
     #[serde(skip)]
     pub sampling: SamplingFields,
     pub max_completion_tokens: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub logprobs: bool,
     pub top_logprobs: Option<i64>,
     pub tools: Option<Value>,
@@ -71,6 +82,23 @@ pub struct ChatCompletionRequest {
     /// More than one call per turn (default true).
     pub parallel_tool_calls: Option<bool>,
     pub response_format: Option<Value>,
+    // Fields that would change the reply and that Minerva cannot honour: the server refuses
+    // each when it is present and not `null`, naming it. Fields that cannot change the reply
+    // (`user`, `store`, `metadata`, `service_tier`, ...) are not read.
+    /// Audio output.
+    pub audio: Option<Value>,
+    /// Output modalities; `["text"]` is what Minerva does.
+    pub modalities: Option<Vec<String>>,
+    /// The hosted web search tool.
+    pub web_search_options: Option<Value>,
+    /// Legacy function calling (use `tools`).
+    pub functions: Option<Value>,
+    /// Legacy function calling (use `tool_choice`).
+    pub function_call: Option<Value>,
+    /// Moderation of the input and output by a moderation model.
+    pub moderation: Option<Value>,
+    /// How verbose the reply should be; `medium`, the default, is what a model does anyway.
+    pub verbosity: Option<String>,
 }
 
 /// `prompt` of a text completion: a string, token ids, or a batch of one of either.
@@ -87,15 +115,18 @@ pub enum PromptField {
 #[derive(Debug, Clone, Deserialize)]
 pub struct CompletionRequest {
     pub model: String,
-    pub prompt: PromptField,
+    /// `None` when absent or `null`: an empty prompt (a new document).
+    pub prompt: Option<PromptField>,
     /// Parsed from the same object by [`SamplingFields`] (not `flatten`, which loses field paths in errors).
     #[serde(skip)]
     pub sampling: SamplingFields,
     /// Number of alternatives per token to report (0 reports the chosen token only).
     pub logprobs: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub echo: bool,
     pub suffix: Option<String>,
+    /// Candidates generated per choice, the best returned; only 1 is supported.
+    pub best_of: Option<i64>,
 }
 
 /// llama-server's `POST /tokenize`.

@@ -29,6 +29,7 @@ mod http;
 mod hub;
 mod manifest;
 mod name;
+mod path_digest;
 mod store;
 
 pub use error::{Result, StoreError};
@@ -37,4 +38,5 @@ pub use name::{parse_digest, ModelName};
 
 pub use gguf::GgufInfo;
 pub use hub::{default_endpoint, Source};
+pub use path_digest::PathDigests;
 pub use store::{ImportOptions, Store};

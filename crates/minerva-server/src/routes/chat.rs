@@ -43,7 +43,9 @@ pub async fn handle(
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
     let model = engine.model(Some(&req.model)).await?;
-    let messages = normalize_messages(&req.messages)?;
+    super::contract::refuse_chat_fields(&req)?;
+    let messages = normalize_messages(&super::contract::clean_messages(&req.messages)?)?;
+    let messages = super::contract::developer_as_system(messages, &model.info().chat_template);
     let format = response_format(req.response_format.as_ref())?;
     let tools = params::tools(req.tools.as_ref())?;
     let tool_request = params::tool_request(

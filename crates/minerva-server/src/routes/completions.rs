@@ -1,6 +1,7 @@
 //! `POST /v1/completions` (OpenAI's legacy text completions).
 
 use super::params::{self, wire_usage};
+use super::{choices, contract};
 use super::{json_event, new_id, now_secs, sse, FINGERPRINT};
 use crate::extract::JsonBody;
 use crate::ApiError;
@@ -8,6 +9,7 @@ use axum::extract::State;
 use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures::StreamExt;
 use minerva_core::{LogprobRequest, TokenId, TokenOut};
 use minerva_engine::{CompletionJob, Engine, Prompt, TextEvent};
 use minerva_openai::{
@@ -25,18 +27,8 @@ pub async fn handle(
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
     let model = engine.model(Some(&req.model)).await?;
-    if req.echo {
-        return Err(
-            ApiError::bad_request("'echo' is not supported", Some("echo"))
-                .with_code("unsupported_parameter"),
-        );
-    }
-    if req.suffix.is_some() {
-        return Err(
-            ApiError::bad_request("'suffix' is not supported", Some("suffix"))
-                .with_code("unsupported_parameter"),
-        );
-    }
+    contract::refuse_completion_fields(&req)?;
+    let n = params::choices(&req.sampling)?;
     let prompt = prompt(req.prompt)?;
     let sampling = params::sampling(&req.sampling, model.info().n_vocab)?;
     let max_tokens =
@@ -62,67 +54,85 @@ pub async fn handle(
         tools: Default::default(),
         keep_alive: None,
     };
-    let mut stream = crate::metrics::Metered::new(engine.complete(job).await?, metrics, started);
+    let mut streams = choices::start(&engine, job, n, &metrics, started).await?;
     let id = new_id("cmpl");
     let created = now_secs();
     let model_id = req.model;
-    let response = move |text: String,
-                         lp: Option<CompletionLogprobs>,
-                         finish: Option<&'static str>,
-                         usage: Option<minerva_openai::Usage>| Completion {
-        id: id.clone(),
-        object: "text_completion",
-        created,
-        model: model_id.clone(),
-        choices: vec![CompletionChoice {
-            text,
-            index: 0,
-            logprobs: lp,
-            finish_reason: finish,
-        }],
-        usage,
-        system_fingerprint: FINGERPRINT,
+    let response =
+        move |choices: Vec<CompletionChoice>, usage: Option<minerva_openai::Usage>| Completion {
+            id: id.clone(),
+            object: "text_completion",
+            created,
+            model: model_id.clone(),
+            choices,
+            usage,
+            system_fingerprint: FINGERPRINT,
+        };
+    let choice = |index: usize,
+                  text: String,
+                  logprobs: Option<CompletionLogprobs>,
+                  finish: Option<&'static str>| CompletionChoice {
+        text,
+        index: index as u32,
+        logprobs,
+        finish_reason: finish,
     };
 
     if req.sampling.stream {
-        stream.started().await?;
+        if let Some(first) = streams.first_mut() {
+            first.started().await?;
+        }
         let include_usage = req
             .sampling
             .stream_options
             .as_ref()
             .is_some_and(|o| o.include_usage);
+        let mut events = choices::merge(streams);
         let events = async_stream::stream! {
-            let mut offset = 0;
-            while let Some(event) = stream.next().await {
+            let mut offsets = vec![0; n];
+            let mut usages = vec![minerva_core::Usage::default(); n];
+            while let Some((index, event)) = events.next().await {
                 match event {
                     Ok(TextEvent::Delta { text, tokens }) => {
-                        let lp = logprobs.map(|_| completion_logprobs(&tokens, &mut offset));
-                        yield json_event(&response(text, lp, None, None));
+                        let lp = logprobs.map(|_| completion_logprobs(&tokens, &mut offsets[index]));
+                        yield json_event(&response(vec![choice(index, text, lp, None)], None));
                     }
                     Ok(TextEvent::Done { reason, usage }) => {
-                        yield json_event(&response(String::new(), None, Some(reason.as_str()), None));
-                        if include_usage {
-                            let mut last = response(String::new(), None, None, Some(wire_usage(&usage)));
-                            last.choices.clear();
-                            yield json_event(&last);
-                        }
+                        usages[index] = usage;
+                        let end = choice(index, String::new(), None, Some(reason.as_str()));
+                        yield json_event(&response(vec![end], None));
                     }
                     Err(e) => yield json_event(&ApiError::from(e).body()),
                 }
+            }
+            if include_usage {
+                let usage = choices::usage(&usages);
+                yield json_event(&response(Vec::new(), Some(wire_usage(&usage))));
             }
             yield Ok::<Event, std::convert::Infallible>(Event::default().data("[DONE]"));
         };
         return Ok(sse(events));
     }
 
-    let done = stream.collect().await?;
-    let lp = logprobs.map(|_| completion_logprobs(&done.tokens, &mut 0));
-    let usage = Some(wire_usage(&done.usage));
-    let body = response(done.text, lp, Some(done.reason.as_str()), usage);
-    Ok(Json(body).into_response())
+    let done = choices::collect(streams).await?;
+    let usage = choices::usage(done.iter().map(|d| &d.usage));
+    let list = done
+        .into_iter()
+        .enumerate()
+        .map(|(index, d)| {
+            let lp = logprobs.map(|_| completion_logprobs(&d.tokens, &mut 0));
+            choice(index, d.text, lp, Some(d.reason.as_str()))
+        })
+        .collect();
+    Ok(Json(response(list, Some(wire_usage(&usage)))).into_response())
 }
 
-fn prompt(field: PromptField) -> Result<Prompt, ApiError> {
+/// The prompt; absent or `null` is an empty one (a new document: the model's BOS token alone,
+/// refused as empty by a model without one).
+fn prompt(field: Option<PromptField>) -> Result<Prompt, ApiError> {
+    let Some(field) = field else {
+        return Ok(Prompt::Text(String::new()));
+    };
     let one_only = || {
         ApiError::bad_request(
             "batched prompts are not supported; send one prompt",

@@ -7,6 +7,8 @@ pub mod ollama;
 pub mod slots;
 pub mod tokenize;
 
+pub mod choices;
+mod contract;
 mod params;
 
 use crate::ApiError;

@@ -35,12 +35,6 @@ pub fn sampling(f: &SamplingFields, n_vocab: usize) -> Result<SamplingParams, Ap
             ));
         }
     }
-    if let Some(n) = f.n {
-        if n != 1 {
-            return Err(ApiError::bad_request("only n = 1 is supported", Some("n"))
-                .with_code("unsupported_value"));
-        }
-    }
     let seed = match f.seed {
         None => None,
         Some(s) if (0..i64::from(u32::MAX)).contains(&s) => Some(s as u32),
@@ -89,6 +83,19 @@ pub fn sampling(f: &SamplingFields, n_vocab: usize) -> Result<SamplingParams, Ap
         ignore_eos: f.ignore_eos.unwrap_or(false),
         format: None,
     })
+}
+
+/// `n`: how many choices, 1 when absent, at most [`minerva_engine::MAX_CHOICES`].
+pub fn choices(f: &SamplingFields) -> Result<usize, ApiError> {
+    let max = minerva_engine::MAX_CHOICES;
+    match f.n {
+        None => Ok(1),
+        Some(n) if n >= 1 && n <= max as i64 => Ok(n as usize),
+        Some(n) => Err(ApiError::bad_request(
+            format!("'n' must be between 1 and {max}, got {n}"),
+            Some("n"),
+        )),
+    }
 }
 
 /// `max_tokens`: at least 1 when given.
