@@ -235,6 +235,11 @@ impl Metered {
         }
     }
 
+    /// A parser for this generation's reply (see [`CompletionStream::reply_parser`]).
+    pub fn reply_parser(&self) -> minerva_engine::ReplyParser {
+        self.inner.reply_parser()
+    }
+
     /// Waits for the first event, so that a request that fails before producing anything
     /// (a queue timeout) can still be answered with an HTTP error status instead of an error
     /// inside a 200 stream. The event is kept for [`Metered::next`].

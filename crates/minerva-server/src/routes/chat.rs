@@ -9,7 +9,9 @@ use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use minerva_core::{FinishReason, LogprobRequest, OutputFormat, TokenOut};
-use minerva_engine::{ChatEvent, ChatStream, CompletionJob, Engine, Prompt};
+use super::choices;
+use futures::StreamExt;
+use minerva_engine::{ChatEvent, ChatReply, ChatStream, CompletionJob, Engine, Prompt};
 use minerva_openai::{
     ChatChoice, ChatChunkChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest,
     ChatDelta, ChatLogprobs, ChatMessageOut, ChatTokenLogprob, FunctionCallOut, FunctionDelta,
@@ -60,6 +62,7 @@ pub async fn handle(
         None => params::max_tokens(req.sampling.max_tokens, "max_tokens")?,
     };
     let logprobs = logprob_request(req.logprobs, req.top_logprobs)?;
+    let n = params::choices(&req.sampling)?;
     let job = CompletionJob {
         model: req.model.clone(),
         prompt: Prompt::Chat { messages, tools },
@@ -71,88 +74,117 @@ pub async fn handle(
         keep_alive: None,
         tools: tool_request,
     };
-    let completion = engine.complete(job).await?;
-    let parser = completion.reply_parser();
-    let mut stream = ChatStream::new(
-        crate::metrics::Metered::new(completion, metrics, started),
-        parser,
-    );
+    let streams = choices::start(&engine, job, n, &metrics, started).await?;
+    let mut chats = choices::chats(streams);
     let id = new_id("chatcmpl");
     let created = now_secs();
     let model_id = req.model;
 
     if req.sampling.stream {
-        stream.source_mut().started().await?;
+        // A request refused before its first token (a queue timeout) still gets a status.
+        for chat in chats.iter_mut() {
+            chat.source_mut().started().await?;
+        }
         let include_usage = req
             .sampling
             .stream_options
             .as_ref()
             .is_some_and(|o| o.include_usage);
         let want_logprobs = logprobs.is_some();
-        let chunk =
-            move |delta: ChatDelta, lp: Option<ChatLogprobs>, finish: Option<&'static str>| {
-                ChatCompletionChunk {
-                    id: id.clone(),
-                    object: "chat.completion.chunk",
-                    created,
-                    model: model_id.clone(),
-                    choices: vec![ChatChunkChoice {
-                        index: 0,
-                        delta,
-                        logprobs: lp,
-                        finish_reason: finish,
-                    }],
-                    usage: include_usage.then_some(None),
-                    system_fingerprint: super::FINGERPRINT,
-                }
-            };
-        let events = async_stream::stream! {
-            let first = ChatDelta { role: Some("assistant"), content: Some(String::new()), ..ChatDelta::default() };
-            yield json_event(&chunk(first, None, None));
-            while let Some(event) = stream.next().await {
+        let chunk = move |index: u32,
+                          delta: ChatDelta,
+                          lp: Option<ChatLogprobs>,
+                          finish: Option<&'static str>| {
+            ChatCompletionChunk {
+                id: id.clone(),
+                object: "chat.completion.chunk",
+                created,
+                model: model_id.clone(),
+                choices: vec![ChatChunkChoice {
+                    index,
+                    delta,
+                    logprobs: lp,
+                    finish_reason: finish,
+                }],
+                usage: include_usage.then_some(None),
+                system_fingerprint: super::FINGERPRINT,
+            }
+        };
+        let mut events = choices::merge_chats(chats);
+        let body = async_stream::stream! {
+            for index in 0..n as u32 {
+                let first = ChatDelta { role: Some("assistant"), content: Some(String::new()), ..ChatDelta::default() };
+                yield json_event(&chunk(index, first, None, None));
+            }
+            let mut usages = Vec::new();
+            while let Some((index, event)) = events.next().await {
+                let index = index as u32;
                 match event {
                     Ok(ChatEvent::Content { text, tokens }) => {
                         let lp = want_logprobs.then(|| chat_logprobs(&tokens));
                         let delta = ChatDelta { content: Some(text), ..ChatDelta::default() };
-                        yield json_event(&chunk(delta, lp, None));
+                        yield json_event(&chunk(index, delta, lp, None));
                     }
-                    Ok(ChatEvent::ToolCallStart { index, id, name }) => {
+                    Ok(ChatEvent::ToolCallStart { index: call, id, name }) => {
                         let call = ToolCallDelta {
-                            index,
+                            index: call,
                             id: Some(id),
                             kind: Some("function"),
                             function: FunctionDelta { name: Some(name), arguments: Some(String::new()) },
                         };
-                        yield json_event(&chunk(tool_delta(call), None, None));
+                        yield json_event(&chunk(index, tool_delta(call), None, None));
                     }
-                    Ok(ChatEvent::ToolCallArgs { index, delta }) => {
+                    Ok(ChatEvent::ToolCallArgs { index: call, delta }) => {
                         let call = ToolCallDelta {
-                            index,
+                            index: call,
                             id: None,
                             kind: None,
                             function: FunctionDelta { name: None, arguments: Some(delta) },
                         };
-                        yield json_event(&chunk(tool_delta(call), None, None));
+                        yield json_event(&chunk(index, tool_delta(call), None, None));
                     }
                     Ok(ChatEvent::ToolCallEnd { .. }) => {}
                     Ok(ChatEvent::Done { reason, usage }) => {
-                        yield json_event(&chunk(ChatDelta::default(), None, Some(reason.as_str())));
-                        if include_usage {
-                            let mut last = chunk(ChatDelta::default(), None, None);
-                            last.choices.clear();
-                            last.usage = Some(Some(wire_usage(&usage)));
-                            yield json_event(&last);
-                        }
+                        usages.push(usage);
+                        yield json_event(&chunk(index, ChatDelta::default(), None, Some(reason.as_str())));
                     }
                     Err(e) => yield json_event(&ApiError::from(e).body()),
                 }
             }
+            if include_usage {
+                let mut last = chunk(0, ChatDelta::default(), None, None);
+                last.choices.clear();
+                last.usage = Some(Some(wire_usage(&choices::usage(&usages))));
+                yield json_event(&last);
+            }
             yield Ok(Event::default().data("[DONE]"));
         };
-        return Ok(sse(events));
+        return Ok(sse(body));
     }
 
-    let done = stream.collect().await?;
+    let replies = futures::future::join_all(chats.into_iter().map(ChatStream::collect)).await;
+    let replies = replies.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let usage = choices::usage(replies.iter().map(|r| &r.usage));
+    let choices = replies
+        .into_iter()
+        .enumerate()
+        .map(|(index, done)| chat_choice(index as u32, done, logprobs.is_some()))
+        .collect();
+    let body = ChatCompletion {
+        id,
+        object: "chat.completion",
+        created,
+        model: model_id,
+        choices,
+        usage: wire_usage(&usage),
+        system_fingerprint: super::FINGERPRINT,
+    };
+    Ok(Json(body).into_response())
+}
+
+/// One choice of a whole (not streamed) reply. `content` is `null` when the reply is only tool
+/// calls.
+fn chat_choice(index: u32, done: ChatReply, logprobs: bool) -> ChatChoice {
     let tool_calls = (!done.tool_calls.is_empty()).then(|| {
         done.tool_calls
             .iter()
@@ -171,25 +203,16 @@ pub async fn handle(
     } else {
         Some(done.content)
     };
-    let body = ChatCompletion {
-        id,
-        object: "chat.completion",
-        created,
-        model: model_id,
-        choices: vec![ChatChoice {
-            index: 0,
-            message: ChatMessageOut {
-                role: "assistant",
-                content,
-                tool_calls,
-            },
-            logprobs: logprobs.map(|_| chat_logprobs(&done.tokens)),
-            finish_reason: Some(done.reason.unwrap_or(FinishReason::Stop).as_str()),
-        }],
-        usage: wire_usage(&done.usage),
-        system_fingerprint: super::FINGERPRINT,
-    };
-    Ok(Json(body).into_response())
+    ChatChoice {
+        index,
+        message: ChatMessageOut {
+            role: "assistant",
+            content,
+            tool_calls,
+        },
+        logprobs: logprobs.then(|| chat_logprobs(&done.tokens)),
+        finish_reason: Some(done.reason.unwrap_or(FinishReason::Stop).as_str()),
+    }
 }
 
 fn tool_delta(call: ToolCallDelta) -> ChatDelta {

@@ -6,7 +6,7 @@ use crate::metrics::{Collected, Metered, Metrics};
 use crate::ApiError;
 use futures::stream::{self, Stream};
 use minerva_core::{CoreError, Usage};
-use minerva_engine::{CompletionJob, Engine, TextEvent};
+use minerva_engine::{ChatEvent, ChatStream, CompletionJob, Engine, TextEvent};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
@@ -41,6 +41,35 @@ pub fn merge(
 ) -> impl Stream<Item = (usize, Result<TextEvent, CoreError>)> + Send + Unpin {
     let tagged = streams.into_iter().enumerate().map(|(index, mut s)| {
         let one: Tagged = Box::pin(async_stream::stream! {
+            while let Some(event) = s.next().await {
+                yield (index, event);
+            }
+        });
+        one
+    });
+    stream::select_all(tagged)
+}
+
+/// One chat choice's events, tagged with its index.
+type TaggedChat = Pin<Box<dyn Stream<Item = (usize, Result<ChatEvent, CoreError>)> + Send>>;
+
+/// Each choice's generation parsed as a chat reply (content and tool calls).
+pub fn chats(streams: Vec<Metered>) -> Vec<ChatStream<Metered>> {
+    streams
+        .into_iter()
+        .map(|m| {
+            let parser = m.reply_parser();
+            ChatStream::new(m, parser)
+        })
+        .collect()
+}
+
+/// [`merge`] for chat replies.
+pub fn merge_chats(
+    streams: Vec<ChatStream<Metered>>,
+) -> impl Stream<Item = (usize, Result<ChatEvent, CoreError>)> + Send + Unpin {
+    let tagged = streams.into_iter().enumerate().map(|(index, mut s)| {
+        let one: TaggedChat = Box::pin(async_stream::stream! {
             while let Some(event) = s.next().await {
                 yield (index, event);
             }

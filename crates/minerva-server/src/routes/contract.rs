@@ -63,14 +63,6 @@ pub fn refuse_chat_fields(req: &ChatCompletionRequest) -> Result<(), ApiError> {
             ));
         }
     }
-    // TODO(chat n > 1): remove once routes/chat.rs answers with `Engine::complete_n`.
-    if req.sampling.n.is_some_and(|n| n != 1) {
-        super::params::choices(&req.sampling)?;
-        return Err(unsupported(
-            "n > 1 is not supported on /v1/chat/completions yet",
-            "n",
-        ));
-    }
     Ok(())
 }
 
