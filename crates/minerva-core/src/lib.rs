@@ -33,7 +33,7 @@ pub use backend::{
 pub use error::{CoreError, Result};
 pub use event::{FinishReason, GenEvent, GenerationStream, TokenLogprob, TokenOut, Usage};
 pub use library::{Library, LibraryModel, PullProgress};
-pub use request::{GenerateRequest, LogprobRequest, OutputFormat, SamplingParams};
+pub use request::{GenerateRequest, GrammarSpec, LogprobRequest, OutputFormat, SamplingParams};
 
 /// A token id in a model's vocabulary.
 pub type TokenId = i32;

@@ -39,6 +39,42 @@ pub struct SamplingParams {
 pub enum OutputFormat {
     /// One JSON object (Ollama's `format: "json"`, OpenAI's `json_object`).
     JsonObject,
+    /// A GBNF grammar (llama.cpp's syntax) with root rule `root`, validated by the front end
+    /// (`minerva_grammar::validate`) before a backend sees it: a JSON schema compiled to a
+    /// grammar, a request's own `grammar`, or a tool-call grammar.
+    Grammar(GrammarSpec),
+}
+
+/// A grammar and when it starts to constrain the output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrammarSpec {
+    /// The grammar text; its root rule is `root`.
+    pub gbnf: String,
+    /// Lazy grammars: with no patterns and no tokens the grammar constrains from the first
+    /// token. Otherwise the output is free until one of these regular expressions (llama.cpp's
+    /// trigger patterns, ECMAScript syntax) matches the whole output so far; the grammar is
+    /// then fed the text from the start of the pattern's first non-empty capture group (the
+    /// whole match when there is none) and constrains what follows. These come from Minerva's
+    /// own code, never from a request: an invalid pattern aborts llama.cpp.
+    pub trigger_patterns: Vec<String>,
+    /// Or until one of these tokens is sampled; the grammar is fed from that token on.
+    pub trigger_tokens: Vec<TokenId>,
+}
+
+impl GrammarSpec {
+    /// A grammar that constrains from the first token.
+    pub fn eager(gbnf: impl Into<String>) -> Self {
+        GrammarSpec {
+            gbnf: gbnf.into(),
+            trigger_patterns: Vec::new(),
+            trigger_tokens: Vec::new(),
+        }
+    }
+
+    /// True when the grammar waits for a trigger.
+    pub fn is_lazy(&self) -> bool {
+        !self.trigger_patterns.is_empty() || !self.trigger_tokens.is_empty()
+    }
 }
 
 impl Default for SamplingParams {

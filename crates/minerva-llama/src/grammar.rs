@@ -1,24 +1,42 @@
-//! Grammars (llama.cpp's GBNF) for the output formats of [`OutputFormat`].
+//! The grammar sampler (llama.cpp's GBNF) for an [`OutputFormat`].
+//!
+//! Grammar text reaching this point has been validated by the front end
+//! (`minerva_grammar::validate`): llama.cpp may abort on a grammar it cannot parse.
 
-use minerva_core::OutputFormat;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use minerva_core::{CoreError, OutputFormat};
 
-/// One JSON object (RFC 8259), with whitespace runs bounded so that a model cannot pad forever
-/// between tokens. After the closing brace only end-of-generation is allowed.
-const JSON_OBJECT: &str = r#"
-root    ::= object
-value   ::= object | array | string | number | "true" | "false" | "null"
-object  ::= "{" ws ( member ( "," ws member )* )? "}" ws
-member  ::= string ":" ws value
-array   ::= "[" ws ( value ( "," ws value )* )? "]" ws
-string  ::= "\"" char* "\"" ws
-char    ::= [^"\\\x7F\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" [0-9a-fA-F]{4} )
-number  ::= "-"? ( "0" | [1-9] [0-9]{0,15} ) ( "." [0-9]+ )? ( [eE] [-+]? [0-9]{1,3} )? ws
-ws      ::= | " " | "\n" [ \t]{0,20}
-"#;
+/// Root rule of every grammar built here.
+const ROOT: &str = "root";
 
-/// The grammar text and its root rule.
-pub fn for_format(format: &OutputFormat) -> (&'static str, &'static str) {
+/// The grammar sampler for `format`: eager (constraining from the first token), or lazy when
+/// a [`minerva_core::GrammarSpec`] has trigger patterns or tokens.
+///
+/// Errors: [`CoreError::Backend`] when llama.cpp refuses the grammar or a trigger pattern.
+pub fn sampler(format: &OutputFormat, model: &LlamaModel) -> Result<LlamaSampler, CoreError> {
+    let failed = |e: llama_cpp_2::GrammarError| {
+        CoreError::Backend(format!("cannot build the output grammar: {e}"))
+    };
     match format {
-        OutputFormat::JsonObject => (JSON_OBJECT, "root"),
+        OutputFormat::JsonObject => {
+            LlamaSampler::grammar(model, minerva_grammar::JSON_OBJECT, ROOT).map_err(failed)
+        }
+        OutputFormat::Grammar(spec) if !spec.is_lazy() => {
+            LlamaSampler::grammar(model, &spec.gbnf, ROOT).map_err(failed)
+        }
+        OutputFormat::Grammar(spec) => {
+            let tokens: Vec<LlamaToken> =
+                spec.trigger_tokens.iter().map(|&t| LlamaToken(t)).collect();
+            LlamaSampler::grammar_lazy_patterns(
+                model,
+                &spec.gbnf,
+                ROOT,
+                &spec.trigger_patterns,
+                &tokens,
+            )
+            .map_err(failed)
+        }
     }
 }

@@ -22,16 +22,10 @@ pub struct Samplers {
 
 /// The samplers for `params`.
 pub fn build(params: &SamplingParams, model: &LlamaModel) -> Result<Samplers, CoreError> {
-    let grammar =
-        match &params.format {
-            Some(format) => {
-                let (grammar, root) = crate::grammar::for_format(format);
-                Some(LlamaSampler::grammar(model, grammar, root).map_err(|e| {
-                    CoreError::Backend(format!("cannot build the output grammar: {e}"))
-                })?)
-            }
-            None => None,
-        };
+    let grammar = match &params.format {
+        Some(format) => Some(crate::grammar::sampler(format, model)?),
+        None => None,
+    };
     Ok(Samplers {
         chain: chain(params, model),
         grammar,

@@ -4,8 +4,8 @@
 use crate::tokenizer::HfTokenizer;
 use crate::worker::{Worker, WorkerStats};
 use minerva_core::{
-    CoreError, GenerateRequest, GenerationStream, Model, ModelInfo, ModelStatus, Result,
-    SamplingParams, SlotState, SlotStatus, TokenId,
+    CoreError, GenerateRequest, GenerationStream, Model, ModelInfo, ModelStatus, OutputFormat,
+    Result, SamplingParams, SlotState, SlotStatus, TokenId,
 };
 use minerva_template::{ChatTemplate, RenderOptions};
 use serde_json::{json, Value};
@@ -23,11 +23,21 @@ pub struct MlxModel {
 
 /// mlx-lm's sampler settings for `s`, or the parameter it cannot honour.
 pub(crate) fn sampling_json(s: &SamplingParams) -> Result<Value> {
-    if s.format.is_some() {
-        return Err(CoreError::invalid(
-            "the MLX backend cannot constrain output to JSON (response_format/format)",
-            Some("response_format"),
-        ));
+    // No grammar-constrained sampling in mlx-lm: JSON mode, schemas and grammars are refused.
+    match &s.format {
+        None => {}
+        Some(OutputFormat::JsonObject) => {
+            return Err(CoreError::invalid(
+                "the MLX backend cannot constrain output to JSON (response_format/format)",
+                Some("response_format"),
+            ))
+        }
+        Some(OutputFormat::Grammar(_)) => {
+            return Err(CoreError::invalid(
+                "the MLX backend cannot constrain output to a JSON schema or grammar (response_format/json_schema/grammar/format)",
+                Some("response_format"),
+            ))
+        }
     }
     let greedy = s.is_greedy();
     let opt = |on: bool, v: f32| if on { json!(v) } else { Value::Null };
@@ -173,15 +183,20 @@ mod tests {
 
     #[test]
     fn what_mlx_cannot_do_is_refused_by_name() {
-        let s = SamplingParams {
-            format: Some(minerva_core::OutputFormat::JsonObject),
-            ..SamplingParams::default()
-        };
-        match sampling_json(&s) {
-            Err(CoreError::InvalidRequest { param, .. }) => {
-                assert_eq!(param, Some("response_format"))
+        for format in [
+            OutputFormat::JsonObject,
+            OutputFormat::Grammar(minerva_core::GrammarSpec::eager("root ::= \"a\"")),
+        ] {
+            let s = SamplingParams {
+                format: Some(format),
+                ..SamplingParams::default()
+            };
+            match sampling_json(&s) {
+                Err(CoreError::InvalidRequest { param, .. }) => {
+                    assert_eq!(param, Some("response_format"))
+                }
+                other => panic!("expected InvalidRequest, got {other:?}"),
             }
-            other => panic!("expected InvalidRequest, got {other:?}"),
         }
     }
 

@@ -332,6 +332,39 @@ mod tests {
     }
 
     #[test]
+    fn a_grammar_output_format_survives_the_wire() {
+        for format in [
+            minerva_core::OutputFormat::JsonObject,
+            minerva_core::OutputFormat::Grammar(minerva_core::GrammarSpec::eager(
+                "root ::= \"a\" [\\x00-\\x1F]*\n",
+            )),
+            minerva_core::OutputFormat::Grammar(minerva_core::GrammarSpec {
+                gbnf: "root ::= \"{\" .* \"}\"".into(),
+                trigger_patterns: vec!["[\\s\\S]*?(<tool_call>)".into()],
+                trigger_tokens: vec![151657],
+            }),
+        ] {
+            let request = GenerateRequest {
+                prompt: vec![1],
+                sampling: SamplingParams {
+                    format: Some(format),
+                    ..SamplingParams::default()
+                },
+                max_tokens: None,
+                logprobs: None,
+                cache_prompt: false,
+            };
+            let ToWorker::Generate { request: back, .. } = round_trip(&ToWorker::Generate {
+                id: 1,
+                request: request.clone(),
+            }) else {
+                panic!("wrong message")
+            };
+            assert_eq!(back.sampling.format, request.sampling.format);
+        }
+    }
+
+    #[test]
     fn events_survive_the_wire() {
         let events = [
             GenEvent::Token(TokenOut {

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use minerva_core::{LogprobRequest, OutputFormat, TokenOut};
+use minerva_core::{LogprobRequest, TokenOut};
 use minerva_engine::{CompletionJob, Engine, Prompt, TextEvent};
 use minerva_openai::{
     ChatChoice, ChatChunkChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest,
@@ -18,23 +18,6 @@ use serde_json::{Map, Value};
 
 const ROLES: [&str; 5] = ["system", "developer", "user", "assistant", "tool"];
 
-/// `response_format`: `text` or `json_object` (one JSON object, enforced while sampling);
-/// `json_schema` is refused until schemas are compiled to grammars, never ignored.
-fn response_format(format: Option<&Value>) -> Result<Option<OutputFormat>, ApiError> {
-    let Some(format) = format else {
-        return Ok(None);
-    };
-    match format.get("type").and_then(Value::as_str) {
-        Some("text") => Ok(None),
-        Some("json_object") => Ok(Some(OutputFormat::JsonObject)),
-        _ => Err(ApiError::bad_request(
-            "response_format must be {\"type\": \"text\"} or {\"type\": \"json_object\"}; json_schema is not supported yet",
-            Some("response_format"),
-        )
-        .with_code("unsupported_parameter")),
-    }
-}
-
 pub async fn handle(
     State(engine): State<Engine>,
     State(metrics): State<std::sync::Arc<crate::metrics::Metrics>>,
@@ -43,7 +26,7 @@ pub async fn handle(
     let started = std::time::Instant::now();
     let model = engine.model(Some(&req.model)).await?;
     let messages = normalize_messages(&req.messages)?;
-    let format = response_format(req.response_format.as_ref())?;
+    let format = super::format::openai(req.response_format.as_ref(), &req.sampling).await?;
     let tools = params::tools(req.tools.as_ref())?;
     let mut sampling = params::sampling(&req.sampling, model.info().n_vocab)?;
     sampling.format = format;
