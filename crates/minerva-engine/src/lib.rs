@@ -18,7 +18,8 @@ mod stream;
 
 pub use chat::{ChatEvent, ChatReply, ChatStream, TextSource, ToolCall};
 pub use minerva_chat::{
-    parse_tool_choice, parse_tools, ReplyParser, ToolChoice, ToolDef, ToolError, ToolFormat, ToolRequest,
+    parse_tool_choice, parse_tools, ReplyParser, ToolChoice, ToolDef, ToolError, ToolFormat,
+    ToolRequest,
 };
 
 pub use backends::{backend_for_format, backend_of, check_backend, Backends, POLICY};
@@ -400,9 +401,11 @@ async fn start(
     // A model in a worker process answers `generate` after a round trip: off the async
     // workers.
     let inner = blocking(move || model.generate(request)).await?;
-    Ok(CompletionStream::new(inner, job.stop.clone(), prompt_tokens)
-        .holding(lease)
-        .with_tools(format, names))
+    Ok(
+        CompletionStream::new(inner, job.stop.clone(), prompt_tokens)
+            .holding(lease)
+            .with_tools(format, names),
+    )
 }
 
 /// The output format a request's tools ask for, if any: the tool-call grammar for

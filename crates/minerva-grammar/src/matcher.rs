@@ -99,3 +99,96 @@ impl Matcher<'_> {
         }
     }
 }
+
+/// Random strings the grammar accepts (a fuzzing aid for tests): each alternative and
+/// repetition count drawn at random, preferring short choices as recursion deepens.
+pub(crate) fn samples(gbnf: &str, root: &str, n: usize, seed: u64) -> Vec<String> {
+    let grammar = parse(gbnf).unwrap();
+    let mut g = Gen {
+        grammar: &grammar,
+        state: seed | 1,
+        depth: 0,
+    };
+    (0..n)
+        .map(|_| {
+            let mut out = String::new();
+            g.term(&Term::Ref(root.to_string()), &mut out);
+            out
+        })
+        .collect()
+}
+
+struct Gen<'a> {
+    grammar: &'a crate::gbnf::Grammar,
+    state: u64,
+    depth: usize,
+}
+
+impl Gen<'_> {
+    fn next(&mut self, below: u64) -> u64 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state % below.max(1)
+    }
+
+    fn alts(&mut self, alternatives: &[Vec<Item>], out: &mut String) {
+        // Deep down, take the alternative with the fewest items (ends recursion).
+        let i = if self.depth > 12 {
+            let flat = |s: &Vec<Item>| {
+                s.iter()
+                    .all(|it| !matches!(it.term, Term::Ref(_) | Term::Group(_)) || it.min == 0)
+            };
+            alternatives
+                .iter()
+                .position(flat)
+                .unwrap_or(alternatives.len() - 1)
+        } else {
+            self.next(alternatives.len() as u64) as usize
+        };
+        self.depth += 1;
+        for item in &alternatives[i] {
+            let max = item.max.unwrap_or(item.min + 3);
+            let spread = if self.depth > 12 {
+                0
+            } else {
+                u64::from(max - item.min).min(4)
+            };
+            let count = item.min + self.next(spread + 1) as u32;
+            for _ in 0..count {
+                self.term(&item.term, out);
+            }
+        }
+        self.depth -= 1;
+    }
+
+    fn term(&mut self, term: &Term, out: &mut String) {
+        match term {
+            Term::Literal(chars) => out.extend(chars),
+            Term::Any => out.push('x'),
+            Term::Class {
+                negated: false,
+                ranges,
+            } => {
+                let (a, b) = ranges[self.next(ranges.len() as u64) as usize];
+                let c = a as u64 + self.next(b as u64 - a as u64 + 1);
+                out.push(char::from_u32(c as u32).unwrap_or(a));
+            }
+            Term::Class {
+                negated: true,
+                ranges,
+            } => {
+                let c = ['a', 'Z', '5', ' ', 'é', '-', '~']
+                    .into_iter()
+                    .find(|c| !ranges.iter().any(|(a, b)| a <= c && c <= b))
+                    .unwrap();
+                out.push(c);
+            }
+            Term::Ref(name) => {
+                let alternatives = &self.grammar.rules[name];
+                self.alts(alternatives, out)
+            }
+            Term::Group(alternatives) => self.alts(alternatives, out),
+        }
+    }
+}

@@ -154,12 +154,17 @@ impl Slot {
             None => self.sampler.sample(ctx, row),
             Some(grammar) => {
                 // The grammar masks what it does not allow, the chain picks among the rest; both
-                // then advance. The token picked is one the grammar allows, so accepting it
-                // cannot fail.
+                // then advance. A pick with a logit of -inf is one nothing allows (the grammar
+                // is complete and `ignore_eos` bans the end): accepting it would abort
+                // llama.cpp, so the request ends with an error instead.
                 let mut candidates = ctx.token_data_array_ith(row);
                 grammar.apply(&mut candidates);
                 self.sampler.apply(&mut candidates);
-                let Some(token) = candidates.selected_token() else {
+                let allowed = candidates
+                    .selected
+                    .and_then(|i| candidates.data.get(i))
+                    .is_some_and(|d| d.logit() > f32::NEG_INFINITY);
+                let Some(token) = candidates.selected_token().filter(|_| allowed) else {
                     let _ = self.job.events.send(Err(CoreError::Backend(
                         "the output format allows no token here".into(),
                     )));

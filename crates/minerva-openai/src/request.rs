@@ -55,6 +55,12 @@ pub struct SamplingFields {
     pub ignore_eos: Option<bool>,
     /// llama-server's: reuse cached prompt KV (default true); `false` computes the whole prompt.
     pub cache_prompt: Option<bool>,
+    /// llama-server's: a JSON schema the output must validate against (kept as JSON: checked
+    /// and compiled by the server).
+    pub json_schema: Option<Value>,
+    /// llama-server's: a GBNF grammar (root rule `root`) the output must match (kept as JSON:
+    /// a non-string is the server's 400).
+    pub grammar: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

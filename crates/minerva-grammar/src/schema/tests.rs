@@ -356,3 +356,24 @@ fn builder_combines_schemas_and_rules() {
         Err(GrammarError::Gbnf(GbnfError::UndefinedRule(_)))
     ));
 }
+
+/// Writes random outputs of the grammars of the schemas in `MINERVA_SCHEMA_SAMPLES` (a JSON
+/// list) to `<that file>.out` as `[schema index, text]` lines, for a check with Python's
+/// jsonschema: `cargo test -p minerva-grammar -- --ignored dump_samples`.
+#[test]
+#[ignore]
+fn dump_samples() {
+    let path = std::env::var("MINERVA_SCHEMA_SAMPLES").unwrap();
+    let schemas: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut out = String::new();
+    for (i, schema) in schemas.iter().enumerate() {
+        let g = grammar(schema.clone());
+        for text in crate::matcher::samples(&g, "root", 200, 0x9E37_79B9 + i as u64) {
+            assert!(accepts(&g, "root", &text), "{text}");
+            out.push_str(&json!([i, text]).to_string());
+            out.push('\n');
+        }
+    }
+    std::fs::write(format!("{path}.out"), out).unwrap();
+}

@@ -1,5 +1,6 @@
 //! `POST /v1/chat/completions`.
 
+use super::choices;
 use super::params::{self, wire_usage};
 use super::{json_event, new_id, now_secs, sse};
 use crate::extract::JsonBody;
@@ -8,9 +9,8 @@ use axum::extract::State;
 use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use minerva_core::{FinishReason, LogprobRequest, OutputFormat, TokenOut};
-use super::choices;
 use futures::StreamExt;
+use minerva_core::{FinishReason, LogprobRequest, TokenOut};
 use minerva_engine::{ChatEvent, ChatReply, ChatStream, CompletionJob, Engine, Prompt};
 use minerva_openai::{
     ChatChoice, ChatChunkChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest,
@@ -20,23 +20,6 @@ use minerva_openai::{
 use serde_json::{Map, Value};
 
 const ROLES: [&str; 5] = ["system", "developer", "user", "assistant", "tool"];
-
-/// `response_format`: `text` or `json_object` (one JSON object, enforced while sampling);
-/// `json_schema` is refused until schemas are compiled to grammars, never ignored.
-fn response_format(format: Option<&Value>) -> Result<Option<OutputFormat>, ApiError> {
-    let Some(format) = format else {
-        return Ok(None);
-    };
-    match format.get("type").and_then(Value::as_str) {
-        Some("text") => Ok(None),
-        Some("json_object") => Ok(Some(OutputFormat::JsonObject)),
-        _ => Err(ApiError::bad_request(
-            "response_format must be {\"type\": \"text\"} or {\"type\": \"json_object\"}; json_schema is not supported yet",
-            Some("response_format"),
-        )
-        .with_code("unsupported_parameter")),
-    }
-}
 
 pub async fn handle(
     State(engine): State<Engine>,
@@ -48,7 +31,7 @@ pub async fn handle(
     super::contract::refuse_chat_fields(&req)?;
     let messages = normalize_messages(&super::contract::clean_messages(&req.messages)?)?;
     let messages = super::contract::developer_as_system(messages, &model.info().chat_template);
-    let format = response_format(req.response_format.as_ref())?;
+    let format = super::format::openai(req.response_format.as_ref(), &req.sampling).await?;
     let tools = params::tools(req.tools.as_ref())?;
     let tool_request = params::tool_request(
         req.tools.as_ref(),

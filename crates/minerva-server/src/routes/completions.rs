@@ -30,7 +30,8 @@ pub async fn handle(
     contract::refuse_completion_fields(&req)?;
     let n = params::choices(&req.sampling)?;
     let prompt = prompt(req.prompt)?;
-    let sampling = params::sampling(&req.sampling, model.info().n_vocab)?;
+    let mut sampling = params::sampling(&req.sampling, model.info().n_vocab)?;
+    sampling.format = super::format::openai(None, &req.sampling).await?;
     let max_tokens =
         params::max_tokens(req.sampling.max_tokens, "max_tokens")?.unwrap_or(DEFAULT_MAX_TOKENS);
     let logprobs = match req.logprobs {

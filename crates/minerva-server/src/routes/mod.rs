@@ -2,6 +2,7 @@
 
 pub mod chat;
 pub mod completions;
+mod format;
 pub mod models;
 pub mod ollama;
 pub mod slots;

@@ -23,7 +23,7 @@ pub async fn handle(
             return Ok(respond::unloaded(make_generate(req.model.clone()), done));
         }
     }
-    let (model, keep_alive, timing) = super::start(
+    let (model, keep_alive, timing, format) = super::start(
         &state.engine,
         &req.model,
         req.keep_alive.as_ref(),
@@ -77,7 +77,7 @@ pub async fn handle(
     };
     let mut job = generation.job(model.info(), prompt, logprobs);
     job.keep_alive = keep_alive;
-    job.sampling.format = super::output_format(req.format.as_ref())?;
+    job.sampling.format = format;
     respond::reply(&state, job, req.stream.unwrap_or(true), timing, make).await
 }
 

@@ -22,17 +22,17 @@ use serde_json::Value;
 use std::time::Instant;
 
 /// What every generation request starts with: the model it names, loaded if it was not (and
-/// how long that took), its `keep_alive`, and refusing `format` and `think`, which are not
-/// supported yet.
+/// how long that took), its `keep_alive`, the output format of `format` (checked before the
+/// model is loaded), and refusing `think`, which is not supported yet.
 pub(crate) async fn start(
     engine: &Engine,
     name: &str,
     keep_alive: Option<&Value>,
     format: Option<&Value>,
     think: Option<&Value>,
-) -> Result<(Lease, Option<KeepAlive>, Timing), OllamaError> {
+) -> Result<(Lease, Option<KeepAlive>, Timing, Option<OutputFormat>), OllamaError> {
     let started = Instant::now();
-    output_format(format)?;
+    let format = super::format::ollama(format).await?;
     refuse_think(think, name)?;
     let keep_alive = keep_alive::parse(keep_alive)?;
     let model = model(engine, name, keep_alive).await?;
@@ -40,7 +40,7 @@ pub(crate) async fn start(
         started,
         load: started.elapsed(),
     };
-    Ok((model, keep_alive, timing))
+    Ok((model, keep_alive, timing, format))
 }
 
 /// The model that `name` names, loaded if it is not.
@@ -74,19 +74,6 @@ pub(crate) async fn unload_request(
         started,
         load: std::time::Duration::ZERO,
     }))
-}
-
-/// `format`: `"json"` is one JSON object, enforced while sampling; a JSON schema is refused
-/// until schemas are compiled to grammars, never ignored.
-pub(crate) fn output_format(format: Option<&Value>) -> Result<Option<OutputFormat>, OllamaError> {
-    match format {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) if s == "json" => Ok(Some(OutputFormat::JsonObject)),
-        Some(_) => Err(OllamaError::bad_request(
-            "'format' must be \"json\"; a JSON schema (structured output) is not supported yet",
-        )),
-    }
 }
 
 /// The served models do not think: `think` may only be absent or false, as Ollama answers for
