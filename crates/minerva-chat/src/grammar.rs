@@ -1,7 +1,7 @@
 //! Grammars that make a model write valid tool calls in its own format.
 //!
 //! `tool_choice: "required"` and a named function constrain the whole reply: it is one call
-//! (or several, with `parallel_tool_calls`), each naming an offered function with arguments
+//! (or, for `required`, several with `parallel_tool_calls`), each naming an offered function with arguments
 //! that match its `parameters` schema. `"auto"` leaves the model free until it writes its
 //! format's opener (`<tool_call>`): from there the same grammar holds (a lazy grammar, as
 //! llama.cpp's chat handlers build them), so a call once begun always has valid arguments.
@@ -72,9 +72,10 @@ pub fn tool_grammar(
         alternatives.push(rule);
     }
     b.add_rule("tc-obj", &alternatives.join(" | "));
-    // More calls after the first, with `parallel_tool_calls`.
+    // More calls after the first, with `parallel_tool_calls` (a named function is called once).
+    let several = request.parallel && !matches!(request.choice, ToolChoice::Named(_));
     let more = |sep: &str, call: &str| {
-        if request.parallel {
+        if several {
             format!(" ( tc-ws {sep}{call} ){{0,{}}}", MAX_PARALLEL_CALLS - 1)
         } else {
             String::new()

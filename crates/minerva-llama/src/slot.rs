@@ -7,6 +7,8 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 use minerva_core::{
     CoreError, FinishReason, GenEvent, Result, SlotState, SlotStatus, TokenLogprob, TokenOut, Usage,
@@ -153,18 +155,39 @@ impl Slot {
         let token = match self.grammar.as_mut() {
             None => self.sampler.sample(ctx, row),
             Some(grammar) => {
-                // The grammar masks what it does not allow, the chain picks among the rest; both
-                // then advance. A pick with a logit of -inf is one nothing allows (the grammar
+                // As llama.cpp's `common_sampler_sample`: the chain picks without the grammar and
+                // the grammar checks that one token, which is nearly always allowed once a call
+                // or object has begun; only a rejected pick pays for masking the whole
+                // vocabulary. Then the grammar masks what it does not allow, the chain picks
+                // among the rest. A pick with a logit of -inf is one nothing allows (the grammar
                 // is complete and `ignore_eos` bans the end): accepting it would abort
                 // llama.cpp, so the request ends with an error instead.
                 let mut candidates = ctx.token_data_array_ith(row);
-                grammar.apply(&mut candidates);
                 self.sampler.apply(&mut candidates);
-                let allowed = candidates
-                    .selected
-                    .and_then(|i| candidates.data.get(i))
-                    .is_some_and(|d| d.logit() > f32::NEG_INFINITY);
-                let Some(token) = candidates.selected_token().filter(|_| allowed) else {
+                let first = candidates
+                    .selected_token()
+                    .filter(|_| selected_logit(&candidates) > f32::NEG_INFINITY);
+                let fast = first.filter(|&token| {
+                    let mut single =
+                        LlamaTokenDataArray::new(vec![LlamaTokenData::new(token, 0.0, 0.0)], false);
+                    grammar.apply(&mut single);
+                    single
+                        .data
+                        .first()
+                        .is_some_and(|d| d.logit() > f32::NEG_INFINITY)
+                });
+                let picked = match fast {
+                    Some(token) => Some(token),
+                    None => {
+                        let mut candidates = ctx.token_data_array_ith(row);
+                        grammar.apply(&mut candidates);
+                        self.sampler.apply(&mut candidates);
+                        candidates
+                            .selected_token()
+                            .filter(|_| selected_logit(&candidates) > f32::NEG_INFINITY)
+                    }
+                };
+                let Some(token) = picked else {
                     let _ = self.job.events.send(Err(CoreError::Backend(
                         "the output format allows no token here".into(),
                     )));
@@ -239,4 +262,12 @@ impl Slot {
         );
         Step::Finished(Some(GenEvent::Done { reason, usage }))
     }
+}
+
+/// The logit of the token a sampler chain selected (`-inf` when none is).
+fn selected_logit(candidates: &LlamaTokenDataArray) -> f32 {
+    candidates
+        .selected
+        .and_then(|i| candidates.data.get(i))
+        .map_or(f32::NEG_INFINITY, |d| d.logit())
 }
