@@ -90,7 +90,9 @@ def compile_template(source):
         )
 
     def strftime_now(format):
-        return datetime.now().strftime(format)
+        # Pinned (2026-11-27 12:00 UTC), as the Rust parity test pins Minerva's clock
+        # (MINERVA_TEMPLATE_NOW): the cases stay valid on any day.
+        return datetime(2026, 11, 27, 12, 0, 0).strftime(format)
 
     env = ImmutableSandboxedEnvironment(
         trim_blocks=True, lstrip_blocks=True, extensions=[AssistantTracker, jinja2.ext.loopcontrols]

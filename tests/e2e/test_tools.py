@@ -107,9 +107,14 @@ def test_a_named_function_is_called_once(client):
     assert only_call(r.choices[0])[0] == "get_time"
 
 
+# Replies compared token for token are computed without the prompt cache: a cached prefix is
+# computed in another batch size, which can flip a near-tie (see the README's prompt cache).
+COLD = {"extra_body": {"cache_prompt": False}}
+
+
 def test_tool_choice_none_hides_the_tools(client):
-    with_tools = chat(client, messages=ASK, tools=[WEATHER], tool_choice="none")
-    without = chat(client, messages=ASK)
+    with_tools = chat(client, messages=ASK, tools=[WEATHER], tool_choice="none", **COLD)
+    without = chat(client, messages=ASK, **COLD)
     c = with_tools.choices[0]
     assert c.message.tool_calls is None
     assert c.finish_reason in ("stop", "length")
@@ -128,12 +133,12 @@ def test_no_tool_needed_gives_plain_content(client):
 
 def test_stream_reassembles_to_the_whole_reply(client):
     for kw in ({"tools": [WEATHER]}, {"tools": [WEATHER, TIME], "tool_choice": "required"}):
-        whole = chat(client, messages=ASK, seed=7, **kw).choices[0]
+        whole = chat(client, messages=ASK, seed=7, **COLD, **kw).choices[0]
         calls = {}
         pieces = {}
         content = ""
         finish = None
-        for chunk in chat(client, messages=ASK, seed=7, stream=True, **kw):
+        for chunk in chat(client, messages=ASK, seed=7, stream=True, **COLD, **kw):
             if not chunk.choices:
                 continue
             delta = chunk.choices[0].delta
@@ -194,7 +199,7 @@ def test_two_calls_in_one_turn(client):
     ({"tools": [WEATHER], "parallel_tool_calls": "yes"}, "parallel_tool_calls"),
     ({"tools": [{"type": "function", "function": {"name": "f", "strict": True,
                  "parameters": {"type": "object", "patternProperties": {"^x": {}}}}}],
-      "tool_choice": "required"}, "tools"),
+      "tool_choice": "required"}, "tools[0].function.parameters"),
 ])
 def test_bad_tool_requests_are_400s(http, body, param):
     r = http.post("/v1/chat/completions", json={"model": MODEL_ID, "messages": ASK, "max_tokens": 4, **body})
@@ -224,9 +229,9 @@ def test_ollama_tools_round_trip(server):
     parts = list(c.chat(model=MODEL_ID, messages=ASK, tools=[WEATHER], stream=True,
                         options={"temperature": 0, "num_predict": 80}))
     streamed = [tc for p in parts for tc in (p.message.tool_calls or [])]
-    assert [(t.function.name, t.function.arguments) for t in streamed] == [
-        (t.function.name, t.function.arguments) for t in calls]
-    assert "".join(p.message.content for p in parts) == r.message.content
+    assert [t.function.name for t in streamed] == ["get_weather"]
+    assert streamed[0].function.arguments["city"].lower() == "paris"
+    assert "".join(p.message.content for p in parts) == r.message.content == ""
     assert parts[-1].done
 
 

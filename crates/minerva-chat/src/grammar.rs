@@ -109,6 +109,26 @@ pub fn tool_grammar(
     Ok(Some(ToolGrammar { gbnf, trigger }))
 }
 
+/// Checks that every `strict` tool's `parameters` schema can be enforced (the error names the
+/// tool's field and the keyword), before a request is started.
+pub fn check_strict(tools: &[crate::ToolDef]) -> Result<(), ToolError> {
+    for (i, tool) in tools.iter().enumerate().filter(|(_, t)| t.strict) {
+        let mut b = GrammarBuilder::new();
+        let rule = b.add_schema(&format!("tool{i}"), &tool.parameters);
+        let checked = rule.map_err(|e| e.to_string()).and_then(|rule| {
+            b.add_rule("root", &rule);
+            b.build("root").map(|_| ()).map_err(|e| e.to_string())
+        });
+        if let Err(message) = checked {
+            return Err(ToolError {
+                message: format!("tools[{i}].function.parameters: {message}"),
+                param: format!("tools[{i}].function.parameters"),
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +202,32 @@ mod tests {
                 minerva_grammar::validate(&g.gbnf, "root").unwrap();
             }
         }
+    }
+
+    #[test]
+    fn a_function_without_parameters_takes_an_empty_object() {
+        let tools = parse_tools(Some(
+            &json!([{"type": "function", "function": {"name": "ping"}}]),
+        ))
+        .unwrap();
+        let r = ToolRequest {
+            tools,
+            choice: ToolChoice::Required,
+            parallel: false,
+        };
+        let g = tool_grammar(ToolFormat::Generic, &r).unwrap().unwrap();
+        // The arguments rule admits `{` and `}` with at most whitespace between.
+        let args_rule = g
+            .gbnf
+            .lines()
+            .find(|l| l.starts_with("tool0 ::="))
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            args_rule.contains("\"{\"") && !args_rule.contains("json-"),
+            "{}",
+            g.gbnf
+        );
     }
 
     #[test]

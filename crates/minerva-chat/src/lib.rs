@@ -22,6 +22,6 @@ mod scan;
 mod tools;
 
 pub use format::ToolFormat;
-pub use grammar::{tool_grammar, ToolGrammar, MAX_PARALLEL_CALLS};
+pub use grammar::{check_strict, tool_grammar, ToolGrammar, MAX_PARALLEL_CALLS};
 pub use parser::{ReplyEvent, ReplyParser};
 pub use tools::{parse_tool_choice, parse_tools, ToolChoice, ToolDef, ToolError, ToolRequest};

@@ -69,6 +69,8 @@ pub struct ReplyParser {
     bare_ok: bool,
     /// Just after a call: closers and separators are dropped.
     after_call: bool,
+    /// A call was written inside a Markdown code fence, whose closing ``` is dropped.
+    fenced: bool,
     calls: usize,
     events: Vec<ReplyEvent>,
 }
@@ -84,6 +86,7 @@ impl ReplyParser {
             pending: String::new(),
             bare_ok: true,
             after_call: false,
+            fenced: false,
             calls: 0,
             events: Vec::new(),
         }
@@ -115,10 +118,10 @@ impl ReplyParser {
             Mode::Content => {
                 let rest = std::mem::take(&mut self.pending);
                 let partial_closer = self.after_call
-                    && self
-                        .format
-                        .closer()
-                        .is_some_and(|c| c.starts_with(rest.trim()));
+                    && [self.format.closer(), self.fenced.then_some(FENCE)]
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c.starts_with(rest.trim()));
                 if !partial_closer {
                     self.content(rest);
                 }
@@ -133,6 +136,9 @@ impl ReplyParser {
                 } = *call;
                 match index {
                     Some(index) => self.end_call(index, held_args, args_sent),
+                    // The start of one more call, cut off before its name: dropped, not shown
+                    // as content.
+                    None if self.calls > 0 => {}
                     None => self.content(raw),
                 }
             }
@@ -191,14 +197,20 @@ impl ReplyParser {
                     c.is_whitespace() || matches!(c, ',' | ';' | ']')
                 });
                 let trimmed_len = trimmed.len();
-                if let Some(closer) = self.format.closer() {
+                let closers = [self.format.closer(), self.fenced.then_some(FENCE)];
+                let mut stripped = false;
+                for closer in closers.into_iter().flatten() {
                     if let Some(rest) = trimmed.strip_prefix(closer) {
                         self.pending = rest.to_string();
-                        continue;
+                        stripped = true;
+                        break;
                     }
                     if !trimmed.is_empty() && closer.starts_with(trimmed) {
                         return false;
                     }
+                }
+                if stripped {
+                    continue;
                 }
                 let cut = self.pending.len() - trimmed_len;
                 self.pending.drain(..cut);
@@ -214,10 +226,21 @@ impl ReplyParser {
             if trimmed.is_empty() {
                 return false;
             }
-            if trimmed.starts_with('{') {
-                let rest = trimmed.to_string();
-                self.pending = rest;
-                self.start_call(false, String::new());
+            // Small models often put the bare call in a Markdown code fence.
+            let (fence, body) = match fence_opener(trimmed) {
+                Fence::Partial => return false,
+                Fence::Open(len) => trimmed.split_at(len),
+                Fence::No => ("", trimmed),
+            };
+            let body_trimmed = body.trim_start();
+            if !fence.is_empty() && body_trimmed.is_empty() {
+                return false;
+            }
+            if body_trimmed.starts_with('{') {
+                let raw = trimmed[..trimmed.len() - body_trimmed.len()].to_string();
+                self.fenced |= !fence.is_empty();
+                self.pending = body_trimmed.to_string();
+                self.start_call(false, raw);
                 return true;
             }
             self.bare_ok = false;
@@ -378,6 +401,40 @@ impl ReplyParser {
         }
         self.pending = rest;
         true
+    }
+}
+
+/// A Markdown code fence.
+const FENCE: &str = "```";
+
+/// Whether text starts with a code fence's opening line (```` ``` ```` and an optional
+/// language name, then a newline).
+enum Fence {
+    No,
+    /// It may still become one.
+    Partial,
+    /// It is one, this many bytes long.
+    Open(usize),
+}
+
+fn fence_opener(text: &str) -> Fence {
+    if text.len() < FENCE.len() {
+        return if FENCE.starts_with(text) {
+            Fence::Partial
+        } else {
+            Fence::No
+        };
+    }
+    let Some(rest) = text.strip_prefix(FENCE) else {
+        return Fence::No;
+    };
+    let lang = rest
+        .find(|c: char| !c.is_ascii_alphanumeric())
+        .unwrap_or(rest.len());
+    match rest[lang..].chars().next() {
+        None => Fence::Partial,
+        Some('\n') => Fence::Open(FENCE.len() + lang + 1),
+        Some(_) => Fence::No,
     }
 }
 

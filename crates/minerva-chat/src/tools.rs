@@ -27,8 +27,9 @@ pub struct ToolDef {
     /// `function.name`: 1 to 64 characters of `a-z A-Z 0-9 _ - .` (OpenAI allows `a-zA-Z0-9_-`;
     /// dots are accepted because MCP tool names use them).
     pub name: String,
-    /// `function.parameters`: a JSON Schema object (`{"type": "object", "properties": {}}` when
-    /// absent, as OpenAI reads it).
+    /// `function.parameters`: a JSON Schema object (when absent or `null`, a function without
+    /// parameters: `{"type": "object", "properties": {}, "additionalProperties": false}`, as
+    /// OpenAI reads it).
     pub parameters: Value,
     /// `function.strict`: the arguments must follow `parameters` exactly (a schema Minerva
     /// cannot enforce is then an error instead of free-form arguments).
@@ -145,7 +146,10 @@ pub fn parse_tools(tools: Option<&Value>) -> Result<Vec<ToolDef>, ToolError> {
             ));
         }
         let parameters = match function.get("parameters") {
-            None | Some(Value::Null) => serde_json::json!({"type": "object", "properties": {}}),
+            // No parameters: the function takes none, so its arguments are `{}`.
+            None | Some(Value::Null) => {
+                serde_json::json!({"type": "object", "properties": {}, "additionalProperties": false})
+            }
             Some(p @ Value::Object(_)) => p.clone(),
             Some(_) => {
                 return Err(err(

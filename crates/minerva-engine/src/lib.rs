@@ -18,8 +18,8 @@ mod stream;
 
 pub use chat::{ChatEvent, ChatReply, ChatStream, TextSource, ToolCall};
 pub use minerva_chat::{
-    parse_tool_choice, parse_tools, ReplyParser, ToolChoice, ToolDef, ToolError, ToolFormat,
-    ToolRequest,
+    check_strict, parse_tool_choice, parse_tools, ReplyParser, ToolChoice, ToolDef, ToolError,
+    ToolFormat, ToolRequest,
 };
 
 pub use backends::{backend_for_format, backend_of, check_backend, Backends, POLICY};

@@ -36,6 +36,8 @@ mod pyobj;
 mod source;
 mod strftime;
 
+pub use strftime::NOW_VAR;
+
 /// The template used for models that ship none: ChatML, which is also llama-server's fallback.
 ///
 /// It accepts `content` as a string, as a list of `{"type": "text", "text": ...}` parts (other

@@ -45,12 +45,23 @@ pub(crate) struct DateTime {
     yday: u32,
 }
 
+/// The environment variable that pins `strftime_now`'s clock (Unix seconds, UTC).
+pub const NOW_VAR: &str = "MINERVA_TEMPLATE_NOW";
+
 impl DateTime {
+    /// Now, in UTC; `MINERVA_TEMPLATE_NOW` (Unix seconds) pins it, so that renders of
+    /// templates that print today's date are reproducible (the jinja2 parity fixtures were
+    /// recorded with a pinned date).
     pub(crate) fn now() -> DateTime {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let pinned = std::env::var(NOW_VAR)
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok());
+        let secs = pinned.unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0)
+        });
         DateTime::from_unix(secs)
     }
 

@@ -234,3 +234,33 @@ fn unicode_is_kept_whole() {
     assert_eq!(r.content, "Voilà 😊 ");
     assert_eq!(r.calls, vec![call("f", r#"{"ville": "Zürich 😊"}"#)]);
 }
+
+#[test]
+fn a_fenced_bare_call_is_a_call() {
+    // qwen2.5-coder:0.5b with `tool_choice: auto` (recorded through Minerva by a tester).
+    let text = "```json\n{\n  \"name\": \"get_weather\",\n  \"arguments\": {\n    \"city\": \"Paris\",\n    \"unit\": \"c\"\n  }\n}\n```";
+    let r = parse(ToolFormat::Hermes, &["get_weather"], text);
+    assert_eq!(r.content, "");
+    assert_eq!(r.calls.len(), 1);
+    assert_eq!(r.calls[0].0, "get_weather");
+    let args: serde_json::Value = serde_json::from_str(&r.calls[0].1).unwrap();
+    assert_eq!(args["city"], "Paris");
+    // A fenced block that is not a call is content, unchanged.
+    for text in [
+        "```json\n{\"city\": \"Paris\"}\n```",
+        "```python\nprint(1)\n```",
+        "``not a fence",
+    ] {
+        let r = parse(ToolFormat::Hermes, &["get_weather"], text);
+        assert_eq!(r.content, text);
+        assert!(r.calls.is_empty());
+    }
+}
+
+#[test]
+fn the_start_of_another_call_cut_off_is_dropped() {
+    let text = "{\"name\": \"f\", \"arguments\": {}}\n{\"name\": \"f\", \"";
+    let r = parse(ToolFormat::Hermes, &["f"], text);
+    assert_eq!(r.calls, vec![call("f", "{}")]);
+    assert_eq!(r.content, "");
+}

@@ -158,6 +158,7 @@ pub fn tool_request(
         err
     };
     let tools = minerva_engine::parse_tools(tools).map_err(bad)?;
+    minerva_engine::check_strict(&tools).map_err(bad)?;
     let choice = minerva_engine::parse_tool_choice(choice, &tools).map_err(bad)?;
     Ok(minerva_engine::ToolRequest {
         tools,
