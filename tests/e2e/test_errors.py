@@ -85,7 +85,7 @@ CHAT_CASES = [
     ("max_tokens zero", {**GOOD_CHAT, "max_tokens": 0}, 400, "max_tokens", None),
     ("max_tokens wrong type", {**GOOD_CHAT, "max_tokens": "many"}, 400, "max_tokens", None),
     ("top_logprobs too many", {**GOOD_CHAT, "logprobs": True, "top_logprobs": 50}, 400, "top_logprobs", None),
-    ("n above one", {**GOOD_CHAT, "n": 2}, 400, "n", None),
+    ("n above the maximum", {**GOOD_CHAT, "n": 17}, 400, "n", None),
     ("negative seed", {**GOOD_CHAT, "seed": -1}, 400, "seed", None),
     ("logit_bias bad key", {**GOOD_CHAT, "logit_bias": {"abc": 1}}, 400, "logit_bias", None),
     ("logit_bias token outside vocab", {**GOOD_CHAT, "logit_bias": {"99999999": 1}}, 400, "logit_bias", None),
