@@ -127,19 +127,12 @@ impl ReplyParser {
                 }
             }
             Mode::Call(call) => {
-                let Call {
-                    raw,
-                    index,
-                    held_args,
-                    args_sent,
-                    ..
-                } = *call;
-                match index {
-                    Some(index) => self.end_call(index, held_args, args_sent),
+                match call.index {
+                    Some(index) => self.end_call(index, *call),
                     // The start of one more call, cut off before its name: dropped, not shown
                     // as content.
                     None if self.calls > 0 => {}
-                    None => self.content(raw),
+                    None => self.content(call.raw),
                 }
             }
         }
@@ -168,10 +161,11 @@ impl ReplyParser {
         }
     }
 
-    fn end_call(&mut self, index: usize, held_args: String, args_sent: bool) {
-        if !held_args.is_empty() {
-            self.args(index, held_args);
-        } else if !args_sent {
+    /// Sends what is left of `call`'s arguments (`{}` when it had none) and its end.
+    fn end_call(&mut self, index: usize, call: Call) {
+        if !call.held_args.is_empty() {
+            self.args(index, call.held_args);
+        } else if !call.args_sent {
             self.args(index, "{}".into());
         }
         self.events.push(ReplyEvent::ToolCallEnd { index });
@@ -371,32 +365,22 @@ impl ReplyParser {
         let Mode::Call(call) = std::mem::replace(&mut self.mode, Mode::Content) else {
             return false;
         };
-        let Call {
-            raw,
-            index,
-            held_args,
-            args_sent,
-            ..
-        } = *call;
-        match (index, ended) {
+        match (call.index, ended) {
             // A complete call.
             (Some(index), true) => {
-                self.end_call(index, held_args, args_sent);
+                self.end_call(index, *call);
                 self.after_call = true;
                 self.bare_ok = true;
             }
             // A call that broke off: what follows is content.
             (Some(index), false) => {
-                self.end_call(index, held_args, args_sent);
+                self.end_call(index, *call);
                 self.bare_ok = false;
             }
             // Not a call after all: its text is content.
             (None, _) => {
-                self.content(raw);
+                self.content(call.raw);
                 self.bare_ok = false;
-                if ended {
-                    // The whole object was data; nothing more to give back.
-                }
             }
         }
         self.pending = rest;

@@ -65,6 +65,24 @@ impl ToolRequest {
         !self.tools.is_empty() && self.choice != ToolChoice::None
     }
 
+    /// A request's `tools`, `tool_choice` and `parallel_tool_calls` (absent: true), checked
+    /// together: [`parse_tools`], `strict` schemas ([`crate::check_strict`]), then
+    /// [`parse_tool_choice`]. Every dialect builds its tool request here.
+    pub fn parse(
+        tools: Option<&Value>,
+        choice: Option<&Value>,
+        parallel: Option<bool>,
+    ) -> Result<ToolRequest, ToolError> {
+        let tools = parse_tools(tools)?;
+        crate::check_strict(&tools)?;
+        let choice = parse_tool_choice(choice, &tools)?;
+        Ok(ToolRequest {
+            tools,
+            choice,
+            parallel: parallel.unwrap_or(true),
+        })
+    }
+
     /// The names of the tools, in order.
     pub fn names(&self) -> Vec<String> {
         self.tools.iter().map(|t| t.name.clone()).collect()

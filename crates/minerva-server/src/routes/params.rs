@@ -157,12 +157,5 @@ pub fn tool_request(
         err.param = Some(e.param);
         err
     };
-    let tools = minerva_engine::parse_tools(tools).map_err(bad)?;
-    minerva_engine::check_strict(&tools).map_err(bad)?;
-    let choice = minerva_engine::parse_tool_choice(choice, &tools).map_err(bad)?;
-    Ok(minerva_engine::ToolRequest {
-        tools,
-        choice,
-        parallel: parallel.unwrap_or(true),
-    })
+    minerva_engine::ToolRequest::parse(tools, choice, parallel).map_err(bad)
 }

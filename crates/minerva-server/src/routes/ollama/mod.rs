@@ -91,13 +91,8 @@ fn refuse_think(think: Option<&Value>, name: &str) -> Result<(), OllamaError> {
 pub(crate) fn tool_request(
     tools: Option<&Value>,
 ) -> Result<minerva_engine::ToolRequest, OllamaError> {
-    let tools =
-        minerva_engine::parse_tools(tools).map_err(|e| OllamaError::bad_request(e.message))?;
-    Ok(minerva_engine::ToolRequest {
-        tools,
-        choice: minerva_engine::ToolChoice::Auto,
-        parallel: true,
-    })
+    minerva_engine::ToolRequest::parse(tools, None, None)
+        .map_err(|e| OllamaError::bad_request(e.message))
 }
 
 /// Images are refused: no vision model is served yet.
