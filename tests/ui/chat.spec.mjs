@@ -89,26 +89,39 @@ async function waitForReplyDone() {
     (await page.locator('#send').isVisible()), 60000);
 }
 
-before(async () => {
-  const binary = required('MINERVA_BIN');
-  const model = required('MINERVA_QWEN_GGUF');
-  mkdirSync(SHOTS, { recursive: true });
-  const store = mkdtempSync(join(tmpdir(), 'minerva-ui-store-'));
+/** Starts `minerva serve --model MODEL` with `args` over a store of its own; its process and URL. */
+async function startServer(model, args, name) {
+  const store = mkdtempSync(join(tmpdir(), `minerva-ui-${name}-`));
   const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  const log = openSync(join(tmpdir(), `minerva-ui-test-${port}.log`), 'w');
-  server = spawn(binary, ['serve', '--model', model, '--port', String(port), '--ctx-size', '2048'], {
+  const url = `http://127.0.0.1:${port}`;
+  const log = openSync(join(tmpdir(), `minerva-ui-${name}-${port}.log`), 'w');
+  const proc = spawn(required('MINERVA_BIN'), ['serve', '--model', model, '--port', String(port), '--ctx-size', '2048', ...args], {
     env: { ...process.env, MINERVA_MODELS: store, RUST_LOG: 'info', NO_COLOR: '1' },
     stdio: ['ignore', log, log],
   });
-  await waitFor('minerva serve to be healthy', async () => {
-    if (server.exitCode !== null) throw new Error(`minerva serve exited with ${server.exitCode}`);
+  await waitFor(`minerva serve (${name}) to be healthy`, async () => {
+    if (proc.exitCode !== null) throw new Error(`minerva serve exited with ${proc.exitCode}`);
     try {
-      return (await fetch(`${base}/health`)).ok;
+      return (await fetch(`${url}/health`)).ok;
     } catch {
       return false;
     }
   }, 120000, 200);
+  return { proc, url, store };
+}
+
+async function stopServer(proc) {
+  if (!proc || proc.exitCode !== null) return;
+  proc.kill('SIGTERM');
+  await Promise.race([new Promise((r) => proc.once('exit', r)), sleep(20000)]);
+  if (proc.exitCode === null) proc.kill('SIGKILL');
+}
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  const started = await startServer(required('MINERVA_QWEN_GGUF'), [], 'store');
+  server = started.proc;
+  base = started.url;
   profile = mkdtempSync(join(tmpdir(), 'minerva-ui-chromium-'));
   // A persistent context is Chromium with a fresh user-data-dir of its own.
   browser = await chromium.launchPersistentContext(profile, {
@@ -125,11 +138,7 @@ before(async () => {
 
 after(async () => {
   if (browser) await browser.close();
-  if (server && server.exitCode === null) {
-    server.kill('SIGTERM');
-    await Promise.race([new Promise((r) => server.once('exit', r)), sleep(20000)]);
-    if (server.exitCode === null) server.kill('SIGKILL');
-  }
+  await stopServer(server);
   if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
@@ -266,4 +275,30 @@ test('dark theme and a narrow window', async () => {
   await page.click('#open-sidebar');
   await waitFor('the list to open', async () => page.locator('#sidebar').evaluate((e) => e.getBoundingClientRect().left >= 0));
   await shot('07-narrow');
+});
+
+test("a thinking model's reasoning is folded above its answer", async () => {
+  // The same model under a template that opens a <think> block (tests/e2e/think.jinja): the
+  // server sends the block as reasoning_content; this model never closes it, so the reply is
+  // all reasoning, shown open.
+  const template = new URL('../e2e/think.jinja', import.meta.url).pathname;
+  const other = await startServer(required('MINERVA_QWEN_GGUF'), ['--chat-template', template], 'think');
+  const thinking = other.url;
+  try {
+    await page.setViewportSize({ width: 1200, height: 800 });
+    await page.goto(`${thinking}/`);
+    await setSetting('max_tokens', 12);
+    await send('What is the capital of France?');
+    await waitForReplyDone();
+    const details = lastReply().locator('details.reasoning');
+    assert.equal(await details.count(), 1);
+    assert.match(await details.locator('summary').innerText(), /Thinking/);
+    assert.ok((await details.locator('.reasoning-text').innerText()).trim().length > 0);
+    assert.equal(await details.evaluate((d) => d.open), true);
+    assert.doesNotMatch(await lastReply().locator('.content').innerText(), /<think>|<\/think>/);
+    await shot('08-reasoning');
+  } finally {
+    await stopServer(other.proc);
+    rmSync(other.store, { recursive: true, force: true });
+  }
 });

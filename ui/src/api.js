@@ -51,8 +51,9 @@ export async function models() {
 }
 
 /**
- * Streams a chat completion. Calls onDelta(text) for each piece of the reply and returns
- * {usage, finish_reason} at the end. Aborting `signal` stops it (the server cancels the
+ * Streams a chat completion. Calls onDelta(text, reasoning) for each piece of the reply (the
+ * second argument true for a piece of a thinking model's reasoning, `reasoning_content`) and
+ * returns {usage, finish_reason} at the end. Aborting `signal` stops it (the server cancels the
  * generation when the connection closes).
  */
 export async function streamChat(request, signal, onDelta) {
@@ -86,7 +87,8 @@ export async function streamChat(request, signal, onDelta) {
         }
         if (chunk.usage) usage = chunk.usage;
         for (const choice of chunk.choices || []) {
-          if (choice.delta && choice.delta.content) onDelta(choice.delta.content);
+          if (choice.delta && choice.delta.reasoning_content) onDelta(choice.delta.reasoning_content, true);
+          if (choice.delta && choice.delta.content) onDelta(choice.delta.content, false);
           if (choice.finish_reason) finish = choice.finish_reason;
         }
       }

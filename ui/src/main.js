@@ -290,6 +290,19 @@ function fillContent(body, message) {
   } else {
     body.innerHTML = render(message.content);
     addCopyButtons(body);
+    if (message.reasoning) {
+      // A thinking model's reasoning, folded above the answer (open while only it has come).
+      const details = document.createElement('details');
+      details.className = 'reasoning';
+      details.open = !message.content;
+      const summary = document.createElement('summary');
+      summary.textContent = 'Thinking';
+      const text = document.createElement('div');
+      text.className = 'reasoning-text';
+      text.textContent = message.reasoning;
+      details.append(summary, text);
+      body.prepend(details);
+    }
   }
 }
 
@@ -401,10 +414,11 @@ async function generate(text) {
   };
   const stats = {};
   try {
-    const result = await streamChat(request, controller.signal, (delta) => {
+    const result = await streamChat(request, controller.signal, (delta, reasoning) => {
       if (first === null) first = performance.now();
       pieces += 1;
-      reply.content += delta;
+      if (reasoning) reply.reasoning = (reply.reasoning || '') + delta;
+      else reply.content += delta;
       if (!painted) {
         painted = true;
         requestAnimationFrame(paint);
@@ -434,7 +448,7 @@ async function generate(text) {
   reply.stats = stats;
   state.generation = null;
   setGenerating(false);
-  if (!reply.content && stats.error) conversation.messages.pop();
+  if (!reply.content && !reply.reasoning && stats.error) conversation.messages.pop();
   if (state.current === conversation) renderMessages();
   await save({ messages: conversation.messages }, conversation.id);
   refreshModels();

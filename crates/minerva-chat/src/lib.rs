@@ -18,10 +18,12 @@
 mod format;
 mod grammar;
 mod parser;
+mod reasoning;
 mod scan;
 mod tools;
 
 pub use format::ToolFormat;
 pub use grammar::{check_strict, tool_grammar, ToolGrammar, MAX_PARALLEL_CALLS};
 pub use parser::{ReplyEvent, ReplyParser};
+pub use reasoning::{prompt_opens_block, template_thinks, ChatParser};
 pub use tools::{parse_tool_choice, parse_tools, ToolChoice, ToolDef, ToolError, ToolRequest};

@@ -8,6 +8,8 @@ use crate::ToolFormat;
 pub enum ReplyEvent {
     /// Text for the user.
     Content(String),
+    /// Text of the reasoning block (from [`crate::ChatParser`] only).
+    Reasoning(String),
     /// A call begins: its position among this reply's calls (from 0), a fresh id
     /// (`call_` and 24 hex digits) and the function's name.
     ToolCallStart {

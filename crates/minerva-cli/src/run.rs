@@ -50,6 +50,7 @@ pub fn run(args: RunArgs, models_dir: &Path) -> Result<()> {
             prompt: Prompt::Chat {
                 messages: history.clone(),
                 tools: None,
+                kwargs: Default::default(),
             },
             sampling: sampling.clone(),
             max_tokens: Some(args.max_tokens),
@@ -58,6 +59,7 @@ pub fn run(args: RunArgs, models_dir: &Path) -> Result<()> {
             cache_prompt: true,
             tools: Default::default(),
             keep_alive: None,
+            reasoning: Default::default(),
         };
         let reply = rt.block_on(async {
             let mut stream = engine.complete(job).await?;

@@ -82,8 +82,15 @@ fn a_worker_tokenizes_renders_and_generates_as_in_process() {
 
     let messages =
         vec![serde_json::json!({"role": "user", "content": "Write a haiku about Rust."})];
-    let text = local.render_chat(&messages, None, true).unwrap();
-    assert_eq!(remote.render_chat(&messages, None, true).unwrap(), text);
+    let text = local
+        .render_chat(&messages, None, &Default::default(), true)
+        .unwrap();
+    assert_eq!(
+        remote
+            .render_chat(&messages, None, &Default::default(), true)
+            .unwrap(),
+        text
+    );
 
     let prompt = local.tokenize(&text, false, true).unwrap();
     let want = drain(local.generate(greedy(prompt.clone(), 24, false)).unwrap());

@@ -143,10 +143,13 @@ pub trait Model: Send + Sync {
     }
 
     /// Renders a conversation (OpenAI-style message objects) with the model's chat template.
+    /// `kwargs` are extra template variables (transformers' `apply_chat_template(**kwargs)`:
+    /// `enable_thinking`, ...; empty for none).
     fn render_chat(
         &self,
         messages: &[serde_json::Value],
         tools: Option<&serde_json::Value>,
+        kwargs: &serde_json::Map<String, serde_json::Value>,
         add_generation_prompt: bool,
     ) -> Result<String>;
 

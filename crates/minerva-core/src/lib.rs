@@ -23,6 +23,7 @@ pub mod gguf;
 pub mod hf;
 pub mod library;
 mod nonfinite;
+mod reasoning;
 mod request;
 pub mod text;
 
@@ -33,6 +34,7 @@ pub use backend::{
 pub use error::{CoreError, Result};
 pub use event::{FinishReason, GenEvent, GenerationStream, TokenLogprob, TokenOut, Usage};
 pub use library::{Library, LibraryModel, PullProgress};
+pub use reasoning::{ReasoningPiece, ReasoningSpec, ReasoningSplitter, ReasoningState};
 pub use request::{GenerateRequest, GrammarSpec, LogprobRequest, OutputFormat, SamplingParams};
 
 /// A token id in a model's vocabulary.

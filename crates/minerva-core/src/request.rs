@@ -1,4 +1,4 @@
-use crate::TokenId;
+use crate::{ReasoningSpec, TokenId};
 use serde::{Deserialize, Serialize};
 
 /// How the next token is chosen. Defaults follow llama-server's (temperature 0.8,
@@ -122,4 +122,9 @@ pub struct GenerateRequest {
     /// Reuse (and leave behind) computed prompt KV: the longest cached prefix of `prompt` is not
     /// computed again. `false` computes the whole prompt (llama-server's `cache_prompt`).
     pub cache_prompt: bool,
+    /// The reply's reasoning block, for a model that thinks: its budget is enforced, and
+    /// `sampling.format` constrains only the answer after the block. `None`: the reply is
+    /// all answer, constrained from its first token.
+    #[serde(default)]
+    pub reasoning: Option<ReasoningSpec>,
 }

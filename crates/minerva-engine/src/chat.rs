@@ -2,7 +2,7 @@
 //! parser of the model's tool-call format.
 
 use crate::{CompletionStream, TextEvent};
-use minerva_chat::{ReplyEvent, ReplyParser};
+use minerva_chat::{ChatParser, ReplyEvent};
 use minerva_core::{FinishReason, Result, TokenOut, Usage};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -24,8 +24,11 @@ impl TextSource for CompletionStream {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChatEvent {
     /// Text for the user, and the tokens whose bytes it completes (for log-probabilities;
-    /// tokens of tool-call text are not reported).
+    /// tokens of tool-call and reasoning text are not reported).
     Content { text: String, tokens: Vec<TokenOut> },
+    /// Text of the reasoning block (`<think>`…`</think>`, tags and surrounding whitespace
+    /// left out).
+    Reasoning { text: String },
     /// A tool call begins: its index in this reply, its id (`call_…`) and the function name.
     ToolCallStart {
         index: usize,
@@ -44,14 +47,14 @@ pub enum ChatEvent {
 /// A chat reply, parsed for tool calls as it streams. Dropping it cancels the generation.
 pub struct ChatStream<S = CompletionStream> {
     inner: S,
-    parser: ReplyParser,
+    parser: ChatParser,
     queued: VecDeque<ChatEvent>,
     finished: bool,
 }
 
 impl<S: TextSource> ChatStream<S> {
     /// Parses `inner` with `parser` (see [`CompletionStream::reply_parser`]).
-    pub fn new(inner: S, parser: ReplyParser) -> Self {
+    pub fn new(inner: S, parser: ChatParser) -> Self {
         ChatStream {
             inner,
             parser,
@@ -117,6 +120,7 @@ impl<S: TextSource> ChatStream<S> {
                     ChatEvent::ToolCallArgs { index, delta }
                 }
                 ReplyEvent::ToolCallEnd { index } => ChatEvent::ToolCallEnd { index },
+                ReplyEvent::Reasoning(text) => ChatEvent::Reasoning { text },
             });
         }
     }
@@ -130,6 +134,7 @@ impl<S: TextSource> ChatStream<S> {
                     reply.content.push_str(&text);
                     reply.tokens.extend(tokens);
                 }
+                ChatEvent::Reasoning { text } => reply.reasoning.push_str(&text),
                 ChatEvent::ToolCallStart { id, name, .. } => reply.tool_calls.push(ToolCall {
                     id,
                     name,
@@ -164,6 +169,8 @@ pub struct ToolCall {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChatReply {
     pub content: String,
+    /// The reasoning block's text (empty when there was none, or it was not split off).
+    pub reasoning: String,
     /// The tokens behind `content` (for log-probabilities).
     pub tokens: Vec<TokenOut>,
     pub tool_calls: Vec<ToolCall>,

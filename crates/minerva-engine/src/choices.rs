@@ -42,19 +42,20 @@ impl Engine {
                 Some("n"),
             ));
         }
-        let (lease, tokens) = self.prepare(&job).await?;
+        let (lease, prepared) = self.prepare(&job).await?;
+        let prompt_tokens = prepared.tokens.len();
         let mut streams = Vec::with_capacity(n);
         let leases: Vec<_> = (1..n).map(|_| lease.share()).collect();
-        let mut first = start(lease, tokens.clone(), &job, job.sampling.seed).await?;
+        let mut first = start(lease, prepared.clone(), &job, job.sampling.seed).await?;
         if n > 1 {
             first.prompt_read().await?;
         }
         streams.push(first);
         for (i, lease) in leases.into_iter().enumerate() {
             let seed = choice_seed(job.sampling.seed, i + 1);
-            streams.push(start(lease, tokens.clone(), &job, seed).await?);
+            streams.push(start(lease, prepared.clone(), &job, seed).await?);
         }
-        tracing::debug!(model = %job.model, n, prompt_tokens = tokens.len(), "choices started");
+        tracing::debug!(model = %job.model, n, prompt_tokens, "choices started");
         Ok(streams)
     }
 }
@@ -93,6 +94,7 @@ mod tests {
             &self,
             _: &[serde_json::Value],
             _: Option<&serde_json::Value>,
+            _: &serde_json::Map<String, serde_json::Value>,
             _: bool,
         ) -> Result<String> {
             Ok(String::new())
@@ -146,6 +148,7 @@ mod tests {
             logprobs: None,
             cache_prompt: true,
             tools: Default::default(),
+            reasoning: Default::default(),
             keep_alive: None,
         };
         let task = tokio::spawn(async move { engine.complete_n(job, 3).await });
@@ -191,6 +194,7 @@ mod tests {
             logprobs: None,
             cache_prompt: true,
             tools: Default::default(),
+            reasoning: Default::default(),
             keep_alive: None,
         };
         assert!(engine.complete_n(job.clone(), 0).await.is_err());

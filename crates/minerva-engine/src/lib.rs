@@ -18,8 +18,8 @@ mod stream;
 
 pub use chat::{ChatEvent, ChatReply, ChatStream, TextSource, ToolCall};
 pub use minerva_chat::{
-    check_strict, parse_tool_choice, parse_tools, ReplyParser, ToolChoice, ToolDef, ToolError,
-    ToolFormat, ToolRequest,
+    check_strict, parse_tool_choice, parse_tools, template_thinks, ChatParser, ReplyParser,
+    ToolChoice, ToolDef, ToolError, ToolFormat, ToolRequest,
 };
 
 pub use backends::{backend_for_format, backend_of, check_backend, Backends, POLICY};
@@ -31,7 +31,7 @@ use manager::Manager;
 
 use minerva_core::{
     CoreError, GenerateRequest, GrammarSpec, Library, LibraryModel, LogprobRequest, Model,
-    ModelInfo, OutputFormat, Result, SamplingParams, TokenId,
+    ModelInfo, OutputFormat, ReasoningSpec, Result, SamplingParams, TokenId,
 };
 use std::sync::Arc;
 
@@ -46,7 +46,31 @@ pub enum Prompt {
     Chat {
         messages: Vec<serde_json::Value>,
         tools: Option<serde_json::Value>,
+        /// Extra template variables (`enable_thinking`, `reasoning_effort`, a request's
+        /// `chat_template_kwargs`); empty for none.
+        kwargs: serde_json::Map<String, serde_json::Value>,
     },
+}
+
+/// What a chat request asks of the reply's reasoning block, for a model whose template
+/// thinks ([`minerva_chat::template_thinks`]); no effect on other models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReasoningRequest {
+    /// Report the block apart from the answer ([`ChatEvent::Reasoning`]); `false` leaves it
+    /// in the text as generated, tags included (llama-server's `reasoning_format: none`).
+    pub split: bool,
+    /// Most tokens the block may take before it is closed (see
+    /// [`minerva_core::ReasoningSpec::budget`]); `None`: no limit.
+    pub budget: Option<u32>,
+}
+
+impl Default for ReasoningRequest {
+    fn default() -> Self {
+        ReasoningRequest {
+            split: true,
+            budget: None,
+        }
+    }
 }
 
 /// A completion request, free of any wire format.
@@ -66,6 +90,8 @@ pub struct CompletionJob {
     /// template is not shown the tools; the reply is parsed for calls only when tools are
     /// active ([`CompletionStream::reply_parser`]).
     pub tools: ToolRequest,
+    /// The reasoning block (chat prompts only).
+    pub reasoning: ReasoningRequest,
 }
 
 /// The served models: the library's, loaded on demand by the [`manager`], and any handed over
@@ -333,26 +359,27 @@ impl Engine {
         blocking(move || m.token_bytes_many(&tokens, true)).await
     }
 
-    /// Renders a conversation with the model's template.
+    /// Renders a conversation with the model's template (`kwargs`: extra template variables).
     pub async fn render_chat(
         &self,
         model: Option<&str>,
         messages: Vec<serde_json::Value>,
         tools: Option<serde_json::Value>,
+        kwargs: serde_json::Map<String, serde_json::Value>,
     ) -> Result<String> {
         let m = Arc::clone(self.model(model).await?.model());
-        blocking(move || m.render_chat(&messages, tools.as_ref(), true)).await
+        blocking(move || m.render_chat(&messages, tools.as_ref(), &kwargs, true)).await
     }
 
     /// Prepares the prompt and starts generating.
     pub async fn complete(&self, job: CompletionJob) -> Result<CompletionStream> {
-        let (lease, tokens) = self.prepare(&job).await?;
-        start(lease, tokens, &job, job.sampling.seed).await
+        let (lease, prompt) = self.prepare(&job).await?;
+        start(lease, prompt, &job, job.sampling.seed).await
     }
 
     /// Resolves and leases the model, and renders and tokenizes the prompt (on a blocking
     /// thread).
-    async fn prepare(&self, job: &CompletionJob) -> Result<(Lease, Vec<TokenId>)> {
+    async fn prepare(&self, job: &CompletionJob) -> Result<(Lease, Prepared)> {
         let lease = self.model_with(Some(&job.model), job.keep_alive).await?;
         let m = Arc::clone(lease.model());
         let mut prompt = job.prompt.clone();
@@ -362,18 +389,28 @@ impl Engine {
                 *tools = None;
             }
         }
-        let tokens = blocking(move || prepare_prompt(m.as_ref(), prompt)).await?;
-        Ok((lease, tokens))
+        let budget = job.reasoning.budget;
+        let prepared = blocking(move || prepare_prompt(m.as_ref(), prompt, budget)).await?;
+        Ok((lease, prepared))
     }
+}
+
+/// A prompt ready to generate from.
+#[derive(Debug, Clone)]
+struct Prepared {
+    tokens: Vec<TokenId>,
+    /// The reply's reasoning block, for a chat prompt to a model that thinks.
+    reasoning: Option<ReasoningSpec>,
 }
 
 /// Starts one generation of `tokens` with `job`'s parameters and `seed`.
 async fn start(
     lease: Lease,
-    tokens: Vec<TokenId>,
+    prepared: Prepared,
     job: &CompletionJob,
     seed: Option<u32>,
 ) -> Result<CompletionStream> {
+    let Prepared { tokens, reasoning } = prepared;
     let model = Arc::clone(lease.model());
     let format = ToolFormat::detect(&model.info().chat_template);
     let names = if job.tools.active() {
@@ -397,6 +434,7 @@ async fn start(
         max_tokens: job.max_tokens,
         logprobs: job.logprobs,
         cache_prompt: job.cache_prompt,
+        reasoning: reasoning.clone(),
     };
     // A model in a worker process answers `generate` after a round trip: off the async
     // workers.
@@ -404,7 +442,8 @@ async fn start(
     Ok(
         CompletionStream::new(inner, job.stop.clone(), prompt_tokens)
             .holding(lease)
-            .with_tools(format, names),
+            .with_tools(format, names)
+            .with_reasoning(reasoning.filter(|_| job.reasoning.split)),
     )
 }
 
@@ -456,23 +495,39 @@ fn tool_grammar(
     })))
 }
 
-fn prepare_prompt(model: &dyn Model, prompt: Prompt) -> Result<Vec<TokenId>> {
+/// Renders (chat) and tokenizes a prompt. A chat prompt to a model that thinks gets its
+/// reasoning block's spec: open from the start when the rendered prompt opened it.
+fn prepare_prompt(model: &dyn Model, prompt: Prompt, budget: Option<u32>) -> Result<Prepared> {
+    let plain = |tokens| Prepared {
+        tokens,
+        reasoning: None,
+    };
     match prompt {
         // Token ids are checked against the vocabulary by `Model::generate`.
-        Prompt::Tokens(tokens) => Ok(tokens),
-        Prompt::Text(text) => model.tokenize(&text, true, true),
-        Prompt::Chat { messages, tools } => {
-            let text = model.render_chat(&messages, tools.as_ref(), true)?;
+        Prompt::Tokens(tokens) => Ok(plain(tokens)),
+        Prompt::Text(text) => Ok(plain(model.tokenize(&text, true, true)?)),
+        Prompt::Chat {
+            messages,
+            tools,
+            kwargs,
+        } => {
+            let text = model.render_chat(&messages, tools.as_ref(), &kwargs, true)?;
+            let reasoning = minerva_chat::template_thinks(&model.info().chat_template).then(|| {
+                let mut spec = ReasoningSpec::think(false, budget);
+                spec.inside = minerva_chat::prompt_opens_block(&text, &spec);
+                spec
+            });
             // Templates that write the BOS token themselves must not get a second one.
             let bos = model.tokenize("", true, false)?;
             let with_bos = model.tokenize(&text, false, true)?;
-            if !bos.is_empty() && !with_bos.starts_with(&bos) {
+            let tokens = if !bos.is_empty() && !with_bos.starts_with(&bos) {
                 let mut tokens = bos;
                 tokens.extend(with_bos);
-                Ok(tokens)
+                tokens
             } else {
-                Ok(with_bos)
-            }
+                with_bos
+            };
+            Ok(Prepared { tokens, reasoning })
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct CompletionStream {
     lease: Option<crate::Lease>,
     /// The tool-call format and the tools the reply may call.
     tools: (minerva_chat::ToolFormat, Vec<String>),
+    /// The reasoning block to split off the reply.
+    reasoning: Option<minerva_core::ReasoningSpec>,
 }
 
 impl CompletionStream {
@@ -45,6 +47,7 @@ impl CompletionStream {
             first: None,
             lease: None,
             tools: (minerva_chat::ToolFormat::Generic, Vec::new()),
+            reasoning: None,
         }
     }
 
@@ -58,10 +61,21 @@ impl CompletionStream {
         self
     }
 
-    /// A parser for this generation's reply: its model's tool-call format, and the tools the
-    /// request offered (none when `tool_choice` was `none`).
-    pub fn reply_parser(&self) -> minerva_chat::ReplyParser {
-        minerva_chat::ReplyParser::new(self.tools.0, self.tools.1.clone())
+    /// The reply's reasoning block, to be split off (`None`: the reply is all answer, or the
+    /// request asked for the raw text).
+    pub(crate) fn with_reasoning(mut self, reasoning: Option<minerva_core::ReasoningSpec>) -> Self {
+        self.reasoning = reasoning;
+        self
+    }
+
+    /// A parser for this generation's reply: its reasoning block split off, then its model's
+    /// tool-call format and the tools the request offered (none when `tool_choice` was
+    /// `none`).
+    pub fn reply_parser(&self) -> minerva_chat::ChatParser {
+        minerva_chat::ChatParser::new(
+            self.reasoning.as_ref(),
+            minerva_chat::ReplyParser::new(self.tools.0, self.tools.1.clone()),
+        )
     }
 
     /// Holds `lease` (the model stays loaded) for as long as the stream lives.

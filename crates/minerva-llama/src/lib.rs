@@ -13,6 +13,7 @@ mod grammar;
 mod logprobs;
 mod meta;
 mod model;
+mod reasoning;
 mod sampler;
 mod scheduler;
 mod slot;

@@ -200,12 +200,13 @@ impl Model for LlamaModelHandle {
         &self,
         messages: &[serde_json::Value],
         tools: Option<&serde_json::Value>,
+        kwargs: &serde_json::Map<String, serde_json::Value>,
         add_generation_prompt: bool,
     ) -> Result<String> {
         let opts = RenderOptions {
             add_generation_prompt,
             tools,
-            extra: None,
+            extra: Some(kwargs).filter(|k| !k.is_empty()),
         };
         self.template
             .render(messages, &opts)

@@ -1,6 +1,7 @@
 //! One sequence of the batch: a request from its prompt to its last token.
 
 use crate::logprobs;
+use crate::reasoning::Reasoning;
 use crate::sampler::Samplers;
 use crate::worker::Job;
 use llama_cpp_2::context::LlamaContext;
@@ -11,7 +12,8 @@ use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 use minerva_core::{
-    CoreError, FinishReason, GenEvent, Result, SlotState, SlotStatus, TokenLogprob, TokenOut, Usage,
+    CoreError, FinishReason, GenEvent, ReasoningState, Result, SlotState, SlotStatus, TokenLogprob,
+    TokenOut, Usage,
 };
 use std::time::Instant;
 
@@ -26,8 +28,11 @@ pub struct Slot {
     pub seq: i32,
     pub job: Job,
     sampler: LlamaSampler,
-    /// The output format's grammar, applied before `sampler`.
+    /// The output format's grammar, applied before `sampler` (to the answer only, when the
+    /// reply has a reasoning block).
     grammar: Option<LlamaSampler>,
+    /// The reply's reasoning block, when the model thinks.
+    reasoning: Option<Reasoning>,
     prompt: Vec<LlamaToken>,
     /// The tokens whose KV this sequence holds (positions 0..), as sent to the context.
     pub kv: Vec<LlamaToken>,
@@ -57,6 +62,7 @@ impl Slot {
         prompt: Vec<LlamaToken>,
         cached: usize,
         samplers: Samplers,
+        model: &LlamaModel,
     ) -> Self {
         let Samplers {
             chain: mut sampler,
@@ -65,11 +71,17 @@ impl Slot {
         // Penalties look back over the prompt too, as in llama-server.
         sampler.accept_many(prompt.iter());
         let limit = job.request.max_tokens.map_or(usize::MAX, |m| m as usize);
+        let reasoning = job
+            .request
+            .reasoning
+            .as_ref()
+            .map(|spec| Reasoning::new(spec, model));
         Slot {
             seq,
             job,
             sampler,
             grammar,
+            reasoning,
             kv: prompt[..cached].to_vec(),
             prompt,
             cached,
@@ -152,51 +164,11 @@ impl Slot {
             Instant::now()
         });
         let vocab = model.vocab();
-        let token = match self.grammar.as_mut() {
-            None => self.sampler.sample(ctx, row),
-            Some(grammar) => {
-                // As llama.cpp's `common_sampler_sample`: the chain picks without the grammar and
-                // the grammar checks that one token, which is nearly always allowed once a call
-                // or object has begun; only a rejected pick pays for masking the whole
-                // vocabulary. Then the grammar masks what it does not allow, the chain picks
-                // among the rest. A pick with a logit of -inf is one nothing allows (the grammar
-                // is complete and `ignore_eos` bans the end): accepting it would abort
-                // llama.cpp, so the request ends with an error instead.
-                let mut candidates = ctx.token_data_array_ith(row);
-                self.sampler.apply(&mut candidates);
-                let first = candidates
-                    .selected_token()
-                    .filter(|_| selected_logit(&candidates) > f32::NEG_INFINITY);
-                let fast = first.filter(|&token| {
-                    let mut single =
-                        LlamaTokenDataArray::new(vec![LlamaTokenData::new(token, 0.0, 0.0)], false);
-                    grammar.apply(&mut single);
-                    single
-                        .data
-                        .first()
-                        .is_some_and(|d| d.logit() > f32::NEG_INFINITY)
-                });
-                let picked = match fast {
-                    Some(token) => Some(token),
-                    None => {
-                        let mut candidates = ctx.token_data_array_ith(row);
-                        grammar.apply(&mut candidates);
-                        self.sampler.apply(&mut candidates);
-                        candidates
-                            .selected_token()
-                            .filter(|_| selected_logit(&candidates) > f32::NEG_INFINITY)
-                    }
-                };
-                let Some(token) = picked else {
-                    let _ = self.job.events.send(Err(CoreError::Backend(
-                        "the output format allows no token here".into(),
-                    )));
-                    return Step::Finished(None);
-                };
-                grammar.accept(token);
-                self.sampler.accept(token);
-                token
-            }
+        let Some(token) = self.pick(ctx, row, model) else {
+            let _ = self.job.events.send(Err(CoreError::Backend(
+                "the output format allows no token here".into(),
+            )));
+            return Step::Finished(None);
         };
         if vocab.is_eog(token) {
             return self.finish(FinishReason::Stop, gen_started);
@@ -222,6 +194,9 @@ impl Slot {
             logprob,
             top_logprobs,
         };
+        if let Some(reasoning) = self.reasoning.as_mut() {
+            reasoning.push(&out.bytes);
+        }
         self.generated += 1;
         if self.job.events.send(Ok(GenEvent::Token(out))).is_err() {
             tracing::debug!(seq = self.seq, generated = self.generated, "cancelled");
@@ -233,6 +208,63 @@ impl Slot {
         }
         self.pending = Some(token);
         Step::Continue
+    }
+
+    /// The next token: the reasoning budget's forced closing text, a free pick inside a
+    /// reasoning block or without a grammar, or a pick the grammar allows.
+    fn pick(&mut self, ctx: &LlamaContext<'_>, row: i32, model: &LlamaModel) -> Option<LlamaToken> {
+        let state = self.reasoning.as_ref().map(Reasoning::state);
+        if let Some(token) = self.reasoning.as_mut().and_then(Reasoning::forced_next) {
+            self.sampler.accept(token);
+            return Some(token);
+        }
+        if self.grammar.is_none() || state == Some(ReasoningState::Reasoning) {
+            return Some(self.sampler.sample(ctx, row));
+        }
+        // As llama.cpp's `common_sampler_sample`: the chain picks without the grammar and the
+        // grammar checks that one token, which is nearly always allowed once a call or object
+        // has begun; only a rejected pick pays for masking the whole vocabulary. Then the
+        // grammar masks what it does not allow, the chain picks among the rest. A pick with a
+        // logit of -inf is one nothing allows (the grammar is complete and `ignore_eos` bans
+        // the end): accepting it would abort llama.cpp, so the request ends with an error.
+        let mut candidates = ctx.token_data_array_ith(row);
+        self.sampler.apply(&mut candidates);
+        let first = candidates
+            .selected_token()
+            .filter(|_| selected_logit(&candidates) > f32::NEG_INFINITY);
+        // A reply that may still open a reasoning block: whitespace and the opening tag pass
+        // the grammar by (it starts with the answer).
+        if let (Some(token), Some(reasoning)) = (first, self.reasoning.as_ref()) {
+            let piece = model.vocab().token_to_piece(token, false, None);
+            if state == Some(ReasoningState::Undecided) && reasoning.opens(&piece) {
+                self.sampler.accept(token);
+                return Some(token);
+            }
+        }
+        let grammar = self.grammar.as_mut()?;
+        let fast = first.filter(|&token| {
+            let mut single =
+                LlamaTokenDataArray::new(vec![LlamaTokenData::new(token, 0.0, 0.0)], false);
+            grammar.apply(&mut single);
+            single
+                .data
+                .first()
+                .is_some_and(|d| d.logit() > f32::NEG_INFINITY)
+        });
+        let token = match fast {
+            Some(token) => token,
+            None => {
+                let mut candidates = ctx.token_data_array_ith(row);
+                grammar.apply(&mut candidates);
+                self.sampler.apply(&mut candidates);
+                candidates
+                    .selected_token()
+                    .filter(|_| selected_logit(&candidates) > f32::NEG_INFINITY)?
+            }
+        };
+        grammar.accept(token);
+        self.sampler.accept(token);
+        Some(token)
     }
 
     fn finish(&self, reason: FinishReason, gen_started: Instant) -> Step {

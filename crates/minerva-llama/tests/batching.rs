@@ -32,6 +32,7 @@ fn start(model: &dyn Model, prompt: &str) -> GenerationStream {
             max_tokens: Some(N_GEN),
             logprobs: Some(LogprobRequest { top: 5 }),
             cache_prompt: false,
+            reasoning: None,
         })
         .unwrap()
 }

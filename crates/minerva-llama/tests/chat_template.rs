@@ -18,7 +18,9 @@ fn conversation() -> Vec<serde_json::Value> {
 fn qwen_uses_its_own_chatml_template() {
     let model = common::load(&QWEN, 512, 2);
     assert!(!model.info().default_template);
-    let text = model.render_chat(&conversation(), None, true).unwrap();
+    let text = model
+        .render_chat(&conversation(), None, &Default::default(), true)
+        .unwrap();
     assert_eq!(
         text,
         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi 👋<|im_end|>\n<|im_start|>assistant\n"
@@ -31,7 +33,12 @@ fn qwen_template_renders_tools() {
     let tools = json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]);
     let text = model
-        .render_chat(&conversation()[1..], Some(&tools), true)
+        .render_chat(
+            &conversation()[1..],
+            Some(&tools),
+            &Default::default(),
+            true,
+        )
         .unwrap();
     assert!(text.contains("<tools>"), "{text}");
     assert!(
@@ -44,7 +51,9 @@ fn qwen_template_renders_tools() {
 fn gemma_without_template_gets_the_default() {
     let model = common::load(&GEMMA, 512, 2);
     assert!(model.info().default_template);
-    let text = model.render_chat(&conversation(), None, true).unwrap();
+    let text = model
+        .render_chat(&conversation(), None, &Default::default(), true)
+        .unwrap();
     assert_eq!(
         text,
         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi 👋<|im_end|>\n<|im_start|>assistant\n"
@@ -75,7 +84,9 @@ fn override_template_replaces_the_models_own() {
         "{% for m in messages %}[{{ m.role | upper }}] {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}[ASSISTANT] {% endif %}",
     )
     .unwrap();
-    let text = model.render_chat(&conversation(), None, true).unwrap();
+    let text = model
+        .render_chat(&conversation(), None, &Default::default(), true)
+        .unwrap();
     assert_eq!(text, "[SYSTEM] Be brief.\n[USER] Hi 👋\n[ASSISTANT] ");
 }
 

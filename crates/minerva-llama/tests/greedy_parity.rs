@@ -62,6 +62,7 @@ fn run(m: &TestModel) -> Outcome {
                 max_tokens: Some(r["n_predict"].as_u64().unwrap() as u32),
                 logprobs: Some(LogprobRequest { top: 5 }),
                 cache_prompt: false,
+                reasoning: None,
             })
             .unwrap();
         let mut ours = Vec::new();

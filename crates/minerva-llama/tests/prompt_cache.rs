@@ -37,6 +37,7 @@ fn start(model: &dyn Model, prompt: &[i32], n_gen: u32, cache: bool) -> Generati
             max_tokens: Some(n_gen),
             logprobs: None,
             cache_prompt: cache,
+            reasoning: None,
         })
         .unwrap()
 }

@@ -31,6 +31,7 @@ fn run(
             max_tokens: Some(200),
             logprobs: None,
             cache_prompt: false,
+            reasoning: None,
         })
         .unwrap();
     let mut bytes = Vec::new();

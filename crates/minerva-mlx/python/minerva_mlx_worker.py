@@ -14,7 +14,8 @@ Protocol (version 2), one JSON object per line, each with a "type":
   minerva -> {"type": "generate", "id": I, "prompt": [ids], "max_tokens": N|null,
               "eos": [ids], "sampling": {"temperature", "top_p", "top_k", "min_p",
               "repetition_penalty", "repetition_context_size", "presence_penalty",
-              "frequency_penalty", "seed", "logit_bias"}}
+              "frequency_penalty", "seed", "logit_bias"},
+              "reasoning": null | {"open", "close", "inside", "budget": N, "forced": [ids]}}
   worker -> {"type": "token", "id": I, "token": T} ...
             {"type": "done", "id": I, "reason": "stop"|"length"|"cancelled",
              "prompt_tokens": P, "completion_tokens": C, "prompt_ms": X, "generation_ms": Y}
@@ -109,7 +110,75 @@ def handshake():
         sys.exit(2)
 
 
-def generate(model, job, state):
+class ReasoningBudget:
+    """A logits processor that enforces a reasoning budget (llama-server's --reasoning-budget):
+    once the reply has spent `budget` tokens inside its `<think>` block and the block is still
+    open, the tokens of `forced` (the closing text) are generated one by one instead of sampled.
+
+    Where the block is follows minerva_core::ReasoningSplitter, on each token's text: open from
+    the start when `inside` (the prompt opened it), or when the reply begins, after whitespace,
+    with `open`; closed at the first `close`. The processor sees the tokens generated so far on
+    each call (the newest last), so it keeps its own state in step with the sampler.
+    """
+
+    def __init__(self, spec, decode):
+        self.open = spec["open"]
+        self.close = spec["close"]
+        self.state = "reasoning" if spec.get("inside") else "undecided"
+        self.budget = spec.get("budget")
+        self.forced = [int(t) for t in spec.get("forced", [])]
+        self.forcing = None
+        self.text = ""
+        self.spent = 0
+        self.calls = 0
+        self.decode = decode
+
+    def push(self, token):
+        piece = self.decode([token])
+        if self.state == "answer":
+            return
+        self.text += piece
+        if self.state == "undecided":
+            start = self.text.lstrip()
+            if len(start) < len(self.open) and self.open.startswith(start):
+                return
+            if not start.startswith(self.open):
+                self.state = "answer"
+                return
+            self.state = "reasoning"
+            self.text = start[len(self.open):]
+        if self.close in self.text:
+            self.state = "answer"
+        else:
+            self.spent += 1
+
+    def forced_next(self):
+        if self.state != "reasoning":
+            return None
+        if self.forcing is None:
+            if self.budget is None or self.spent < self.budget:
+                return None
+            self.forcing = 0
+        if self.forcing >= len(self.forced):
+            return None
+        token = self.forced[self.forcing]
+        self.forcing += 1
+        return token
+
+    def __call__(self, tokens, logits):
+        import mlx.core as mx
+
+        if self.calls > 0:
+            self.push(int(tokens[-1].item()))
+        self.calls += 1
+        token = self.forced_next()
+        if token is None:
+            return logits
+        only = mx.arange(logits.shape[-1]) == token
+        return mx.where(only, mx.zeros_like(logits), mx.full(logits.shape, -mx.inf, logits.dtype))
+
+
+def generate(model, tokenizer, job, state):
     import mlx.core as mx
     from mlx_lm.generate import generate_step
     from mlx_lm.sample_utils import make_logits_processors, make_sampler
@@ -129,6 +198,9 @@ def generate(model, job, state):
         presence_penalty=s.get("presence_penalty"),
         frequency_penalty=s.get("frequency_penalty"),
     )
+    reasoning = job.get("reasoning")
+    if reasoning and reasoning.get("budget") is not None:
+        processors = list(processors) + [ReasoningBudget(reasoning, tokenizer.decode)]
     prompt = job["prompt"]
     max_tokens = job.get("max_tokens")
     eos = set(job.get("eos", []))
@@ -173,7 +245,7 @@ def main():
     try:
         from mlx_lm import load
 
-        model, _tokenizer = load(sys.argv[1])
+        model, tokenizer = load(sys.argv[1])
         n_vocab = int(model.args.vocab_size) if hasattr(model, "args") else None
     except Exception as e:  # noqa: BLE001 - reported to Minerva, which shows it
         send({"type": "error", "message": f"mlx-lm could not load {sys.argv[1]}: {e}"})
@@ -188,7 +260,7 @@ def main():
         with state.lock:
             state.running = job["id"]
         try:
-            generate(model, job, state)
+            generate(model, tokenizer, job, state)
         except Exception as e:  # noqa: BLE001 - the request fails, the worker goes on
             log(f"generation {job['id']} failed: {e!r}")
             send({"type": "error", "id": job["id"], "message": str(e)})

@@ -93,12 +93,13 @@ impl Model for MlxModel {
         &self,
         messages: &[Value],
         tools: Option<&Value>,
+        kwargs: &serde_json::Map<String, serde_json::Value>,
         add_generation_prompt: bool,
     ) -> Result<String> {
         let opts = RenderOptions {
             add_generation_prompt,
             tools,
-            extra: None,
+            extra: Some(kwargs).filter(|k| !k.is_empty()),
         };
         self.template
             .render(messages, &opts)
@@ -159,12 +160,25 @@ impl Model for MlxModel {
         } else {
             &self.eog
         };
+        // A reasoning budget is enforced by the worker (a logits processor), which needs the
+        // closing text's tokens.
+        let reasoning = match request.reasoning.as_ref().filter(|r| r.budget.is_some()) {
+            Some(spec) => json!({
+                "open": spec.open,
+                "close": spec.close,
+                "inside": spec.inside,
+                "budget": spec.budget,
+                "forced": self.tokenizer.encode(&spec.forced(), true)?,
+            }),
+            None => Value::Null,
+        };
         // `cache_prompt` is a speed hint only: the worker computes every prompt in full.
         self.worker.generate(json!({
             "prompt": request.prompt,
             "max_tokens": max_tokens,
             "eos": eos,
             "sampling": sampling,
+            "reasoning": reasoning,
         }))
     }
 

@@ -133,6 +133,7 @@ fn greedy(prompt: Vec<i32>, max_tokens: u32) -> GenerateRequest {
         max_tokens: Some(max_tokens),
         logprobs: None,
         cache_prompt: false,
+        reasoning: None,
     }
 }
 
@@ -144,7 +145,9 @@ fn load() -> MlxModel {
 
 fn prompt(model: &MlxModel) -> Vec<i32> {
     let messages = [serde_json::json!({"role": "user", "content": "Count from 1 to 50."})];
-    let text = model.render_chat(&messages, None, true).expect("render");
+    let text = model
+        .render_chat(&messages, None, &Default::default(), true)
+        .expect("render");
     model.tokenize(&text, true, true).expect("tokenize")
 }
 

@@ -26,6 +26,9 @@ pub struct DoneFields {
 pub struct MessageOut {
     pub role: &'static str,
     pub content: String,
+    /// The reasoning block's text, for a model that thinks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCallOut>,
 }
@@ -81,6 +84,9 @@ pub struct GenerateResponse {
     pub model: String,
     pub created_at: String,
     pub response: String,
+    /// The reasoning block's text, for a model that thinks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<String>,
     pub done: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<Vec<Logprob>>,
@@ -198,6 +204,7 @@ mod tests {
             model: "m".into(),
             created_at: "t".into(),
             response: "hi".into(),
+            thinking: None,
             done: false,
             logprobs: None,
             end: None,

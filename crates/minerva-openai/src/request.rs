@@ -88,6 +88,17 @@ pub struct ChatCompletionRequest {
     /// More than one call per turn (default true).
     pub parallel_tool_calls: Option<bool>,
     pub response_format: Option<Value>,
+    /// OpenAI's `none`, `minimal`, `low`, `medium`, `high` (`xhigh`): a reasoning budget for
+    /// models that think (kept as JSON: checked by the server).
+    pub reasoning_effort: Option<Value>,
+    /// llama-server's: `auto`/`deepseek` (reasoning in `reasoning_content`) or `none` (left in
+    /// `content` as generated).
+    pub reasoning_format: Option<Value>,
+    /// Minerva's (llama-server's `--reasoning-budget` per request): most tokens the reasoning
+    /// block may take; -1 for no limit.
+    pub reasoning_budget: Option<Value>,
+    /// llama-server's and vLLM's: extra variables for the chat template (`enable_thinking`).
+    pub chat_template_kwargs: Option<Value>,
     // Fields that would change the reply and that Minerva cannot honour: the server refuses
     // each when it is present and not `null`, naming it. Fields that cannot change the reply
     // (`user`, `store`, `metadata`, `service_tier`, ...) are not read.

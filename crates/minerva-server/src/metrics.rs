@@ -236,7 +236,7 @@ impl Metered {
     }
 
     /// A parser for this generation's reply (see [`CompletionStream::reply_parser`]).
-    pub fn reply_parser(&self) -> minerva_engine::ReplyParser {
+    pub fn reply_parser(&self) -> minerva_engine::ChatParser {
         self.inner.reply_parser()
     }
 

@@ -44,6 +44,8 @@ pub enum ToWorker {
         id: u64,
         messages: Vec<serde_json::Value>,
         tools: Option<serde_json::Value>,
+        #[serde(default)]
+        kwargs: serde_json::Map<String, serde_json::Value>,
         add_generation_prompt: bool,
     },
     Status {
@@ -319,6 +321,7 @@ mod tests {
             max_tokens: Some(8),
             logprobs: None,
             cache_prompt: true,
+            reasoning: None,
         };
         let ToWorker::Generate { id, request: back } = round_trip(&ToWorker::Generate {
             id: 9,
@@ -353,6 +356,7 @@ mod tests {
                 max_tokens: None,
                 logprobs: None,
                 cache_prompt: false,
+                reasoning: None,
             };
             let ToWorker::Generate { request: back, .. } = round_trip(&ToWorker::Generate {
                 id: 1,

@@ -412,6 +412,7 @@ impl Model for RemoteModel {
         &self,
         messages: &[serde_json::Value],
         tools: Option<&serde_json::Value>,
+        kwargs: &serde_json::Map<String, serde_json::Value>,
         add_generation_prompt: bool,
     ) -> Result<String> {
         let reply = self.link.call(
@@ -419,6 +420,7 @@ impl Model for RemoteModel {
                 id,
                 messages: messages.to_vec(),
                 tools: tools.cloned(),
+                kwargs: kwargs.clone(),
                 add_generation_prompt,
             },
             None,

@@ -201,11 +201,12 @@ fn answer(model: &dyn Model, rpc: ToWorker, outbox: &Outbox) {
             id,
             messages,
             tools,
+            kwargs,
             add_generation_prompt,
         } => (
             id,
             model
-                .render_chat(&messages, tools.as_ref(), add_generation_prompt)
+                .render_chat(&messages, tools.as_ref(), &kwargs, add_generation_prompt)
                 .map(Reply::Text),
         ),
         other => {

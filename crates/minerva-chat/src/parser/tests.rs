@@ -25,6 +25,7 @@ fn collect(events: Vec<ReplyEvent>, r: &mut Reply) {
             }
             ReplyEvent::ToolCallArgs { index, delta } => r.calls[index].1.push_str(&delta),
             ReplyEvent::ToolCallEnd { index } => r.ended.push(index),
+            ReplyEvent::Reasoning(t) => panic!("reasoning from the reply parser: {t}"),
         }
     }
 }

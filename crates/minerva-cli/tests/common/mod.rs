@@ -53,6 +53,7 @@ pub fn greedy(prompt: Vec<TokenId>, max_tokens: u32, ignore_eos: bool) -> Genera
         max_tokens: Some(max_tokens),
         logprobs: None,
         cache_prompt: false,
+        reasoning: None,
     }
 }
 

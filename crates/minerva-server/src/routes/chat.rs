@@ -46,9 +46,14 @@ pub async fn handle(
     };
     let logprobs = logprob_request(req.logprobs, req.top_logprobs)?;
     let n = params::choices(&req.sampling)?;
+    let thinking = super::reasoning::openai(&req)?;
     let job = CompletionJob {
         model: req.model.clone(),
-        prompt: Prompt::Chat { messages, tools },
+        prompt: Prompt::Chat {
+            messages,
+            tools,
+            kwargs: thinking.kwargs,
+        },
         sampling,
         max_tokens,
         stop: params::stops(&req.sampling)?,
@@ -56,6 +61,7 @@ pub async fn handle(
         cache_prompt: req.sampling.cache_prompt.unwrap_or(true),
         keep_alive: None,
         tools: tool_request,
+        reasoning: thinking.request,
     };
     let streams = choices::start(&engine, job, n, &metrics, started).await?;
     let mut chats = choices::chats(streams);
@@ -107,6 +113,10 @@ pub async fn handle(
                         let lp = want_logprobs.then(|| chat_logprobs(&tokens));
                         let delta = ChatDelta { content: Some(text), ..ChatDelta::default() };
                         yield json_event(&chunk(index, delta, lp, None));
+                    }
+                    Ok(ChatEvent::Reasoning { text }) => {
+                        let delta = ChatDelta { reasoning_content: Some(text), ..ChatDelta::default() };
+                        yield json_event(&chunk(index, delta, None, None));
                     }
                     Ok(ChatEvent::ToolCallStart { index: call, id, name }) => {
                         let call = ToolCallDelta {
@@ -191,6 +201,7 @@ fn chat_choice(index: u32, done: ChatReply, logprobs: bool) -> ChatChoice {
         message: ChatMessageOut {
             role: "assistant",
             content,
+            reasoning_content: Some(done.reasoning).filter(|r| !r.is_empty()),
             tool_calls,
         },
         logprobs: logprobs.then(|| chat_logprobs(&done.tokens)),

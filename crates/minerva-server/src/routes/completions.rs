@@ -54,6 +54,7 @@ pub async fn handle(
         cache_prompt: req.sampling.cache_prompt.unwrap_or(true),
         tools: Default::default(),
         keep_alive: None,
+        reasoning: Default::default(),
     };
     let mut streams = choices::start(&engine, job, n, &metrics, started).await?;
     let id = new_id("cmpl");

@@ -66,7 +66,8 @@ pub(crate) async fn openai(
                 names.join(" and ")
             ),
             Some(names[1]),
-        ));
+        )
+        .with_code("conflicting_output_formats"));
     }
     match found.pop() {
         None => Ok(None),

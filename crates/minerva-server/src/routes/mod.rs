@@ -11,6 +11,7 @@ pub mod tokenize;
 pub mod choices;
 mod contract;
 mod params;
+mod reasoning;
 
 use crate::ApiError;
 use axum::http::Uri;

@@ -26,7 +26,7 @@ pub async fn handle(
             return Ok(respond::unloaded(make_chat(req.model.clone()), done));
         }
     }
-    let (model, keep_alive, timing, format) = super::start(
+    let started = super::start(
         &state.engine,
         &req.model,
         req.keep_alive.as_ref(),
@@ -39,6 +39,7 @@ pub async fn handle(
     let tools = params::tools(req.tools.as_ref())?
         .filter(|t| t.as_array().is_some_and(|list| !list.is_empty()));
     let tool_request = super::tool_request(tools.as_ref())?;
+    let (model, timing, thinking) = (started.model, started.timing, started.thinking);
     let generation = super::options::generation(req.options.as_ref(), model.info())?;
     let logprobs = super::logprob_request(req.logprobs, req.top_logprobs)?;
     let messages = req
@@ -52,11 +53,18 @@ pub async fn handle(
     if messages.is_empty() {
         return Ok(respond::loaded(make, timing));
     }
-    let mut job = generation.job(model.info(), Prompt::Chat { messages, tools }, logprobs);
-    job.keep_alive = keep_alive;
+    let prompt = Prompt::Chat {
+        messages,
+        tools,
+        kwargs: thinking.kwargs,
+    };
+    let mut job = generation.job(model.info(), prompt, logprobs);
+    job.keep_alive = started.keep_alive;
+    job.reasoning = thinking.request;
     job.tools = tool_request;
-    job.sampling.format = format;
-    respond::reply(&state, job, req.stream.unwrap_or(true), timing, make).await
+    job.sampling.format = started.format;
+    let stream = req.stream.unwrap_or(true);
+    respond::reply(&state, job, stream, timing, started.show_thinking, make).await
 }
 
 /// Shapes `/api/chat`'s objects for the model `name`.
@@ -67,6 +75,7 @@ fn make_chat(name: String) -> impl Fn(Piece) -> ChatResponse + Send + 'static {
         message: MessageOut {
             role: "assistant",
             content: p.text,
+            thinking: p.thinking,
             tool_calls: p.tool_calls,
         },
         done: p.end.is_some(),
@@ -77,7 +86,8 @@ fn make_chat(name: String) -> impl Fn(Piece) -> ChatResponse + Send + 'static {
 
 /// Checks one message and puts it in the shape chat templates expect: a lower-case role (as
 /// Ollama reads it), `content` a string (empty when absent). `tool_calls` arguments are
-/// already objects in Ollama's shape, and other fields (`tool_name`, `thinking`) pass through.
+/// already objects in Ollama's shape, `thinking` is also given as `reasoning_content` (the
+/// name chat templates read), and other fields (`tool_name`) pass through.
 fn message(i: usize, message: &Value) -> Result<Value, OllamaError> {
     let bad = |what: String| OllamaError::bad_request(format!("messages[{i}]{what}"));
     let obj = message
@@ -104,5 +114,9 @@ fn message(i: usize, message: &Value) -> Result<Value, OllamaError> {
     out.remove("images");
     out.insert("role".into(), Value::String(role));
     out.insert("content".into(), Value::String(content));
+    if let Some(thinking) = obj.get("thinking").filter(|t| t.is_string()) {
+        out.entry("reasoning_content")
+            .or_insert_with(|| thinking.clone());
+    }
     Ok(Value::Object(out))
 }

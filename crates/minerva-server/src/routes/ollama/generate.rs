@@ -23,7 +23,7 @@ pub async fn handle(
             return Ok(respond::unloaded(make_generate(req.model.clone()), done));
         }
     }
-    let (model, keep_alive, timing, format) = super::start(
+    let started = super::start(
         &state.engine,
         &req.model,
         req.keep_alive.as_ref(),
@@ -31,6 +31,7 @@ pub async fn handle(
         req.think.as_ref(),
     )
     .await?;
+    let (model, timing, thinking) = (started.model, started.timing, started.thinking);
     super::refuse_images(req.images.as_ref())?;
     let given = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.is_empty());
     if given(&req.suffix) {
@@ -73,12 +74,15 @@ pub async fn handle(
         Prompt::Chat {
             messages,
             tools: None,
+            kwargs: thinking.kwargs,
         }
     };
     let mut job = generation.job(model.info(), prompt, logprobs);
-    job.keep_alive = keep_alive;
-    job.sampling.format = format;
-    respond::reply(&state, job, req.stream.unwrap_or(true), timing, make).await
+    job.keep_alive = started.keep_alive;
+    job.sampling.format = started.format;
+    job.reasoning = thinking.request;
+    let stream = req.stream.unwrap_or(true);
+    respond::reply(&state, job, stream, timing, started.show_thinking, make).await
 }
 
 /// Shapes `/api/generate`'s objects for the model `name`.
@@ -87,6 +91,7 @@ fn make_generate(name: String) -> impl Fn(Piece) -> GenerateResponse + Send + 's
         model: name.clone(),
         created_at: timestamp(SystemTime::now()),
         response: p.text,
+        thinking: p.thinking,
         done: p.end.is_some(),
         logprobs: p.logprobs,
         end: p.end,

@@ -14,6 +14,7 @@ pub mod keep_alive;
 mod options;
 mod respond;
 
+use super::reasoning::Thinking;
 use crate::error::OllamaError;
 use minerva_core::{LogprobRequest, OutputFormat};
 use minerva_engine::{Engine, KeepAlive, Lease};
@@ -21,26 +22,50 @@ use respond::Timing;
 use serde_json::Value;
 use std::time::Instant;
 
-/// What every generation request starts with: the model it names, loaded if it was not (and
-/// how long that took), its `keep_alive`, the output format of `format` (checked before the
-/// model is loaded), and refusing `think`, which is not supported yet.
+/// What every generation request starts with.
+pub(crate) struct Started {
+    /// The model it names, loaded if it was not.
+    pub model: Lease,
+    pub keep_alive: Option<KeepAlive>,
+    /// When it arrived and how long loading took.
+    pub timing: Timing,
+    /// The output format of `format`.
+    pub format: Option<OutputFormat>,
+    /// What `think` asks of the reasoning block.
+    pub thinking: Thinking,
+    /// Whether the reasoning is shown (`thinking` in the reply).
+    pub show_thinking: bool,
+}
+
+/// Starts a generation request: `format` and `keep_alive` are checked before the model is
+/// loaded, `think` against the loaded model's template (asking a model that does not think to
+/// think is refused, as Ollama does).
 pub(crate) async fn start(
     engine: &Engine,
     name: &str,
     keep_alive: Option<&Value>,
     format: Option<&Value>,
     think: Option<&Value>,
-) -> Result<(Lease, Option<KeepAlive>, Timing, Option<OutputFormat>), OllamaError> {
+) -> Result<Started, OllamaError> {
     let started = Instant::now();
     let format = super::format::ollama(format).await?;
-    refuse_think(think, name)?;
     let keep_alive = keep_alive::parse(keep_alive)?;
     let model = model(engine, name, keep_alive).await?;
+    let thinks = minerva_engine::template_thinks(&model.info().chat_template);
+    let (thinking, show_thinking) =
+        super::reasoning::ollama(think, thinks, name).map_err(OllamaError::bad_request)?;
     let timing = Timing {
         started,
         load: started.elapsed(),
     };
-    Ok((model, keep_alive, timing, format))
+    Ok(Started {
+        model,
+        keep_alive,
+        timing,
+        format,
+        thinking,
+        show_thinking,
+    })
 }
 
 /// The model that `name` names, loaded if it is not.
@@ -74,17 +99,6 @@ pub(crate) async fn unload_request(
         started,
         load: std::time::Duration::ZERO,
     }))
-}
-
-/// The served models do not think: `think` may only be absent or false, as Ollama answers for
-/// a model without the thinking capability.
-fn refuse_think(think: Option<&Value>, name: &str) -> Result<(), OllamaError> {
-    match think {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(()),
-        Some(_) => Err(OllamaError::bad_request(format!(
-            "\"{name}\" does not support thinking"
-        ))),
-    }
 }
 
 /// Ollama's `tools` (the OpenAI shape), checked; the model decides whether to call.

@@ -137,11 +137,15 @@ pub async fn show(
 }
 
 /// Ollama's `capabilities`: `completion` always, `tools` when the chat template renders the
-/// tools it is given (then replies are parsed for calls).
+/// tools it is given (then replies are parsed for calls), `thinking` when it writes or strips
+/// `<think>` blocks (then the reasoning is split off into `thinking`).
 fn capabilities(template: &str) -> Vec<&'static str> {
     let mut caps = vec!["completion"];
     if minerva_engine::ToolFormat::template_handles_tools(template) {
         caps.push("tools");
+    }
+    if minerva_engine::template_thinks(template) {
+        caps.push("thinking");
     }
     caps
 }

@@ -44,6 +44,7 @@ impl Generation {
             cache_prompt: true,
             tools: Default::default(),
             keep_alive: None,
+            reasoning: Default::default(),
         }
     }
 }

@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 /// last object why the generation ended and what it cost.
 pub(crate) struct Piece {
     pub text: String,
+    /// Reasoning text, for a model that thinks (when it is shown).
+    pub thinking: Option<String>,
     /// Complete tool calls (chat only): Ollama sends each call whole, in an object of its own.
     pub tool_calls: Vec<ToolCallOut>,
     pub logprobs: Option<Vec<Logprob>>,
@@ -61,6 +63,7 @@ fn empty_reply<T: Serialize>(
     };
     Json(make(Piece {
         text: String::new(),
+        thinking: None,
         tool_calls: Vec::new(),
         logprobs: None,
         end: Some(end),
@@ -68,12 +71,14 @@ fn empty_reply<T: Serialize>(
     .into_response()
 }
 
-/// Runs `job` and answers with objects that `make` shapes.
+/// Runs `job` and answers with objects that `make` shapes; the reasoning is left out unless
+/// `show_thinking`.
 pub(crate) async fn reply<T, F>(
     state: &AppState,
     job: CompletionJob,
     stream: bool,
     timing: Timing,
+    show_thinking: bool,
     make: F,
 ) -> Result<Response, OllamaError>
 where
@@ -95,8 +100,21 @@ where
             let mut calls: Vec<(String, String, String)> = Vec::new();
             while let Some(event) = events.next().await {
                 let line = match event {
+                    Ok(ChatEvent::Reasoning { text }) => {
+                        if !show_thinking {
+                            continue;
+                        }
+                        ndjson_line(&make(Piece {
+                            text: String::new(),
+                            thinking: Some(text),
+                            tool_calls: Vec::new(),
+                            logprobs: None,
+                            end: None,
+                        }))
+                    }
                     Ok(ChatEvent::Content { text, tokens }) => ndjson_line(&make(Piece {
                         text,
+                        thinking: None,
                         tool_calls: Vec::new(),
                         logprobs: want_logprobs.then(|| logprobs(&tokens)),
                         end: None,
@@ -115,6 +133,7 @@ where
                         let Some((id, name, args)) = calls.get(index) else { continue };
                         ndjson_line(&make(Piece {
                             text: String::new(),
+                            thinking: None,
                             tool_calls: vec![tool_call(index, id, name, args)],
                             logprobs: None,
                             end: None,
@@ -122,6 +141,7 @@ where
                     }
                     Ok(ChatEvent::Done { reason, usage }) => ndjson_line(&make(Piece {
                         text: String::new(),
+                        thinking: None,
                         tool_calls: Vec::new(),
                         logprobs: None,
                         end: Some(end_fields(reason, &usage, timing)),
@@ -153,6 +173,7 @@ where
             timing,
         )),
         text: whole.content,
+        thinking: Some(whole.reasoning).filter(|r| show_thinking && !r.is_empty()),
         tool_calls,
     }))
     .into_response())

@@ -1,0 +1,238 @@
+"""Reasoning blocks end to end: the real Qwen model served with a chat template that opens a
+`<think>` block at the end of the generation prompt (tests/e2e/think.jinja, as DeepSeek-R1's
+newer templates do), through the official `openai` and `ollama` clients.
+
+qwen2.5-coder:0.5b was not trained to think: given an open block it writes its answer there and
+never closes it. The reasoning budget makes the split deterministic: after N tokens of
+reasoning the server writes `</think>` itself and the model answers after it.
+"""
+import json
+import os
+
+import httpx
+import jsonschema
+import ollama
+import openai
+import pytest
+
+from conftest import MODEL_ID, _extra_server, hf_dir, hf_model_id
+from test_tools import WEATHER
+
+TEMPLATE = os.path.join(os.path.dirname(__file__), "think.jinja")
+STEPS = [{"role": "user", "content": "Explain step by step how to multiply 17 by 23."}]
+CAPITAL = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(scope="module")
+def think_server():
+    """The Qwen GGUF (llama.cpp) and the same model as a Hugging Face directory (MLX, loaded on
+    its first request), both under the thinking template."""
+    python = os.environ["MINERVA_PYTHON"]
+    yield from _extra_server("think", ["--chat-template", TEMPLATE, "--model", hf_dir(), "--python", python])
+
+
+@pytest.fixture(scope="module")
+def tc(think_server):
+    return openai.OpenAI(base_url=f"{think_server}/v1", api_key="not-needed", max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def th(think_server):
+    with httpx.Client(base_url=think_server, timeout=120) as c:
+        yield c
+
+
+def chat(client, messages=STEPS, budget=None, **kw):
+    kw.setdefault("model", MODEL_ID)
+    kw.setdefault("temperature", 0)
+    kw.setdefault("max_tokens", 60)
+    extra = kw.pop("extra_body", {})
+    if budget is not None:
+        extra["reasoning_budget"] = budget
+    return client.chat.completions.create(messages=messages, extra_body=extra, **kw)
+
+
+def reasoning(message):
+    return getattr(message, "reasoning_content", None) or ""
+
+
+def test_the_budget_closes_the_block_and_the_answer_follows(tc, th):
+    r = chat(tc, budget=12)
+    m = r.choices[0].message
+    assert reasoning(m), m
+    assert m.content and "</think>" not in m.content and "<think>" not in m.content, m
+    # The block took the budget: twelve tokens (give or take the whitespace trimmed off its
+    # ends), then the closing text the server wrote.
+    tokens = th.post("/tokenize", json={"content": reasoning(m)}).json()["tokens"]
+    assert 10 <= len(tokens) <= 12, tokens
+    assert r.usage.completion_tokens == 60
+    assert r.choices[0].finish_reason == "length"
+
+
+def test_raw_text_with_reasoning_format_none(tc):
+    split = chat(tc, budget=12).choices[0].message
+    raw = chat(tc, budget=12, extra_body={"reasoning_format": "none"}).choices[0].message
+    assert reasoning(raw) == ""
+    # The prompt opened the block; the reply closes it where the budget ran out.
+    before, sep, after = raw.content.partition("</think>")
+    assert sep, raw.content
+    assert before.strip() and after.strip()
+    # Same reasoning length either way (the text may differ where a cached prompt rounds
+    # differently; the token budget does not).
+    assert abs(len(before.strip()) - len(reasoning(split))) < 40
+
+
+def test_a_block_that_never_closes_is_all_reasoning(tc):
+    r = chat(tc, max_tokens=8)
+    m = r.choices[0].message
+    assert reasoning(m)
+    assert m.content == ""
+    assert r.choices[0].finish_reason == "length"
+    assert r.usage.completion_tokens == 8
+
+
+def test_budget_zero_answers_at_once(tc):
+    m = chat(tc, CAPITAL, budget=0).choices[0].message
+    assert reasoning(m) == ""
+    assert "Paris" in m.content
+
+
+def test_effort_none_turns_thinking_off_in_the_template(tc):
+    m = chat(tc, CAPITAL, reasoning_effort="none").choices[0].message
+    assert reasoning(m) == ""
+    assert "Paris" in m.content
+
+
+def test_stream_equals_whole(tc):
+    # Both compute the whole prompt (a cached prompt may round differently, see the README).
+    nocache = {"cache_prompt": False}
+    r = chat(tc, budget=6, max_tokens=30, extra_body=dict(nocache))
+    whole = r.choices[0].message
+    parts = {"reasoning": "", "content": ""}
+    finish = None
+    for chunk in chat(tc, budget=6, max_tokens=30, stream=True, extra_body=dict(nocache)):
+        if not chunk.choices:
+            continue
+        d = chunk.choices[0].delta
+        parts["reasoning"] += getattr(d, "reasoning_content", None) or ""
+        parts["content"] += d.content or ""
+        finish = chunk.choices[0].finish_reason or finish
+    assert parts == {"reasoning": reasoning(whole), "content": whole.content}
+    assert parts["reasoning"] and parts["content"]
+    assert finish == r.choices[0].finish_reason
+
+
+def test_schema_constrains_the_answer_not_the_reasoning(tc):
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+        "additionalProperties": False,
+    }
+    r = chat(tc, [{"role": "user", "content": "Explain who Ann, aged 31, is, then give her as JSON."}],
+             budget=10, max_tokens=80,
+             response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}})
+    m = r.choices[0].message
+    assert r.choices[0].finish_reason == "stop"
+    assert reasoning(m)
+    jsonschema.validate(json.loads(m.content), schema)
+
+
+def test_a_required_call_comes_after_the_reasoning(tc):
+    r = chat(tc, [{"role": "user", "content": "What is the weather in Paris?"}], budget=8, max_tokens=80,
+             tools=[WEATHER], tool_choice="required")
+    m = r.choices[0].message
+    assert reasoning(m)
+    assert r.choices[0].finish_reason == "tool_calls"
+    assert [c.function.name for c in m.tool_calls] == ["get_weather"]
+    assert "city" in json.loads(m.tool_calls[0].function.arguments)
+
+
+def test_mlx_enforces_the_budget_too(think_server):
+    """The MLX worker closes the block with a logits processor: the same split as llama.cpp."""
+    slow = openai.OpenAI(base_url=f"{think_server}/v1", api_key="not-needed", max_retries=0, timeout=600)
+    r = chat(slow, CAPITAL, budget=3, max_tokens=12, model=hf_model_id())
+    m = r.choices[0].message
+    assert reasoning(m), m
+    assert m.content, m
+    assert "</think>" not in m.content
+    raw = chat(slow, CAPITAL, budget=0, max_tokens=8, model=hf_model_id(),
+               extra_body={"reasoning_format": "none"}).choices[0].message
+    assert raw.content.lstrip().startswith("</think>"), raw.content
+
+
+def test_earlier_reasoning_is_rendered(th):
+    """An assistant turn's reasoning_content reaches the template (which renders it)."""
+    body = {"model": MODEL_ID, "max_tokens": 1, "temperature": 0, "messages": [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!", "reasoning_content": "A greeting; greet back."},
+        {"role": "user", "content": "Bye"}]}
+    with_reasoning = th.post("/v1/chat/completions", json=body).json()["usage"]["prompt_tokens"]
+    del body["messages"][1]["reasoning_content"]
+    without = th.post("/v1/chat/completions", json=body).json()["usage"]["prompt_tokens"]
+    assert with_reasoning > without + 5
+
+
+@pytest.mark.parametrize("field,value", [
+    ("reasoning_effort", "max"),
+    ("reasoning_effort", 3),
+    ("reasoning_format", "deepseek-legacy"),
+    ("reasoning_budget", -2),
+    ("reasoning_budget", "8"),
+    ("chat_template_kwargs", [1]),
+])
+def test_bad_values_are_400s(th, field, value):
+    r = th.post("/v1/chat/completions", json={"model": MODEL_ID, "messages": CAPITAL, field: value})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == field
+    assert th.get("/health").status_code == 200
+
+
+# --- Ollama ---
+
+@pytest.fixture(scope="module")
+def oc(think_server):
+    return ollama.Client(host=think_server, timeout=120)
+
+
+def test_ollama_capabilities(oc, server):
+    assert "thinking" in oc.show(MODEL_ID).capabilities
+    # The same model under its own template does not think.
+    assert "thinking" not in ollama.Client(host=server, timeout=120).show(MODEL_ID).capabilities
+
+
+def test_ollama_thinking_apart(oc):
+    opts = {"temperature": 0, "num_predict": 60, "seed": 1}
+    r = oc.chat(model=MODEL_ID, messages=STEPS, options=opts, think="low")
+    assert r.message.thinking
+    # Unset: the model's default, which for a thinking template is to think, shown apart.
+    r = oc.chat(model=MODEL_ID, messages=CAPITAL, options=opts)
+    assert "Paris" in r.message.thinking and r.message.content == ""
+    # Streamed: thinking pieces then content pieces.
+    thinking, content = "", ""
+    for part in oc.chat(model=MODEL_ID, messages=CAPITAL, options=opts, stream=True):
+        thinking += part.message.thinking or ""
+        content += part.message.content or ""
+    assert (thinking, content) == (r.message.thinking, r.message.content)
+
+
+def test_ollama_think_false(oc):
+    r = oc.chat(model=MODEL_ID, messages=CAPITAL, options={"temperature": 0, "num_predict": 30}, think=False)
+    assert not r.message.thinking
+    assert "Paris" in r.message.content
+    g = oc.generate(model=MODEL_ID, prompt="What is the capital of France?", think=False,
+                    options={"temperature": 0, "num_predict": 30})
+    assert not g.thinking and "Paris" in g.response
+
+
+def test_ollama_think_on_a_model_that_does_not(server):
+    with pytest.raises(ollama.ResponseError) as e:
+        ollama.Client(host=server, timeout=120).chat(model=MODEL_ID, messages=CAPITAL, think=True)
+    assert e.value.status_code == 400
+    assert "does not support thinking" in str(e.value)
+
+
+def test_ollama_bad_think(th):
+    r = th.post("/api/chat", json={"model": MODEL_ID, "messages": CAPITAL, "think": "max"})
+    assert r.status_code == 400
+    assert "think" in r.json()["error"]
