@@ -113,7 +113,8 @@ mod tests {
         joined
     }
 
-    /// A reply recorded from the model card of Qwen3 (think block, then a Hermes call).
+    /// A reply in the shape Qwen3's model card shows (a think block, then a Hermes call); the
+    /// text is written for this test.
     #[test]
     fn reasoning_then_a_call() {
         let spec = ReasoningSpec::think(false, None);
