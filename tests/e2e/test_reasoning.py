@@ -148,6 +148,35 @@ def test_a_required_call_comes_after_the_reasoning(tc):
     assert "city" in json.loads(m.tool_calls[0].function.arguments)
 
 
+def test_a_constraint_still_comes_when_the_model_would_stop_while_thinking(tc):
+    """Without a budget this model ends its reply inside the block. With a grammar still to
+    come, the server closes the block instead, and the answer meets the grammar."""
+    ask = [{"role": "user", "content": "What's the weather in Paris?"}]
+    free = chat(tc, ask, max_tokens=80).choices[0]
+    assert free.finish_reason == "stop" and free.message.content == "", free  # the premise
+    for choice in ["required", {"type": "function", "function": {"name": "get_weather"}}]:
+        r = chat(tc, ask, max_tokens=80, tools=[WEATHER], tool_choice=choice).choices[0]
+        assert r.finish_reason == "tool_calls", r
+        assert r.message.tool_calls[0].function.name == "get_weather"
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "temp_c": {"type": "integer"}},
+              "required": ["city", "temp_c"]}
+    r = chat(tc, ask, max_tokens=80,
+             response_format={"type": "json_schema", "json_schema": {"name": "w", "schema": schema}}).choices[0]
+    assert r.finish_reason == "stop", r
+    jsonschema.validate(json.loads(r.message.content), schema)
+
+
+def test_a_budget_spent_inside_the_closing_tag_finishes_it(tc):
+    """This model writes `</think>` as `</`, `think`, `>` tokens: budgets that run out inside it
+    end the block with the rest of the tag, not a second one."""
+    ask = [{"role": "user", "content": "What is 2+3? Answer briefly."}]
+    for budget in range(6, 13):
+        m = chat(tc, ask, budget=budget).choices[0].message
+        assert "</" not in reasoning(m), (budget, reasoning(m))
+        raw = chat(tc, ask, budget=budget, extra_body={"reasoning_format": "none"}).choices[0].message.content
+        assert raw.count("</think>") <= 1 and "</think\n" not in raw, (budget, raw)
+
+
 def test_mlx_enforces_the_budget_too(think_server):
     """The MLX worker closes the block with a logits processor: the same split as llama.cpp."""
     slow = openai.OpenAI(base_url=f"{think_server}/v1", api_key="not-needed", max_retries=0, timeout=600)

@@ -224,6 +224,8 @@ def test_unsupported_schemas_are_400_naming_the_keyword(client, http, schema, ke
     ('root ::= "a"{5000}', "too large"),
     ('start ::= "a"', "root"),
     ('root ::= "a" \\q', "syntax"),
+    # llama.cpp refuses a repeated group whose rules times the count pass 2000.
+    ('root ::= ("a"{0,1000}){0,1000}', "2000"),
 ])
 def test_invalid_grammars_are_400(http, grammar, says):
     for path, body in [("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]}),
@@ -239,6 +241,31 @@ def test_two_constraints_are_400(http):
     assert error["param"] == "grammar"
     error = bad(http, "/v1/completions", {"prompt": "hi", "json_schema": {"type": "integer"}, "grammar": 'root ::= "1"'})
     assert "only one" in error["message"]
+
+
+def test_repeated_groups_within_llama_cpps_limit(client, http):
+    # Its regex compiles to one group of one rule, which llama.cpp takes 1000 times.
+    ok = {"type": "object", "properties": {"id": {"type": "string", "pattern": "^(\\d{3}-){1,1000}$"}},
+          "required": ["id"]}
+    r = client.chat.completions.create(
+        model=MODEL_ID, messages=[{"role": "user", "content": "Give an id."}], temperature=0, max_tokens=40,
+        response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": ok}})
+    assert r.choices[0].finish_reason in ("stop", "length")
+    too_many = {"type": "string", "pattern": "^((ab|cd){1,3}x){0,1000}$"}
+    error = bad(http, "/v1/chat/completions", {
+        "messages": [{"role": "user", "content": "hi"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": too_many}}})
+    assert error["param"] == "response_format" and "2000" in error["message"], error
+
+
+def test_a_body_nested_too_deep_says_so(http):
+    schema = {"type": "string"}
+    for _ in range(70):
+        schema = {"type": "object", "properties": {"a": schema}, "required": ["a"]}
+    error = bad(http, "/v1/chat/completions", {
+        "messages": [{"role": "user", "content": "hi"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}})
+    assert "nests" in error["message"] and "128" in error["message"], error
 
 
 def test_server_still_answers_after_bad_requests(client):

@@ -250,3 +250,25 @@ def test_mlx_refuses_constrained_tool_choice(both_http, both_server):
         "model": hf_model_id(), "messages": ASK, "tools": [WEATHER], "tool_choice": "required", "max_tokens": 4})
     assert r.status_code == 400, r.text
     assert r.json()["error"]["param"] == "tool_choice"
+
+
+@pytest.mark.parametrize("calls,param", [
+    ([5], "messages[1].tool_calls[0].function"),
+    ([{}], "messages[1].tool_calls[0].function"),
+    ([{"function": "x"}], "messages[1].tool_calls[0].function"),
+    ([{"type": "function", "function": {"name": 5, "arguments": "{}"}}], "messages[1].tool_calls[0].function.name"),
+    ([{"type": "function", "function": {"name": "f"}}], "messages[1].tool_calls[0].function.arguments"),
+    ("x", "messages[1].tool_calls"),
+])
+def test_malformed_earlier_calls_are_400s(http, calls, param):
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "", "tool_calls": calls},
+                {"role": "user", "content": "and?"}]
+    r = http.post("/v1/chat/completions", json={"model": MODEL_ID, "messages": messages, "max_tokens": 2})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == param
+    r = http.post("/api/chat", json={"model": MODEL_ID, "messages": messages, "stream": False})
+    if calls == [{"type": "function", "function": {"name": "f"}}]:
+        assert r.status_code == 200, r.text  # Ollama takes missing arguments as {}
+    else:
+        assert r.status_code == 400, r.text
+        assert "tool_calls" in r.json()["error"]

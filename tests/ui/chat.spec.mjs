@@ -24,6 +24,9 @@ let base;
 let browser;
 let page;
 let profile;
+// What the page's prompt() dialogs are answered with, and what they asked.
+let promptAnswer = 'Renamed haiku chat';
+const prompts = [];
 
 function required(name) {
   const value = process.env[name];
@@ -84,6 +87,14 @@ async function send(text) {
   await page.press('#prompt', 'Enter');
 }
 
+/** Sends `text` and waits for the new reply to be complete. */
+async function sendAndWait(text) {
+  const before = await replies().count();
+  await send(text);
+  await waitFor('the reply to start', async () => (await replies().count()) > before, 30000, 20);
+  await waitForReplyDone();
+}
+
 async function waitForReplyDone() {
   await waitFor('the reply to end', async () => (await page.locator('.message.streaming').count()) === 0 &&
     (await page.locator('#send').isVisible()), 60000);
@@ -132,7 +143,10 @@ before(async () => {
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   page = browser.pages()[0] || await browser.newPage();
-  page.on('dialog', (dialog) => dialog.accept(dialog.type() === 'prompt' ? 'Renamed haiku chat' : undefined));
+  page.on('dialog', (dialog) => {
+    if (dialog.type() === 'prompt') prompts.push(dialog.message());
+    return dialog.accept(dialog.type() === 'prompt' ? promptAnswer : undefined);
+  });
   page.on('pageerror', (error) => console.error('page error:', error));
 });
 
@@ -288,8 +302,7 @@ test("a thinking model's reasoning is folded above its answer", async () => {
     await page.setViewportSize({ width: 1200, height: 800 });
     await page.goto(`${thinking}/`);
     await setSetting('max_tokens', 12);
-    await send('What is the capital of France?');
-    await waitForReplyDone();
+    await sendAndWait('What is the capital of France?');
     const details = lastReply().locator('details.reasoning');
     assert.equal(await details.count(), 1);
     assert.match(await details.locator('summary').innerText(), /Thinking/);
@@ -300,5 +313,29 @@ test("a thinking model's reasoning is folded above its answer", async () => {
   } finally {
     await stopServer(other.proc);
     rmSync(other.store, { recursive: true, force: true });
+  }
+});
+
+test('a server with an API key: the page asks for it once and keeps it', async () => {
+  const keyed = await startServer(required('MINERVA_QWEN_GGUF'), ['--api-key', 'k1'], 'keyed');
+  try {
+    promptAnswer = 'k1';
+    prompts.length = 0;
+    await page.goto(`${keyed.url}/`);
+    await waitFor('the model in the picker', async () => (await page.locator('#model option').count()) > 0);
+    assert.equal(prompts.length, 1, `asked ${prompts.length} times: ${prompts}`);
+    assert.match(prompts[0], /API key/);
+    assert.equal(await page.evaluate(() => localStorage.getItem('minerva.apiKey')), 'k1');
+    await setSetting('max_tokens', 8);
+    await sendAndWait('Say hi.');
+    assert.ok((await lastReply().locator('.content').innerText()).trim().length > 0);
+    // A reload asks no more: the key is kept.
+    await page.reload();
+    await waitFor('the model in the picker', async () => (await page.locator('#model option').count()) > 0);
+    assert.equal(prompts.length, 1);
+  } finally {
+    promptAnswer = 'Renamed haiku chat';
+    await stopServer(keyed.proc);
+    rmSync(keyed.store, { recursive: true, force: true });
   }
 });

@@ -26,8 +26,32 @@ async function errorOf(response) {
   return new ServerError(response.status, message, code);
 }
 
+const KEY = 'minerva.apiKey';
+
+/**
+ * fetch() with the server's API key, when it asks for one: a 401 asks the user for the key
+ * once, keeps it in this browser (localStorage) and tries again; a key the server refuses is
+ * forgotten and asked for again.
+ */
+async function authorized(url, init) {
+  for (let attempt = 0; ; attempt++) {
+    const key = localStorage.getItem(KEY);
+    const headers = { ...(init.headers || {}) };
+    if (key) headers.authorization = `Bearer ${key}`;
+    const response = await fetch(url, { ...init, headers });
+    if (response.status !== 401 || attempt >= 2) return response;
+    // Another request may have asked for the key meanwhile: try that one first.
+    if (localStorage.getItem(KEY) !== key) continue;
+    const entered = window.prompt(
+      key ? 'The server refused this API key. Enter the right one:' : 'This server needs an API key (minerva serve --api-key). Enter it:',
+    );
+    if (!entered) return response;
+    localStorage.setItem(KEY, entered.trim());
+  }
+}
+
 async function call(method, url, body) {
-  const response = await fetch(url, {
+  const response = await authorized(url, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -57,7 +81,7 @@ export async function models() {
  * generation when the connection closes).
  */
 export async function streamChat(request, signal, onDelta) {
-  const response = await fetch('/v1/chat/completions', {
+  const response = await authorized('/v1/chat/completions', {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
     body: JSON.stringify({ ...request, stream: true, stream_options: { include_usage: true } }),

@@ -46,6 +46,80 @@ pub struct ServeArgs {
     /// python3 on PATH if it imports mlx_lm, else the one of `minerva mlx setup`].
     #[arg(long)]
     pub python: Option<std::path::PathBuf>,
+    /// Require this API key (`Authorization: Bearer KEY` or `x-api-key: KEY`) on every API;
+    /// repeatable, or comma-separated in MINERVA_API_KEY.
+    #[arg(
+        long = "api-key",
+        env = "MINERVA_API_KEY",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+    /// Read API keys from this file, one a line (blank lines and lines starting with # skipped).
+    #[arg(long, env = "MINERVA_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// An admin key: needed (once any is set) to pull, delete, copy or unload models; it also
+    /// works as an API key. Repeatable, or comma-separated in MINERVA_ADMIN_KEY.
+    #[arg(
+        long = "admin-key",
+        env = "MINERVA_ADMIN_KEY",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub admin_keys: Vec<String>,
+    /// Allow browser pages from this origin besides the local ones (`https://chat.example.com`,
+    /// `https://*.example.com`, `*` for any); repeatable, or comma-separated in MINERVA_ORIGINS.
+    #[arg(long = "cors-origin", env = "MINERVA_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// While listening on loopback, also answer requests for this host name (the others are
+    /// refused, against DNS rebinding); repeatable, or comma-separated in MINERVA_ALLOWED_HOSTS.
+    #[arg(
+        long = "allowed-host",
+        env = "MINERVA_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+}
+
+/// The trust settings of `args` for a server listening on `local`.
+fn trust(args: &ServeArgs, local: SocketAddr) -> Result<minerva_server::Trust> {
+    let clean = |keys: &[String]| -> Vec<String> {
+        keys.iter()
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty())
+            .collect()
+    };
+    let mut api = clean(&args.api_keys);
+    if let Some(path) = &args.api_key_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the API key file {}", path.display()))?;
+        api.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+        if api.is_empty() {
+            bail!("the API key file {} holds no key", path.display());
+        }
+    }
+    let keys = minerva_server::Keys {
+        api,
+        admin: clean(&args.admin_keys),
+    };
+    let loopback = local.ip().is_loopback();
+    if !loopback && keys.api.is_empty() {
+        tracing::warn!(address = %local, "listening beyond this machine without an API key");
+        eprintln!(
+            "WARNING: Minerva listens on {local}, reachable from other machines, and asks for no API key: anyone who can reach it can use, pull and delete models. Set --api-key (and --admin-key)."
+        );
+    }
+    Ok(minerva_server::Trust {
+        cors_origins: clean(&args.cors_origins),
+        keys,
+        allowed_hosts: clean(&args.allowed_hosts),
+        loopback,
+    })
 }
 
 pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
@@ -126,7 +200,18 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
         let local = listener.local_addr()?;
         tracing::info!("listening on http://{local}");
         eprintln!("Minerva listening on http://{local} (chat UI at http://{local}/)");
-        let app = minerva_ui::attach(minerva_server::router(engine), conversations);
+        let trust = trust(&args, local)?;
+        tracing::info!(
+            keys = trust.keys.api.len(),
+            admin_keys = trust.keys.admin.len(),
+            cors_origins = ?trust.cors_origins,
+            host_check = trust.loopback,
+            "trust"
+        );
+        let app = minerva_server::protect(
+            minerva_ui::attach(minerva_server::router(engine), conversations),
+            trust,
+        );
         minerva_server::serve(listener, app, shutdown_signal()).await?;
         tracing::info!("server stopped");
         Ok(())

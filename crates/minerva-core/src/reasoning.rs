@@ -112,6 +112,24 @@ impl ReasoningSplitter {
         self.state
     }
 
+    /// How many bytes of the closing tag the reply has written at its end so far, inside the
+    /// block (`</thi` of `</think>`: 5); 0 outside it.
+    pub fn partial_close(&self) -> usize {
+        match self.state {
+            ReasoningState::Reasoning => partial_suffix(&self.held, &self.close),
+            _ => 0,
+        }
+    }
+
+    /// The text that closes the block from where the reply is: the rest of a closing tag the
+    /// reply has begun, or `spec.forced()` (see [`ReasoningSpec::forced`]).
+    pub fn closing_text(&self) -> String {
+        match self.partial_close() {
+            0 => format!("\n{}\n\n", self.close),
+            k => format!("{}\n\n", &self.close[k..]),
+        }
+    }
+
     /// Feeds the next piece of the reply; returns what can be classified now.
     pub fn push(&mut self, text: &str) -> Vec<ReasoningPiece> {
         self.held.push_str(text);
@@ -299,6 +317,17 @@ mod tests {
         assert_eq!(s.state(), ReasoningState::Reasoning);
         s.push(">");
         assert_eq!(s.state(), ReasoningState::Answer);
+    }
+
+    #[test]
+    fn closing_from_a_partial_tag() {
+        let mut s = ReasoningSpec::think(true, None).splitter();
+        s.push("so 5\n</thi");
+        assert_eq!(s.partial_close(), 5);
+        assert_eq!(s.closing_text(), "nk>\n\n");
+        s.push("s is it");
+        assert_eq!(s.partial_close(), 0);
+        assert_eq!(s.closing_text(), "\n</think>\n\n");
     }
 
     #[test]

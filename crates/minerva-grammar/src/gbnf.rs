@@ -448,6 +448,7 @@ impl Grammar {
         if !self.rules.contains_key(root) {
             return Err(GbnfError::MissingRoot(root.to_string()));
         }
+        crate::repeat::check(self)?;
         self.check_left_recursion()
     }
 

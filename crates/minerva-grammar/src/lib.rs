@@ -14,6 +14,7 @@ mod matcher;
 pub mod schema;
 
 mod regex;
+mod repeat;
 
 pub use gbnf::{validate, GbnfError};
 pub use schema::{gbnf_literal, schema_to_gbnf, GrammarBuilder, GrammarError, SchemaError};

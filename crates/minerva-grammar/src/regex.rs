@@ -45,7 +45,7 @@ pub(crate) fn to_gbnf(pattern: &str) -> Result<String, String> {
         pos: 0,
         depth: 0,
     };
-    let out = p.alternatives()?;
+    let (out, _) = p.alternatives()?;
     if let Some(c) = p.peek() {
         return Err(format!("unbalanced '{c}' in the pattern"));
     }
@@ -69,20 +69,26 @@ impl Regex {
         Ok(c)
     }
 
-    fn alternatives(&mut self) -> Result<String, String> {
+    /// GBNF for alternatives, and whether it is one element (a group, literal or class) that
+    /// can be repeated as it is. Every group is a rule for llama.cpp, and repeated groups count
+    /// against its limit (see `crate::repeat`): no group is added that is not needed.
+    fn alternatives(&mut self) -> Result<(String, bool), String> {
         let mut alts = vec![self.sequence()?];
         while self.peek() == Some('|') {
             self.pos += 1;
             alts.push(self.sequence()?);
         }
         Ok(if alts.len() == 1 {
-            alts.remove(0)
+            let (text, parts) = alts.remove(0);
+            (text, parts == 1)
         } else {
-            format!("( {} )", alts.join(" | "))
+            let texts: Vec<String> = alts.into_iter().map(|(t, _)| t).collect();
+            (format!("( {} )", texts.join(" | ")), true)
         })
     }
 
-    fn sequence(&mut self) -> Result<String, String> {
+    /// GBNF for a sequence, and how many elements it has.
+    fn sequence(&mut self) -> Result<(String, usize), String> {
         let mut parts: Vec<String> = Vec::new();
         while let Some(c) = self.peek() {
             if c == '|' || c == ')' {
@@ -93,9 +99,10 @@ impl Regex {
             parts.push(atom);
         }
         Ok(if parts.is_empty() {
-            "\"\"".to_string()
+            ("\"\"".to_string(), 1)
         } else {
-            parts.join(" ")
+            let n = parts.len();
+            (parts.join(" "), n)
         })
     }
 
@@ -114,12 +121,16 @@ impl Regex {
                 if self.depth > MAX_DEPTH {
                     return Err(format!("groups nested deeper than {MAX_DEPTH}"));
                 }
-                let inner = self.alternatives()?;
+                let (inner, single) = self.alternatives()?;
                 if self.next()? != ')' {
                     return Err("an unclosed group".into());
                 }
                 self.depth -= 1;
-                Ok(format!("( {inner} )"))
+                Ok(if single {
+                    inner
+                } else {
+                    format!("( {inner} )")
+                })
             }
             '[' => self.class(),
             '.' => Ok(DOT.to_string()),
@@ -175,7 +186,8 @@ impl Regex {
             Some('*') | Some('{') => return Err("a quantifier directly after a quantifier".into()),
             _ => {}
         }
-        Ok(format!("( {atom} ){q}"))
+        // Every atom is one element (a literal, a class or a group).
+        Ok(format!("{atom}{q}"))
     }
 
     fn int(&mut self) -> Result<u32, String> {

@@ -14,10 +14,16 @@ const ROOT: &str = "root";
 /// The grammar sampler for `format`: eager (constraining from the first token), or lazy when
 /// a [`minerva_core::GrammarSpec`] has trigger patterns or tokens.
 ///
-/// Errors: [`CoreError::Backend`] when llama.cpp refuses the grammar or a trigger pattern.
+/// Errors: [`CoreError::InvalidRequest`] when llama.cpp refuses the grammar or a trigger
+/// pattern: the front end's checks mirror llama.cpp's, so this is a grammar they missed, and it
+/// is the request's (a 400), not the server's fault.
 pub fn sampler(format: &OutputFormat, model: &LlamaModel) -> Result<LlamaSampler, CoreError> {
     let failed = |e: llama_cpp_2::GrammarError| {
-        CoreError::Backend(format!("cannot build the output grammar: {e}"))
+        tracing::warn!(error = %e, "llama.cpp refused an output grammar that passed validation");
+        CoreError::invalid(
+            format!("llama.cpp refused the output grammar ({e}); simplify the schema or grammar"),
+            None,
+        )
     };
     match format {
         OutputFormat::JsonObject => {

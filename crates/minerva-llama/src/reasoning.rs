@@ -11,23 +11,18 @@ pub struct Reasoning {
     budget: Option<usize>,
     /// Tokens generated inside the block.
     spent: usize,
-    /// The closing text's tokens, generated in order once the budget is spent.
-    forced: Vec<LlamaToken>,
-    /// How many of `forced` were generated (`None`: not forcing).
-    forcing: Option<usize>,
+    /// The closing text's tokens still to generate, once closing has begun (`None`: not
+    /// closing).
+    closing: Option<std::collections::VecDeque<LlamaToken>>,
 }
 
 impl Reasoning {
-    pub fn new(spec: &ReasoningSpec, model: &LlamaModel) -> Self {
-        let forced = model
-            .vocab()
-            .tokenize(spec.forced().as_bytes(), false, true);
+    pub fn new(spec: &ReasoningSpec) -> Self {
         Reasoning {
             splitter: spec.splitter(),
             budget: spec.budget.map(|b| b as usize),
             spent: 0,
-            forced,
-            forcing: None,
+            closing: None,
         }
     }
 
@@ -35,20 +30,26 @@ impl Reasoning {
         self.splitter.state()
     }
 
-    /// The next token when the budget is spent inside the block (a token of the closing text),
-    /// instead of sampling one.
-    pub fn forced_next(&mut self) -> Option<LlamaToken> {
+    /// Starts closing the block now: the rest of a closing tag the reply has begun, else the
+    /// whole closing text, tokenized as the model's vocabulary has it.
+    pub fn close(&mut self, model: &LlamaModel) {
+        if self.closing.is_none() && self.state() == ReasoningState::Reasoning {
+            let text = self.splitter.closing_text();
+            let tokens = model.vocab().tokenize(text.as_bytes(), false, true);
+            self.closing = Some(tokens.into());
+        }
+    }
+
+    /// The next token of the closing text, when the block is being closed (its budget spent,
+    /// or [`Reasoning::close`]), instead of sampling one.
+    pub fn forced_next(&mut self, model: &LlamaModel) -> Option<LlamaToken> {
         if self.state() != ReasoningState::Reasoning {
             return None;
         }
-        let done = match self.forcing {
-            Some(done) => done,
-            None if self.budget.is_some_and(|b| self.spent >= b) => 0,
-            None => return None,
-        };
-        let token = *self.forced.get(done)?;
-        self.forcing = Some(done + 1);
-        Some(token)
+        if self.budget.is_some_and(|b| self.spent >= b) {
+            self.close(model);
+        }
+        self.closing.as_mut()?.pop_front()
     }
 
     /// Whether a reply not yet decided stays free of the answer's grammar with this token

@@ -187,9 +187,7 @@ impl<'m> Scheduler<'m> {
             cached_tokens = cached,
             "sequence started"
         );
-        seq.running = Some(Slot::new(
-            dst as i32, job, prompt, cached, sampler, self.model,
-        ));
+        seq.running = Some(Slot::new(dst as i32, job, prompt, cached, sampler));
     }
 
     /// Picks the sequence for `prompt` and fills its KV with the longest cached prefix it can

@@ -62,7 +62,6 @@ impl Slot {
         prompt: Vec<LlamaToken>,
         cached: usize,
         samplers: Samplers,
-        model: &LlamaModel,
     ) -> Self {
         let Samplers {
             chain: mut sampler,
@@ -71,11 +70,7 @@ impl Slot {
         // Penalties look back over the prompt too, as in llama-server.
         sampler.accept_many(prompt.iter());
         let limit = job.request.max_tokens.map_or(usize::MAX, |m| m as usize);
-        let reasoning = job
-            .request
-            .reasoning
-            .as_ref()
-            .map(|spec| Reasoning::new(spec, model));
+        let reasoning = job.request.reasoning.as_ref().map(Reasoning::new);
         Slot {
             seq,
             job,
@@ -214,12 +209,28 @@ impl Slot {
     /// reasoning block or without a grammar, or a pick the grammar allows.
     fn pick(&mut self, ctx: &LlamaContext<'_>, row: i32, model: &LlamaModel) -> Option<LlamaToken> {
         let state = self.reasoning.as_ref().map(Reasoning::state);
-        if let Some(token) = self.reasoning.as_mut().and_then(Reasoning::forced_next) {
+        if let Some(token) = self.reasoning.as_mut().and_then(|r| r.forced_next(model)) {
             self.sampler.accept(token);
             return Some(token);
         }
-        if self.grammar.is_none() || state == Some(ReasoningState::Reasoning) {
+        if self.grammar.is_none() {
             return Some(self.sampler.sample(ctx, row));
+        }
+        if state == Some(ReasoningState::Reasoning) {
+            // Free inside the block. But a reply that would end there, with a grammar still to
+            // come, would never meet it (no call for `tool_choice: required`, no JSON for a
+            // schema): the block is closed instead, and the answer follows under the grammar.
+            let mut candidates = ctx.token_data_array_ith(row);
+            self.sampler.apply(&mut candidates);
+            let mut token = candidates.selected_token()?;
+            if model.vocab().is_eog(token) && self.grammar_required() {
+                if let Some(reasoning) = self.reasoning.as_mut() {
+                    reasoning.close(model);
+                    token = reasoning.forced_next(model).unwrap_or(token);
+                }
+            }
+            self.sampler.accept(token);
+            return Some(token);
         }
         // As llama.cpp's `common_sampler_sample`: the chain picks without the grammar and the
         // grammar checks that one token, which is nearly always allowed once a call or object
@@ -236,7 +247,8 @@ impl Slot {
         // the grammar by (it starts with the answer).
         if let (Some(token), Some(reasoning)) = (first, self.reasoning.as_ref()) {
             let piece = model.vocab().token_to_piece(token, false, None);
-            if state == Some(ReasoningState::Undecided) && reasoning.opens(&piece) {
+            let opens = !model.vocab().is_eog(token) && reasoning.opens(&piece);
+            if state == Some(ReasoningState::Undecided) && opens {
                 self.sampler.accept(token);
                 return Some(token);
             }
@@ -265,6 +277,16 @@ impl Slot {
         grammar.accept(token);
         self.sampler.accept(token);
         Some(token)
+    }
+
+    /// Whether the output format must be met before the reply may end: an eager grammar (a
+    /// lazy one, `tool_choice: auto`, may never start).
+    fn grammar_required(&self) -> bool {
+        match &self.job.request.sampling.format {
+            Some(minerva_core::OutputFormat::Grammar(spec)) => !spec.is_lazy(),
+            Some(minerva_core::OutputFormat::JsonObject) => true,
+            None => false,
+        }
     }
 
     fn finish(&self, reason: FinishReason, gen_started: Instant) -> Step {

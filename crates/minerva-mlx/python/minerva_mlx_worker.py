@@ -121,7 +121,7 @@ class ReasoningBudget:
     each call (the newest last), so it keeps its own state in step with the sampler.
     """
 
-    def __init__(self, spec, decode):
+    def __init__(self, spec, tokenizer):
         self.open = spec["open"]
         self.close = spec["close"]
         self.state = "reasoning" if spec.get("inside") else "undecided"
@@ -131,10 +131,10 @@ class ReasoningBudget:
         self.text = ""
         self.spent = 0
         self.calls = 0
-        self.decode = decode
+        self.tokenizer = tokenizer
 
     def push(self, token):
-        piece = self.decode([token])
+        piece = self.tokenizer.decode([token])
         if self.state == "answer":
             return
         self.text += piece
@@ -159,6 +159,12 @@ class ReasoningBudget:
             if self.budget is None or self.spent < self.budget:
                 return None
             self.forcing = 0
+            # A closing tag the reply has begun is finished rather than written again.
+            begun = next((k for k in range(len(self.close) - 1, 0, -1)
+                          if self.text.endswith(self.close[:k])), 0)
+            if begun:
+                rest = self.close[begun:] + "\n\n"
+                self.forced = list(self.tokenizer.encode(rest, add_special_tokens=False))
         if self.forcing >= len(self.forced):
             return None
         token = self.forced[self.forcing]
@@ -200,7 +206,7 @@ def generate(model, tokenizer, job, state):
     )
     reasoning = job.get("reasoning")
     if reasoning and reasoning.get("budget") is not None:
-        processors = list(processors) + [ReasoningBudget(reasoning, tokenizer.decode)]
+        processors = list(processors) + [ReasoningBudget(reasoning, tokenizer)]
     prompt = job["prompt"]
     max_tokens = job.get("max_tokens")
     eos = set(job.get("eos", []))

@@ -101,8 +101,15 @@ async fn read_body<S: Send + Sync, T: ParseBody>(req: Request, state: &S) -> Res
         }
         err
     })?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}"), None))?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        let message = if e.to_string().starts_with("recursion limit exceeded") {
+            // serde_json's limit: values nested deeper than 128 arrays and objects.
+            format!("the body nests arrays and objects more than 128 deep ({e}); a JSON schema in it can nest about 60 object properties")
+        } else {
+            format!("the body is not valid JSON: {e}")
+        };
+        ApiError::bad_request(message, None).with_code("invalid_json")
+    })?;
     if !value.is_object() {
         return Err(ApiError::bad_request(
             "the body must be a JSON object",

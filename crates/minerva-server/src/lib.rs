@@ -15,9 +15,11 @@ mod extract;
 mod metrics;
 mod routes;
 mod trace;
+pub mod trust;
 
 pub use error::{ApiError, OllamaError};
 pub use routes::ollama::keep_alive::parse_text as parse_keep_alive;
+pub use trust::{protect, Keys, Scope, Trust};
 
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{delete, get, post};

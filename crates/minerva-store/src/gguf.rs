@@ -274,6 +274,9 @@ fn parse(r: &mut Reader) -> Result<GgufInfo> {
         return Err(r.bad(format!("GGUF version {version} is not supported (2 or 3)")));
     }
     let n_tensors = r.u64("the tensor count")?;
+    if n_tensors == 0 {
+        return Err(r.bad("it holds no tensors: a header without weights is not a model"));
+    }
     let n_kv = r.u64("the metadata count")?;
     // A key/value takes at least 8 (key length) + 4 (type) + 1 bytes; a tensor info 8 + 4 + 4 + 8.
     r.need(n_kv.saturating_mul(13), "the metadata")?;
@@ -287,6 +290,12 @@ fn parse(r: &mut Reader) -> Result<GgufInfo> {
         let kind = r.u32("a metadata type")?;
         let value = r.value(kind, 0, &key)?;
         meta.insert(key, value);
+    }
+
+    if !matches!(meta.get("general.architecture"), Some(Value::Str(a)) if !a.is_empty()) {
+        return Err(r.bad(
+            "it has no general.architecture: without it no backend knows what model this is",
+        ));
     }
 
     let mut tensors = Vec::with_capacity(n_tensors.min(1 << 14) as usize);

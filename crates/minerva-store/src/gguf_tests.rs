@@ -199,3 +199,57 @@ fn corrupt_headers_are_rejected() -> Result<()> {
     assert!(has_magic(&gemma())?);
     Ok(())
 }
+
+/// A GGUF v3 file with the given metadata strings and one 1-element F32 tensor (or none).
+fn minimal(dir: &Path, name: &str, meta: &[(&str, &str)], tensor: bool) -> PathBuf {
+    let mut b: Vec<u8> = b"GGUF".to_vec();
+    b.extend(3u32.to_le_bytes());
+    b.extend(u64::from(tensor).to_le_bytes());
+    b.extend((meta.len() as u64).to_le_bytes());
+    let string = |b: &mut Vec<u8>, s: &str| {
+        b.extend((s.len() as u64).to_le_bytes());
+        b.extend(s.as_bytes());
+    };
+    for (k, v) in meta {
+        string(&mut b, k);
+        b.extend(8u32.to_le_bytes()); // string
+        string(&mut b, v);
+    }
+    if tensor {
+        string(&mut b, "t");
+        b.extend(1u32.to_le_bytes());
+        b.extend(1u64.to_le_bytes());
+        b.extend(0u32.to_le_bytes()); // F32
+        b.extend(0u64.to_le_bytes());
+    }
+    while !b.len().is_multiple_of(32) {
+        b.push(0);
+    }
+    b.extend([0u8; 4]);
+    b.extend(vec![0u8; 64 * 1024]);
+    let path = dir.join(name);
+    std::fs::write(&path, b).expect("write");
+    path
+}
+
+#[test]
+fn a_header_without_tensors_or_architecture_is_not_a_model() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reason = |path: &Path| match read(path) {
+        Err(StoreError::InvalidGguf { reason, .. }) => reason,
+        other => panic!("expected InvalidGguf, got {other:?}"),
+    };
+    let empty = minimal(dir.path(), "empty.gguf", &[], false);
+    assert!(reason(&empty).contains("no tensors"));
+    let nameless = minimal(dir.path(), "nameless.gguf", &[("general.name", "x")], true);
+    assert!(reason(&nameless).contains("no general.architecture"));
+    let fine = minimal(
+        dir.path(),
+        "fine.gguf",
+        &[("general.architecture", "llama")],
+        true,
+    );
+    let info = read(&fine).expect("a minimal model with an architecture and a tensor reads");
+    assert_eq!(info.architecture.as_deref(), Some("llama"));
+    assert_eq!(info.n_tensors, 1);
+}

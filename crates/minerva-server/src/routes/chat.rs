@@ -319,19 +319,7 @@ fn normalize_message(i: usize, message: &Value) -> Result<Value, ApiError> {
     };
     out.insert("content".into(), content);
     if let Some(calls) = out.get_mut("tool_calls") {
-        let list = calls.as_array_mut().ok_or_else(|| {
-            bad(
-                format!("{param}.tool_calls must be an array"),
-                &format!("{param}.tool_calls"),
-            )
-        })?;
-        for call in list {
-            if let Some(args) = call.pointer_mut("/function/arguments") {
-                if let Some(parsed) = args.as_str().and_then(|s| serde_json::from_str(s).ok()) {
-                    *args = parsed;
-                }
-            }
-        }
+        super::history::normalize(calls, &param, false).map_err(|e| bad(e.message, &e.param))?;
     }
     Ok(Value::Object(out))
 }

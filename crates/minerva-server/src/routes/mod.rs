@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod completions;
 mod format;
+mod history;
 pub mod models;
 pub mod ollama;
 pub mod slots;

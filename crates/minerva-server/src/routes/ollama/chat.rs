@@ -7,6 +7,7 @@ use crate::routes::params;
 use crate::AppState;
 use axum::extract::State;
 use axum::response::Response;
+use axum::Extension;
 use minerva_engine::Prompt;
 use minerva_ollama::{timestamp, ChatRequest, ChatResponse, MessageOut};
 use serde_json::{Map, Value};
@@ -17,11 +18,17 @@ const ROLES: [&str; 4] = ["system", "user", "assistant", "tool"];
 
 pub async fn handle(
     State(state): State<AppState>,
+    scope: Option<Extension<crate::Scope>>,
     OllamaJson(req): OllamaJson<ChatRequest>,
 ) -> Result<Response, OllamaError> {
     if req.messages.is_empty() {
-        if let Some(done) =
-            super::unload_request(&state.engine, &req.model, req.keep_alive.as_ref()).await?
+        if let Some(done) = super::unload_request(
+            &state.engine,
+            &req.model,
+            req.keep_alive.as_ref(),
+            scope.map(|Extension(s)| s),
+        )
+        .await?
         {
             return Ok(respond::unloaded(make_chat(req.model.clone()), done));
         }
@@ -112,6 +119,10 @@ fn message(i: usize, message: &Value) -> Result<Value, OllamaError> {
     super::refuse_images(obj.get("images"))?;
     let mut out: Map<String, Value> = obj.clone();
     out.remove("images");
+    if let Some(calls) = out.get_mut("tool_calls").filter(|c| !c.is_null()) {
+        crate::routes::history::normalize(calls, &format!("messages[{i}]"), true)
+            .map_err(|e| OllamaError::bad_request(e.message))?;
+    }
     out.insert("role".into(), Value::String(role));
     out.insert("content".into(), Value::String(content));
     if let Some(thinking) = obj.get("thinking").filter(|t| t.is_string()) {

@@ -7,6 +7,7 @@ use crate::extract::OllamaJson;
 use crate::AppState;
 use axum::extract::State;
 use axum::response::Response;
+use axum::Extension;
 use minerva_engine::Prompt;
 use minerva_ollama::{timestamp, GenerateRequest, GenerateResponse};
 use serde_json::json;
@@ -14,11 +15,17 @@ use std::time::SystemTime;
 
 pub async fn handle(
     State(state): State<AppState>,
+    scope: Option<Extension<crate::Scope>>,
     OllamaJson(req): OllamaJson<GenerateRequest>,
 ) -> Result<Response, OllamaError> {
     if req.prompt.as_deref().unwrap_or("").is_empty() {
-        if let Some(done) =
-            super::unload_request(&state.engine, &req.model, req.keep_alive.as_ref()).await?
+        if let Some(done) = super::unload_request(
+            &state.engine,
+            &req.model,
+            req.keep_alive.as_ref(),
+            scope.map(|Extension(s)| s),
+        )
+        .await?
         {
             return Ok(respond::unloaded(make_generate(req.model.clone()), done));
         }

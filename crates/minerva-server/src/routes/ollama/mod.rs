@@ -81,11 +81,14 @@ pub(crate) async fn model(
 }
 
 /// A request without a prompt and with `keep_alive` zero unloads the model, as in Ollama (it is
-/// not loaded first); `Some` with the time taken when that is what this request asks.
+/// not loaded first); `Some` with the time taken when that is what this request asks. Unloading
+/// changes the server for every client: with admin keys set it needs one (`scope`, set by
+/// [`crate::protect`]; absent when the router runs unprotected).
 pub(crate) async fn unload_request(
     engine: &Engine,
     name: &str,
     keep_alive: Option<&Value>,
+    scope: Option<crate::Scope>,
 ) -> Result<Option<Timing>, OllamaError> {
     let started = Instant::now();
     if keep_alive::parse(keep_alive)? != Some(KeepAlive::For(std::time::Duration::ZERO)) {
@@ -93,6 +96,15 @@ pub(crate) async fn unload_request(
     }
     if name.is_empty() {
         return Err(OllamaError::bad_request("model is required"));
+    }
+    if scope == Some(crate::Scope::Client) {
+        return Err(OllamaError(crate::ApiError {
+            status: axum::http::StatusCode::FORBIDDEN,
+            message: "unloading a model changes the server: it needs an admin key".into(),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("admin_key_required"),
+        }));
     }
     engine.unload(name).await?;
     Ok(Some(Timing {
