@@ -79,6 +79,10 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub allowed_hosts: Vec<String>,
+    /// On SIGTERM or Ctrl-C, how long the streams in flight may go on (seconds) before they
+    /// are ended with an error event and the server exits.
+    #[arg(long, default_value_t = 10.0, env = "MINERVA_SHUTDOWN_TIMEOUT")]
+    pub shutdown_timeout: f64,
 }
 
 /// The trust settings of `args` for a server listening on `local`.
@@ -212,7 +216,9 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
             minerva_ui::attach(minerva_server::router(engine), conversations),
             trust,
         );
-        minerva_server::serve(listener, app, shutdown_signal()).await?;
+        let drain = std::time::Duration::try_from_secs_f64(args.shutdown_timeout)
+            .map_err(|_| anyhow!("--shutdown-timeout must be a number of seconds, 0 or more"))?;
+        minerva_server::serve(listener, app, shutdown_signal(), drain).await?;
         tracing::info!("server stopped");
         Ok(())
     })

@@ -12,6 +12,7 @@
 
 mod error;
 mod extract;
+mod lifecycle;
 mod metrics;
 mod routes;
 mod trace;
@@ -90,13 +91,29 @@ pub fn router(engine: Engine) -> Router {
 }
 
 /// Serves `app` ([`router`], perhaps with more routes merged in, such as the web UI's) until
-/// `shutdown` completes.
+/// `shutdown` completes, then drains: no new connections or requests (503), the streams in
+/// flight go on for up to `drain_timeout`, then end with an error event (see
+/// the `lifecycle` module). Returns once every connection is closed.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    drain_timeout: std::time::Duration,
 ) -> std::io::Result<()> {
+    let lifecycle = lifecycle::Lifecycle::default();
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        lifecycle.clone(),
+        lifecycle::guard,
+    ));
+    let drain = async move {
+        shutdown.await;
+        tracing::info!(
+            timeout_s = drain_timeout.as_secs_f64(),
+            "shutting down: draining the requests in flight"
+        );
+        lifecycle.drain(drain_timeout);
+    };
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(drain)
         .await
 }
