@@ -177,6 +177,26 @@ def test_a_budget_spent_inside_the_closing_tag_finishes_it(tc):
         assert raw.count("</think>") <= 1 and "</think\n" not in raw, (budget, raw)
 
 
+def test_anthropic_thinking_blocks(think_server):
+    import anthropic
+    ac = anthropic.Anthropic(base_url=think_server, api_key="x", max_retries=0, timeout=120)
+    m = ac.messages.create(model=MODEL_ID, max_tokens=60, messages=STEPS, extra_body={"temperature": 0},
+                           thinking={"type": "enabled", "budget_tokens": 1024})
+    # Without a budget reached, this model never closes the block: all thinking.
+    assert [b.type for b in m.content] == ["thinking"], m.content
+    m = ac.messages.create(model=MODEL_ID, max_tokens=60, messages=STEPS, extra_body={"temperature": 0},
+                           thinking={"type": "enabled", "budget_tokens": 12})
+    assert [b.type for b in m.content] == ["thinking", "text"], m.content
+    assert m.content[0].thinking and m.content[1].text
+    with ac.messages.stream(model=MODEL_ID, max_tokens=60, messages=STEPS, extra_body={"temperature": 0},
+                            thinking={"type": "enabled", "budget_tokens": 12}) as stream:
+        final = stream.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "text"]
+    m = ac.messages.create(model=MODEL_ID, max_tokens=30, messages=CAPITAL, extra_body={"temperature": 0},
+                           thinking={"type": "disabled"})
+    assert [b.type for b in m.content] == ["text"] and "Paris" in m.content[0].text
+
+
 def test_mlx_enforces_the_budget_too(think_server):
     """The MLX worker closes the block with a logits processor: the same split as llama.cpp."""
     slow = openai.OpenAI(base_url=f"{think_server}/v1", api_key="not-needed", max_retries=0, timeout=600)

@@ -102,9 +102,15 @@ def test_keys_open_the_apis_to_the_official_clients(keyed):
         openai.OpenAI(base_url=f"{keyed}/v1", api_key="nope", max_retries=0).models.list()
     ol = ollama.Client(host=keyed, headers={"Authorization": "Bearer k1"}, timeout=120)
     assert [m.model for m in ol.list().models]
-    # Anthropic's header.
+    # Anthropic's header, and its error shape without a key.
     r = httpx.get(f"{keyed}/v1/models", headers={"x-api-key": "k1"}, timeout=30)
     assert r.status_code == 200
+    import anthropic
+    m = anthropic.Anthropic(base_url=keyed, api_key="k1", max_retries=0, timeout=120).messages.create(
+        model=MODEL_ID, max_tokens=3, messages=[{"role": "user", "content": "Hi"}])
+    assert m.content
+    r = httpx.post(f"{keyed}/v1/messages", json={"model": MODEL_ID, "max_tokens": 3, "messages": []}, timeout=30)
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
 
 
 def test_admin_routes_need_the_admin_key(keyed):

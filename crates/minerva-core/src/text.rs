@@ -12,6 +12,8 @@ pub struct Pushed {
     pub text: String,
     /// A stop string matched: `text` is everything before it and the generation is over.
     pub stopped: bool,
+    /// Which stop string matched (the one that starts first; the first given on a tie).
+    pub matched: Option<String>,
 }
 
 /// Accumulates token bytes and releases text that is safe to send.
@@ -39,13 +41,15 @@ impl TextAssembler {
         self.partial.extend_from_slice(bytes);
         let decoded = decode_complete(&mut self.partial);
         self.held.push_str(&decoded);
-        if let Some(pos) = self.earliest_stop() {
+        if let Some((pos, stop)) = self.earliest_stop() {
             let text = self.held[..pos].to_string();
+            let matched = Some(self.stops[stop].clone());
             self.held.clear();
             self.partial.clear();
             return Pushed {
                 text,
                 stopped: true,
+                matched,
             };
         }
         let keep = self.stop_prefix_len();
@@ -54,6 +58,7 @@ impl TextAssembler {
         Pushed {
             text,
             stopped: false,
+            matched: None,
         }
     }
 
@@ -67,10 +72,12 @@ impl TextAssembler {
         text
     }
 
-    fn earliest_stop(&self) -> Option<usize> {
+    /// Where the first stop string in `held` starts, and which one it is.
+    fn earliest_stop(&self) -> Option<(usize, usize)> {
         self.stops
             .iter()
-            .filter_map(|s| self.held.find(s.as_str()))
+            .enumerate()
+            .filter_map(|(i, s)| self.held.find(s.as_str()).map(|pos| (pos, i)))
             .min()
     }
 

@@ -371,6 +371,14 @@ impl Engine {
         blocking(move || m.render_chat(&messages, tools.as_ref(), &kwargs, true)).await
     }
 
+    /// How many tokens `prompt` takes for `model`, counted exactly as a generation would
+    /// read it (template, BOS); `tools` as in [`CompletionJob::tools`].
+    pub async fn count_prompt(&self, model: &str, prompt: Prompt) -> Result<usize> {
+        let m = Arc::clone(self.model(Some(model)).await?.model());
+        let prepared = blocking(move || prepare_prompt(m.as_ref(), prompt, None)).await?;
+        Ok(prepared.tokens.len())
+    }
+
     /// Prepares the prompt and starts generating.
     pub async fn complete(&self, job: CompletionJob) -> Result<CompletionStream> {
         let (lease, prompt) = self.prepare(&job).await?;

@@ -31,6 +31,8 @@ pub struct CompletionStream {
     tools: (minerva_chat::ToolFormat, Vec<String>),
     /// The reasoning block to split off the reply.
     reasoning: Option<minerva_core::ReasoningSpec>,
+    /// The stop string that ended the generation, if one did.
+    stop_sequence: Option<String>,
 }
 
 impl CompletionStream {
@@ -48,6 +50,7 @@ impl CompletionStream {
             lease: None,
             tools: (minerva_chat::ToolFormat::Generic, Vec::new()),
             reasoning: None,
+            stop_sequence: None,
         }
     }
 
@@ -66,6 +69,12 @@ impl CompletionStream {
     pub(crate) fn with_reasoning(mut self, reasoning: Option<minerva_core::ReasoningSpec>) -> Self {
         self.reasoning = reasoning;
         self
+    }
+
+    /// The stop string that ended the generation (known once `Done` came with
+    /// [`FinishReason::Stop`]); `None` when it ended otherwise.
+    pub fn stop_sequence(&self) -> Option<&str> {
+        self.stop_sequence.as_deref()
     }
 
     /// A parser for this generation's reply: its reasoning block split off, then its model's
@@ -126,6 +135,7 @@ impl CompletionStream {
                     if pushed.stopped {
                         // Dropping the backend's stream stops it at the next token.
                         self.inner = None;
+                        self.stop_sequence = pushed.matched;
                         self.held_tokens.clear();
                         let done = TextEvent::Done {
                             reason: FinishReason::Stop,

@@ -187,3 +187,73 @@ impl IntoResponse for OllamaError {
         error_response(self.0.status, &self.body())
     }
 }
+
+/// An [`ApiError`] answered in Anthropic's shape, `{"type": "error", "error": {"type",
+/// "message"}}`, with the same status; the error type follows the status as Anthropic's API
+/// reference lists them.
+#[derive(Debug)]
+pub struct AnthropicError(pub ApiError);
+
+impl AnthropicError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        AnthropicError(ApiError::bad_request(message, None))
+    }
+
+    fn kind(&self) -> &'static str {
+        match self.0.status.as_u16() {
+            400 | 422 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            503 | 529 => "overloaded_error",
+            _ => "api_error",
+        }
+    }
+
+    /// Anthropic's error body, also the `error` event of a stream that failed.
+    pub fn body(&self) -> minerva_anthropic::ErrorBody {
+        minerva_anthropic::ErrorBody {
+            kind: "error",
+            error: self.detail(),
+        }
+    }
+
+    pub fn detail(&self) -> minerva_anthropic::ErrorDetail {
+        minerva_anthropic::ErrorDetail {
+            kind: self.kind(),
+            message: self.0.message.clone(),
+        }
+    }
+}
+
+impl From<ApiError> for AnthropicError {
+    fn from(e: ApiError) -> Self {
+        AnthropicError(e)
+    }
+}
+
+impl From<CoreError> for AnthropicError {
+    fn from(e: CoreError) -> Self {
+        AnthropicError(ApiError::from(e))
+    }
+}
+
+impl IntoResponse for AnthropicError {
+    fn into_response(self) -> Response {
+        error_response(self.0.status, &self.body())
+    }
+}
+
+/// `error` answered in the shape of the API `path` belongs to: Ollama's under `/api/`,
+/// Anthropic's under `/v1/messages`, OpenAI's elsewhere.
+pub(crate) fn for_path(path: &str, error: ApiError) -> Response {
+    if path.starts_with("/api/") {
+        OllamaError(error).into_response()
+    } else if path.starts_with("/v1/messages") {
+        AnthropicError(error).into_response()
+    } else {
+        error.into_response()
+    }
+}

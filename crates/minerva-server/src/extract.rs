@@ -67,6 +67,8 @@ parse_as_is!(
     minerva_ollama::PullRequest,
     minerva_ollama::DeleteRequest,
     minerva_ollama::CopyRequest,
+    minerva_anthropic::MessagesRequest,
+    minerva_anthropic::CountTokensRequest,
 );
 
 impl<S: Send + Sync, T: ParseBody> FromRequest<S> for JsonBody<T> {
@@ -74,6 +76,17 @@ impl<S: Send + Sync, T: ParseBody> FromRequest<S> for JsonBody<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         read_body(req, state).await.map(JsonBody)
+    }
+}
+
+/// [`JsonBody`] for the Anthropic routes: the same checks, answered in Anthropic's shape.
+pub struct AnthropicJson<T>(pub T);
+
+impl<S: Send + Sync, T: ParseBody> FromRequest<S> for AnthropicJson<T> {
+    type Rejection = crate::error::AnthropicError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(AnthropicJson(read_body(req, state).await?))
     }
 }
 

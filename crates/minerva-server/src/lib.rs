@@ -18,7 +18,7 @@ mod routes;
 mod trace;
 pub mod trust;
 
-pub use error::{ApiError, OllamaError};
+pub use error::{AnthropicError, ApiError, OllamaError};
 pub use routes::ollama::keep_alive::parse_text as parse_keep_alive;
 pub use trust::{protect, Keys, Scope, Trust};
 
@@ -65,6 +65,11 @@ pub fn router(engine: Engine) -> Router {
         .route("/v1/models/{*id}", get(routes::models::one))
         .route("/v1/chat/completions", post(routes::chat::handle))
         .route("/v1/completions", post(routes::completions::handle))
+        .route("/v1/messages", post(routes::anthropic::messages::handle))
+        .route(
+            "/v1/messages/count_tokens",
+            post(routes::anthropic::count_tokens),
+        )
         .route("/slots", get(routes::slots::list))
         .route("/metrics", get(metrics::render))
         .route("/tokenize", post(routes::tokenize::tokenize))

@@ -9,7 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures::StreamExt;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -122,9 +122,5 @@ fn refusal(path: &str) -> Response {
         param: None,
         code: Some("shutting_down"),
     };
-    if path.starts_with("/api/") {
-        crate::OllamaError(error).into_response()
-    } else {
-        error.into_response()
-    }
+    crate::error::for_path(path, error)
 }

@@ -235,6 +235,16 @@ impl Metered {
         }
     }
 
+    /// Tokens of the prompt.
+    pub fn prompt_tokens(&self) -> usize {
+        self.inner.prompt_tokens()
+    }
+
+    /// The stop string that ended the generation (see [`CompletionStream::stop_sequence`]).
+    pub fn stop_sequence(&self) -> Option<&str> {
+        self.inner.stop_sequence()
+    }
+
     /// A parser for this generation's reply (see [`CompletionStream::reply_parser`]).
     pub fn reply_parser(&self) -> minerva_engine::ChatParser {
         self.inner.reply_parser()

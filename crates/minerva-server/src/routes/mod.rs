@@ -1,5 +1,6 @@
 //! Route handlers, one file per endpoint family.
 
+pub mod anthropic;
 pub mod chat;
 pub mod completions;
 mod format;

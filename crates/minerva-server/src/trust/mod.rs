@@ -51,7 +51,6 @@ fn refusal(
     message: String,
     code: &'static str,
 ) -> axum::response::Response {
-    use axum::response::IntoResponse;
     let error = crate::ApiError {
         status,
         message,
@@ -59,9 +58,5 @@ fn refusal(
         param: None,
         code: Some(code),
     };
-    if path.starts_with("/api/") {
-        crate::OllamaError(error).into_response()
-    } else {
-        error.into_response()
-    }
+    crate::error::for_path(path, error)
 }
