@@ -35,7 +35,7 @@ def test_a_plain_reply(ac):
     assert "Paris" in text_of(m)
     assert m.stop_reason in ("end_turn", "max_tokens")
     assert m.usage.input_tokens > 10 and 0 < m.usage.output_tokens <= 30
-    assert m.id.startswith("msg")
+    assert m.id.startswith("msg_")
 
 
 def test_streamed_equals_whole(ac):
@@ -78,6 +78,7 @@ def test_tool_use_round_trip(ac):
     calls = [b for b in m.content if b.type == "tool_use"]
     assert len(calls) >= 1 and calls[0].name == "get_weather"
     assert isinstance(calls[0].input, dict) and "city" in calls[0].input
+    assert calls[0].id.startswith("toolu_")
     follow = ASK + [{"role": "assistant", "content": [b.model_dump() for b in m.content]},
                     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": calls[0].id,
                                                   "content": json.dumps({"temperature_c": 21, "sky": "sunny"})}]}]
@@ -108,7 +109,7 @@ def test_count_tokens_equals_the_prompt(ac):
     kw = dict(model=MODEL_ID, system="Be brief.", tools=[WEATHER], messages=ASK)
     counted = ac.messages.count_tokens(**kw).input_tokens
     m = ac.messages.create(max_tokens=1, extra_body=GREEDY, **kw)
-    assert counted == m.usage.input_tokens
+    assert counted == m.usage.input_tokens + m.usage.cache_read_input_tokens
 
 
 def test_output_format(server):
@@ -131,6 +132,10 @@ def test_output_format(server):
     ({"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "tool_result"}]}]}, 400, "tool_use_id"),
     ({"max_tokens": 5, "messages": []}, 400, "at least one"),
     ({"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "tools": [{"name": "bad name!"}]}, 400, "tools.0"),
+    ({"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "tools": [{"name": "f"}]}, 400,
+     "tools.0.input_schema"),
+    ({"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}],
+      "output_config": {"format": {"type": "json_schema"}}}, 400, "output_config.format.schema"),
     ({"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "tool_choice": {"type": "tool"}}, 400, "tool_choice"),
     ({"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, 400, "temperature"),
     ({"max_tokens": 5, "messages": [{"role": "user", "content": "hi"},
@@ -146,3 +151,8 @@ def test_bad_requests_in_anthropics_shape(server, body, status, says):
     assert error["error"]["type"] == ("not_found_error" if status == 404 else "invalid_request_error")
     assert says in error["error"]["message"], error
     assert httpx.get(f"{server}/health", timeout=10).status_code == 200
+
+
+def test_unknown_paths_answer_in_anthropics_shape(server):
+    r = httpx.post(f"{server}/v1/messages/batches", json={}, timeout=30)
+    assert r.status_code == 404 and r.json()["error"]["type"] == "not_found_error"

@@ -64,13 +64,25 @@ def read_ndjson(base, lines, started):
                 started.set()
 
 
+def read_anthropic(base, lines, started):
+    body = {"model": MODEL_ID, "messages": LONG["messages"], "stream": True, "max_tokens": 2000,
+            "temperature": 0}
+    with httpx.stream("POST", f"{base}/v1/messages", json=body, timeout=120) as r:
+        for line in r.iter_lines():
+            if line:
+                lines.append(line)
+                if "text_delta" in line:
+                    started.set()
+
+
 def test_sigterm_drains_then_ends_streams_with_an_error(tmp_path):
     proc, base = start(tmp_path, "--shutdown-timeout", "2")
     assert workers_of(proc.pid), "a worker runs the model"
-    sse, ndjson = [], []
-    events = [threading.Event(), threading.Event()]
+    sse, ndjson, messages = [], [], []
+    events = [threading.Event(), threading.Event(), threading.Event()]
     threads = [threading.Thread(target=read_sse, args=(base, sse, events[0])),
-               threading.Thread(target=read_ndjson, args=(base, ndjson, events[1]))]
+               threading.Thread(target=read_ndjson, args=(base, ndjson, events[1])),
+               threading.Thread(target=read_anthropic, args=(base, messages, events[2]))]
     for t in threads:
         t.start()
     for e in events:
@@ -90,6 +102,8 @@ def test_sigterm_drains_then_ends_streams_with_an_error(tmp_path):
         assert not t.is_alive()
     assert json.loads(sse[-1])["error"]["code"] == "shutting_down", sse[-3:]
     assert "shutting down" in json.loads(ndjson[-1])["error"], ndjson[-3:]
+    assert messages[-2] == "event: error", messages[-3:]
+    assert json.loads(messages[-1][6:])["error"]["type"] == "overloaded_error"
     assert len(sse) > 5 and len(ndjson) > 5
     assert proc.wait(30) == 0
     assert time.time() - signaled < 20

@@ -32,11 +32,25 @@ def test_local_pages_may_call(server, path):
 
 
 @pytest.mark.parametrize("origin", ["https://evil.example", "http://localhost.evil.example", "null"])
-def test_other_pages_get_no_cors_headers(server, origin):
+def test_other_pages_get_no_cors_headers_and_are_refused(server, origin):
     r = preflight(server, "/api/chat", origin)
     assert "access-control-allow-origin" not in r.headers
     r = httpx.get(f"{server}/api/tags", headers={"Origin": origin}, timeout=30)
-    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+    assert r.status_code == 403 and "access-control-allow-origin" not in r.headers
+    assert "not allowed" in r.json()["error"]
+    # A "simple" request a page sends without a preflight does not run either.
+    r = httpx.post(f"{server}/api/generate", content='{"model": "%s", "keep_alive": 0}' % MODEL_ID,
+                   headers={"Origin": origin, "Content-Type": "text/plain"}, timeout=30)
+    assert r.status_code == 403
+    r = httpx.post(f"{server}/v1/chat/completions", content="x=1",
+                   headers={"Origin": origin, "Content-Type": "application/x-www-form-urlencoded"}, timeout=30)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "origin_not_allowed"
+
+
+def test_the_servers_own_origin_is_allowed(server):
+    port = server.rsplit(":", 1)[1]
+    r = httpx.get(f"{server}/api/tags", headers={"Origin": f"http://localhost:{port}"}, timeout=30)
+    assert r.status_code == 200
 
 
 def test_a_real_request_from_a_local_page_carries_the_header(server):
@@ -142,6 +156,10 @@ def test_listed_origins_and_hosts(keyed):
     assert r.status_code == 200
     r = httpx.get(f"{keyed}/api/tags", headers={"Host": "other.lan", "Authorization": "Bearer k1"}, timeout=30)
     assert r.status_code == 403
+    # The UI reached by a listed name sends its own origin.
+    r = httpx.get(f"{keyed}/api/tags", headers={"Host": "minerva.lan:8080", "Origin": "http://minerva.lan:8080",
+                                                 "Authorization": "Bearer k1"}, timeout=30)
+    assert r.status_code == 200
 
 
 def test_beyond_loopback_without_a_key_warns(tmp_path):

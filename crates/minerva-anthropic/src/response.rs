@@ -41,7 +41,8 @@ pub enum Block {
 pub struct Usage {
     pub input_tokens: usize,
     pub output_tokens: usize,
-    /// Prompt tokens read from Minerva's prompt cache.
+    /// Prompt tokens read from Minerva's prompt cache; `input_tokens` counts the others, as
+    /// Anthropic's usage does.
     pub cache_read_input_tokens: usize,
     pub cache_creation_input_tokens: usize,
 }
@@ -63,10 +64,12 @@ pub struct MessageDelta {
     pub stop_sequence: Option<String>,
 }
 
-/// `message_delta`'s `usage`.
+/// `message_delta`'s `usage`: the final counts (the prompt's are only known once it is read).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct UsageDelta {
     pub output_tokens: usize,
+    pub input_tokens: usize,
+    pub cache_read_input_tokens: usize,
 }
 
 /// One server-sent event of a streamed reply; the SSE event name is its `type`.

@@ -85,14 +85,16 @@ pub struct ServeArgs {
     pub shutdown_timeout: f64,
 }
 
-/// The trust settings of `args` for a server listening on `local`.
-fn trust(args: &ServeArgs, local: SocketAddr) -> Result<minerva_server::Trust> {
-    let clean = |keys: &[String]| -> Vec<String> {
-        keys.iter()
-            .map(|k| k.trim().to_string())
-            .filter(|k| !k.is_empty())
-            .collect()
-    };
+fn clean(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+        .collect()
+}
+
+/// The keys of `args` (the key file read now, before any model is loaded).
+fn keys(args: &ServeArgs) -> Result<minerva_server::Keys> {
     let mut api = clean(&args.api_keys);
     if let Some(path) = &args.api_key_file {
         let text = std::fs::read_to_string(path)
@@ -107,26 +109,36 @@ fn trust(args: &ServeArgs, local: SocketAddr) -> Result<minerva_server::Trust> {
             bail!("the API key file {} holds no key", path.display());
         }
     }
-    let keys = minerva_server::Keys {
+    Ok(minerva_server::Keys {
         api,
         admin: clean(&args.admin_keys),
-    };
+    })
+}
+
+/// The trust settings of `args` for a server listening on `local`.
+fn trust(args: &ServeArgs, keys: minerva_server::Keys, local: SocketAddr) -> minerva_server::Trust {
     let loopback = local.ip().is_loopback();
     if !loopback && keys.api.is_empty() {
         tracing::warn!(address = %local, "listening beyond this machine without an API key");
+        let can = if keys.admin.is_empty() {
+            "use, pull and delete models"
+        } else {
+            "use the models"
+        };
         eprintln!(
-            "WARNING: Minerva listens on {local}, reachable from other machines, and asks for no API key: anyone who can reach it can use, pull and delete models. Set --api-key (and --admin-key)."
+            "WARNING: Minerva listens on {local}, reachable from other machines, and asks for no API key: anyone who can reach it can {can}. Set --api-key (and --admin-key)."
         );
     }
-    Ok(minerva_server::Trust {
+    minerva_server::Trust {
         cors_origins: clean(&args.cors_origins),
         keys,
         allowed_hosts: clean(&args.allowed_hosts),
         loopback,
-    })
+    }
 }
 
 pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
+    let keys = keys(&args)?;
     let store: Arc<dyn Library> = Arc::new(library::open(root)?);
     let default_keep_alive = minerva_server::parse_keep_alive(&args.keep_alive)
         .ok_or_else(|| anyhow!("--keep-alive '{}' is not a duration", args.keep_alive))?;
@@ -204,7 +216,7 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
         let local = listener.local_addr()?;
         tracing::info!("listening on http://{local}");
         eprintln!("Minerva listening on http://{local} (chat UI at http://{local}/)");
-        let trust = trust(&args, local)?;
+        let trust = trust(&args, keys, local);
         tracing::info!(
             keys = trust.keys.api.len(),
             admin_keys = trust.keys.admin.len(),

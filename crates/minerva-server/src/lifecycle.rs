@@ -85,7 +85,11 @@ pub(crate) async fn guard(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let last: &'static str = if kind.starts_with("text/event-stream") {
+    let last: &'static str = if kind.starts_with("text/event-stream")
+        && path.starts_with("/v1/messages")
+    {
+        "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"the server is shutting down: this stream was ended\"}}\n\n"
+    } else if kind.starts_with("text/event-stream") {
         "data: {\"error\":{\"message\":\"the server is shutting down: this stream was ended\",\"type\":\"server_error\",\"param\":null,\"code\":\"shutting_down\"}}\n\n"
     } else if kind.starts_with("application/x-ndjson") {
         "{\"error\":\"the server is shutting down: this stream was ended\"}\n"

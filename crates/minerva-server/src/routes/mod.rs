@@ -31,11 +31,7 @@ pub async fn health() -> Json<Value> {
 /// An unknown route: Ollama's error shape under `/api/`, OpenAI's elsewhere.
 pub async fn not_found(uri: Uri) -> Response {
     let error = ApiError::not_found(format!("no route for {}", uri.path()));
-    if uri.path().starts_with("/api/") {
-        crate::error::OllamaError(error).into_response()
-    } else {
-        error.into_response()
-    }
+    crate::error::for_path(uri.path(), error)
 }
 
 /// `system_fingerprint` of every response.

@@ -79,6 +79,45 @@ fn glob(pattern: &str, text: &str) -> bool {
     rest.ends_with(last)
 }
 
+/// Refuses (403, `origin_not_allowed`) a request whose `Origin` is neither allowed nor the
+/// server's own (its scheme-less authority equal to the `Host` the request names, as the chat
+/// UI's own requests are when the server is reached by another name). Browsers send `Origin`
+/// on every cross-origin request, including the "simple" ones they send without a preflight;
+/// a request without one (curl, SDKs) is not a browser's and goes on.
+pub(super) async fn check(
+    axum::extract::State(extra): axum::extract::State<Arc<Vec<String>>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let origin = request
+        .headers()
+        .get(axum::http::header::ORIGIN)
+        .map(|o| o.to_str().unwrap_or("?").to_string());
+    let Some(origin) = origin else {
+        return next.run(request).await;
+    };
+    let host = request
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let own = origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| !host.is_empty() && authority.eq_ignore_ascii_case(host));
+    if own || origin_allowed(&origin, &extra) {
+        return next.run(request).await;
+    }
+    tracing::warn!(%origin, path = %request.uri().path(), "refused a request from a page of another origin");
+    super::refusal(
+        request.uri().path(),
+        axum::http::StatusCode::FORBIDDEN,
+        format!(
+            "requests from pages on {origin} are not allowed (add the origin with --cors-origin)"
+        ),
+        "origin_not_allowed",
+    )
+}
+
 pub(super) fn layer(extra: Vec<String>) -> CorsLayer {
     let extra = Arc::new(extra);
     CorsLayer::new()

@@ -3,8 +3,10 @@
 //! asks for. [`protect`] wraps the whole app (the UI's routes included) in these layers.
 //!
 //! Order, outermost first: CORS (answers every preflight, and adds its headers to every answer
-//! for an allowed origin, refusals included, so a browser client can read them), the `Host`
-//! check, then the key check.
+//! for an allowed origin, refusals included, so a browser client can read them), the origin
+//! check (a request from a page of another origin is refused, not only kept from being read:
+//! a form post or a `text/plain` fetch needs no preflight), the `Host` check, then the key
+//! check.
 
 mod cors;
 mod host;
@@ -40,7 +42,9 @@ pub fn protect(app: Router, trust: Trust) -> Router {
         let hosts = Arc::new(trust.allowed_hosts);
         app = app.layer(axum::middleware::from_fn_with_state(hosts, host::check));
     }
-    app.layer(cors::layer(trust.cors_origins))
+    let origins = Arc::new(trust.cors_origins.clone());
+    app.layer(axum::middleware::from_fn_with_state(origins, cors::check))
+        .layer(cors::layer(trust.cors_origins))
 }
 
 /// The error answer for a refused request, in the shape of the API its path belongs to:

@@ -209,6 +209,9 @@ pub fn tools(tools: Option<&Value>, choice: Option<&Value>) -> Result<Tools, Ant
                             t["type"].as_str().unwrap_or("")
                         )));
                     }
+                    if !t.get("input_schema").is_some_and(Value::is_object) {
+                        return Err(bad(format!("tools.{i}.input_schema: Field required (an object)")));
+                    }
                     let mut function = Map::new();
                     function.insert("name".into(), name);
                     if let Some(d) = t.get("description") {
@@ -250,12 +253,17 @@ pub fn tools(tools: Option<&Value>, choice: Option<&Value>) -> Result<Tools, Ant
             (Some(mapped), parallel)
         }
     };
-    let request = ToolRequest::parse(openai.as_ref(), choice.as_ref(), parallel)
-        .map_err(|e| bad(format!("{}: {}", anthropic_path(&e.param), e.message)))?;
+    let request = ToolRequest::parse(openai.as_ref(), choice.as_ref(), parallel).map_err(|e| {
+        bad(format!(
+            "{}: {}",
+            anthropic_path(&e.param),
+            anthropic_path(&e.message)
+        ))
+    })?;
     Ok(Tools { openai, request })
 }
 
-/// An OpenAI field path (`tools[1].function.parameters`) in Anthropic's terms.
+/// OpenAI field paths (`tools[1].function.parameters`) in a text, in Anthropic's terms.
 fn anthropic_path(param: &str) -> String {
     param
         .replace("tools[", "tools.")

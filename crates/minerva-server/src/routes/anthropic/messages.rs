@@ -7,6 +7,14 @@ use crate::error::AnthropicError;
 use crate::extract::AnthropicJson;
 use crate::metrics::Metered;
 use crate::routes::{new_id, params};
+
+/// Anthropic's tool-use id for a call id of the reply parser (`call_…` → `toolu_…`).
+fn tool_id(id: String) -> String {
+    match id.strip_prefix("call_") {
+        Some(rest) => format!("toolu_{rest}"),
+        None => id,
+    }
+}
 use crate::AppState;
 use axum::extract::State;
 use axum::response::sse::Event;
@@ -70,7 +78,7 @@ pub async fn handle(
     // A request refused before its first token (a queue timeout) still gets a status.
     metered.started().await?;
     let mut chat = ChatStream::new(metered, parser);
-    let id = new_id("msg");
+    let id = format!("msg_{}", new_id("x").trim_start_matches("x-"));
     let model_id = req.model;
 
     if req.stream != Some(true) {
@@ -130,6 +138,7 @@ pub async fn handle(
                 ChatEvent::Reasoning { text } => (Kind::Thinking, Some(BlockDelta::ThinkingDelta { thinking: text })),
                 ChatEvent::Content { text, .. } => (Kind::Text, Some(BlockDelta::TextDelta { text })),
                 ChatEvent::ToolCallStart { id, name, .. } => {
+                    let id = tool_id(id);
                     if let Some((index, _)) = open.take() {
                         yield event(&StreamEvent::ContentBlockStop { index });
                     }
@@ -155,7 +164,11 @@ pub async fn handle(
                         stop_reason: stop_reason(reason, stop_sequence.is_some()),
                         stop_sequence,
                     };
-                    let usage = UsageDelta { output_tokens: usage.completion_tokens };
+                    let usage = UsageDelta {
+                        output_tokens: usage.completion_tokens,
+                        input_tokens: usage.prompt_tokens.saturating_sub(usage.cached_tokens),
+                        cache_read_input_tokens: usage.cached_tokens,
+                    };
                     yield event(&StreamEvent::MessageDelta { delta, usage });
                     yield event(&StreamEvent::MessageStop);
                     return;
@@ -207,9 +220,10 @@ fn stop_reason(reason: FinishReason, stop_sequence: bool) -> &'static str {
     }
 }
 
+/// Anthropic counts the prompt tokens read from a cache apart from `input_tokens`.
 fn usage_of(u: &minerva_core::Usage) -> Usage {
     Usage {
-        input_tokens: u.prompt_tokens,
+        input_tokens: u.prompt_tokens.saturating_sub(u.cached_tokens),
         output_tokens: u.completion_tokens,
         cache_read_input_tokens: u.cached_tokens,
         cache_creation_input_tokens: 0,
@@ -241,7 +255,7 @@ impl Blocks {
             ChatEvent::ToolCallStart { id, name, .. } => {
                 self.arguments.push((self.blocks.len(), String::new()));
                 self.blocks.push(Block::ToolUse {
-                    id,
+                    id: tool_id(id),
                     name,
                     input: serde_json::json!({}),
                 });
@@ -285,10 +299,11 @@ async fn output_format(
             "output_config.format.type: must be 'json_schema'",
         ));
     }
-    let schema = format
-        .get("schema")
-        .cloned()
-        .unwrap_or(serde_json::Value::Null);
+    let Some(schema) = format.get("schema").filter(|s| !s.is_null()).cloned() else {
+        return Err(AnthropicError::bad_request(
+            "output_config.format.schema: Field required",
+        ));
+    };
     let response_format = serde_json::json!({
         "type": "json_schema",
         "json_schema": {"name": "output", "schema": schema}
