@@ -60,8 +60,11 @@ impl Reasoning {
         next.state() != ReasoningState::Answer
     }
 
-    /// Records the text of a generated token.
+    /// Records the text of a generated token (nothing to track once the answer has begun).
     pub fn push(&mut self, piece: &[u8]) {
+        if self.state() == ReasoningState::Answer {
+            return;
+        }
         self.splitter.push(&String::from_utf8_lossy(piece));
         if self.state() == ReasoningState::Reasoning {
             self.spent += 1;

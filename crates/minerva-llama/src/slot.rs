@@ -245,10 +245,11 @@ impl Slot {
             .filter(|_| selected_logit(&candidates) > f32::NEG_INFINITY);
         // A reply that may still open a reasoning block: whitespace and the opening tag pass
         // the grammar by (it starts with the answer).
-        if let (Some(token), Some(reasoning)) = (first, self.reasoning.as_ref()) {
-            let piece = model.vocab().token_to_piece(token, false, None);
-            let opens = !model.vocab().is_eog(token) && reasoning.opens(&piece);
-            if state == Some(ReasoningState::Undecided) && opens {
+        if let (Some(token), Some(reasoning), Some(ReasoningState::Undecided)) =
+            (first, self.reasoning.as_ref(), state)
+        {
+            let vocab = model.vocab();
+            if !vocab.is_eog(token) && reasoning.opens(&vocab.token_to_piece(token, false, None)) {
                 self.sampler.accept(token);
                 return Some(token);
             }
