@@ -66,8 +66,9 @@ def _start_server(extra_args, log_path, model=None, store=None, env=None):
     env = {**os.environ, "RUST_LOG": "info,minerva_llama=debug,llama-cpp-2=warn", "NO_COLOR": "1",
            "MINERVA_MODELS": store, **(env or {})}
     model_args = ["--model", model] if model else []
+    ctx_args = [] if "--ctx-size" in extra_args else ["--ctx-size", str(CTX_SIZE)]
     proc = subprocess.Popen(
-        [binary, "serve", *model_args, "--port", str(port), "--ctx-size", str(CTX_SIZE), *extra_args],
+        [binary, "serve", *model_args, "--port", str(port), *ctx_args, *extra_args],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,

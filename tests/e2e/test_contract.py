@@ -107,7 +107,7 @@ def test_unsupported_message_fields_are_refused(http):
     assert r.json()["error"]["param"] == "messages[1].audio"
 
 
-@pytest.mark.parametrize("field,value", [("echo", True), ("suffix", "x"), ("best_of", 2)])
+@pytest.mark.parametrize("field,value", [("echo", True), ("best_of", 2)])
 def test_unsupported_completion_fields_are_refused_by_name(http, field, value):
     r = http.post("/v1/completions", json={"model": MODEL_ID, "prompt": "a", "max_tokens": 1, field: value})
     assert r.status_code == 400, r.text

@@ -38,6 +38,7 @@ fn ms_per_token(model: &dyn Model, prompt: &[i32], tokens: u32) -> (f64, f64) {
                 n += 1;
             }
             GenEvent::Done { usage, .. } => backend_ms = usage.generation_ms,
+            GenEvent::Embedding { .. } => panic!("an embedding in a generation"),
         }
     }
     assert_eq!(n, tokens as usize);

@@ -1,4 +1,7 @@
-use crate::{GenerateRequest, GenerationStream, Result, TokenId};
+use crate::{
+    CoreError, EmbedRequest, EmbeddingInfo, FimTokens, GenerateRequest, GenerationStream, Result,
+    TokenId,
+};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,6 +54,12 @@ pub struct ModelInfo {
     pub default_template: bool,
     /// What the model file says about itself, for model listings.
     pub file: ModelFile,
+    /// Whether and how the model computes embeddings ([`Model::embed`]); `None`: it cannot.
+    #[serde(default)]
+    pub embedding: Option<EmbeddingInfo>,
+    /// The vocabulary's fill-in-the-middle tokens (all `None` for a backend that cannot tell).
+    #[serde(default)]
+    pub fim: FimTokens,
 }
 
 /// Facts about a model's file: size, hash, architecture, parameters, quantization, metadata.
@@ -170,6 +179,19 @@ pub trait Model: Send + Sync {
     /// context window (`ContextOverflow`). Events arrive on the returned stream as the backend produces them;
     /// dropping the stream stops the generation at the next token.
     fn generate(&self, request: GenerateRequest) -> Result<GenerationStream>;
+
+    /// Computes one pooled embedding per input ([`EmbedRequest`]): `Embedding` events, then
+    /// `Done`. Refuses an empty request, an empty input or token ids outside the vocabulary
+    /// (`InvalidRequest`) and an input over [`EmbeddingInfo::n_ctx`] (`ContextOverflow`).
+    /// Dropping the stream abandons the request. The default refuses: the model does not embed.
+    fn embed(&self, request: EmbedRequest) -> Result<GenerationStream> {
+        let _ = request;
+        Err(CoreError::Unsupported(format!(
+            "model '{}' ({} backend) does not compute embeddings",
+            self.info().id,
+            self.info().backend
+        )))
+    }
 
     /// Memory the loaded model holds (weights, KV cache, compute buffers), in bytes, for the
     /// model manager's budget and for listings. The default is the model file's size.

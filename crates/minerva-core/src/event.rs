@@ -59,11 +59,20 @@ pub struct Usage {
 }
 
 /// What a backend sends for a generation, in order: tokens, then exactly one `Done`
-/// (or an error).
+/// (or an error). An embeddings request ([`Model::embed`](crate::Model::embed)) sends one
+/// `Embedding` per input instead of tokens.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum GenEvent {
     Token(TokenOut),
-    Done { reason: FinishReason, usage: Usage },
+    /// The pooled, unnormalised vector of input `index` of an [`EmbedRequest`](crate::EmbedRequest).
+    Embedding {
+        index: usize,
+        vector: Vec<f32>,
+    },
+    Done {
+        reason: FinishReason,
+        usage: Usage,
+    },
 }
 
 /// The receiving end of a generation. Dropping it cancels the generation.

@@ -17,6 +17,7 @@
 //! axum, llama.cpp, Python or a tokenizer implementation.
 
 mod backend;
+mod embed;
 mod error;
 mod event;
 pub mod gguf;
@@ -31,6 +32,7 @@ pub use backend::{
     Backend, CacheStatus, Model, ModelFile, ModelInfo, ModelSpec, ModelStatus, SlotState,
     SlotStatus,
 };
+pub use embed::{EmbedRequest, EmbeddingInfo, FimTokens, Pooling};
 pub use error::{CoreError, Result};
 pub use event::{FinishReason, GenEvent, GenerationStream, TokenLogprob, TokenOut, Usage};
 pub use library::{Library, LibraryModel, PullProgress};

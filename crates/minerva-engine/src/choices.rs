@@ -123,6 +123,8 @@ mod tests {
                 chat_template: String::new(),
                 default_template: false,
                 file: ModelFile::default(),
+                embedding: None,
+                fim: Default::default(),
             },
             calls: Mutex::new(Vec::new()),
         })

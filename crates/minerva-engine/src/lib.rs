@@ -9,10 +9,13 @@
 //! It depends on `minerva-core` only: no HTTP, no wire formats, no backend crate.
 
 mod backends;
+mod capabilities;
 mod chat;
 mod choices;
 #[cfg(test)]
 mod digest_tests;
+mod embed;
+mod infill;
 pub mod manager;
 mod stream;
 
@@ -23,7 +26,10 @@ pub use minerva_chat::{
 };
 
 pub use backends::{backend_for_format, backend_of, check_backend, Backends, POLICY};
+pub use capabilities::capabilities;
 pub use choices::{choice_seed, merged_usage, MAX_CHOICES};
+pub use embed::{normalize, EmbedInput, EmbedJob, Embeddings};
+pub use infill::{Infill, InfillFile, InfillLayout};
 pub use manager::{KeepAlive, Lease, LoadOptions, LoadedModel, ManagerConfig, ModelState};
 pub use stream::{CompletionStream, TextEvent};
 
@@ -50,6 +56,9 @@ pub enum Prompt {
         /// `chat_template_kwargs`); empty for none.
         kwargs: serde_json::Map<String, serde_json::Value>,
     },
+    /// Fill-in-the-middle: a prefix and a suffix around the cursor, laid out with the
+    /// vocabulary's FIM tokens ([`Infill`]).
+    Infill(Infill),
 }
 
 /// What a chat request asks of the reply's reasoning block, for a model whose template
@@ -514,6 +523,7 @@ fn prepare_prompt(model: &dyn Model, prompt: Prompt, budget: Option<u32>) -> Res
         // Token ids are checked against the vocabulary by `Model::generate`.
         Prompt::Tokens(tokens) => Ok(plain(tokens)),
         Prompt::Text(text) => Ok(plain(model.tokenize(&text, true, true)?)),
+        Prompt::Infill(infill) => Ok(plain(infill::infill_tokens(model, &infill)?)),
         Prompt::Chat {
             messages,
             tools,

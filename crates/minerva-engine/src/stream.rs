@@ -127,6 +127,12 @@ impl CompletionStream {
                     self.inner = None;
                     return Some(Err(e));
                 }
+                Ok(GenEvent::Embedding { .. }) => {
+                    self.inner = None;
+                    return Some(Err(CoreError::Backend(
+                        "the backend sent an embedding for a generation".into(),
+                    )));
+                }
                 Ok(GenEvent::Token(token)) => {
                     self.generated += 1;
                     self.first_token.get_or_insert_with(Instant::now);

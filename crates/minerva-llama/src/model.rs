@@ -1,18 +1,19 @@
 //! A loaded GGUF model: vocabulary and template on the caller's side, the context on its own thread.
 
+use crate::embed::{self, EmbedConfig, EmbedJob};
 use crate::worker::{self, Job, Shared, WorkerConfig};
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use minerva_core::{
-    CoreError, GenerateRequest, GenerationStream, Model, ModelInfo, ModelSpec, ModelStatus, Result,
-    TokenId,
+    CoreError, EmbedRequest, EmbeddingInfo, FimTokens, GenerateRequest, GenerationStream, Model,
+    ModelInfo, ModelSpec, ModelStatus, Result, TokenId,
 };
 use minerva_template::{ChatTemplate, RenderOptions, DEFAULT_TEMPLATE};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -44,6 +45,13 @@ pub struct LlamaModelHandle {
     eog: Vec<TokenId>,
     /// Bytes the KV cache of all sequences takes.
     kv_bytes: u64,
+    /// Bytes of KV one token takes.
+    kv_per_token: u64,
+    /// Kept to start the embedding context on the first embeddings request.
+    backend: Arc<LlamaBackend>,
+    threads: i32,
+    /// The embedding thread, once started.
+    embedder: Mutex<Option<std::sync::mpsc::Sender<EmbedJob>>>,
 }
 
 impl LlamaModelHandle {
@@ -81,12 +89,13 @@ impl LlamaModelHandle {
             .parallel
             .unwrap_or_else(|| default_parallel(n_ctx))
             .max(1);
-        let kv_bytes = kv_bytes_per_token(&model)
+        let kv_per_token = kv_bytes_per_token(&model);
+        let kv_bytes = kv_per_token
             .saturating_mul(u64::from(n_ctx))
             .saturating_mul(u64::from(parallel));
         let shared = Arc::new(Shared::default());
         let jobs = worker::spawn(
-            backend,
+            Arc::clone(&backend),
             Arc::clone(&model),
             WorkerConfig {
                 n_ctx,
@@ -124,6 +133,12 @@ impl LlamaModelHandle {
                 chat_template: source,
                 default_template,
                 file: crate::meta::model_file(&model, spec),
+                embedding: Some(EmbeddingInfo {
+                    dimensions: usize::try_from(model.n_embd_out()).unwrap_or(0),
+                    pooling: embed::model_pooling(&model),
+                    n_ctx: n_ctx.min(embed::MAX_WINDOW) as usize,
+                }),
+                fim: fim_tokens(&model),
             },
             model,
             template,
@@ -133,7 +148,75 @@ impl LlamaModelHandle {
             shared,
             eog,
             kv_bytes,
+            kv_per_token,
+            backend,
+            threads,
+            embedder: Mutex::new(None),
         })
+    }
+
+    /// The embedding thread, started on first use.
+    fn embedder(&self, info: &EmbeddingInfo) -> Result<std::sync::mpsc::Sender<EmbedJob>> {
+        let mut embedder = self.embedder.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(tx) = embedder.as_ref() {
+            return Ok(tx.clone());
+        }
+        let tx = embed::spawn(
+            Arc::clone(&self.backend),
+            Arc::clone(&self.model),
+            EmbedConfig {
+                window: info.n_ctx as u32,
+                threads: self.threads,
+                pooling: info.pooling,
+                model_id: self.info.id.clone(),
+            },
+        )?;
+        tracing::info!(
+            model = %self.info.id,
+            window = info.n_ctx,
+            pooling = info.pooling.as_str(),
+            "embedding context created"
+        );
+        *embedder = Some(tx.clone());
+        Ok(tx)
+    }
+
+    /// Refuses token ids outside the vocabulary, naming `param`.
+    fn check_vocab(&self, tokens: &[TokenId], param: &'static str) -> Result<()> {
+        match tokens
+            .iter()
+            .find(|&&t| t < 0 || t as usize >= self.info.n_vocab)
+        {
+            Some(bad) => Err(CoreError::invalid(
+                format!(
+                    "token id {bad} is outside the vocabulary (0..{})",
+                    self.info.n_vocab
+                ),
+                Some(param),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn embedder_started(&self) -> bool {
+        self.embedder
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+}
+
+/// The vocabulary's fill-in-the-middle tokens (`LLAMA_TOKEN_NULL`, -1, where absent).
+fn fim_tokens(model: &LlamaModel) -> FimTokens {
+    let vocab = model.vocab();
+    let present = |t: LlamaToken| (t.0 >= 0).then_some(t.0);
+    FimTokens {
+        pre: present(vocab.fim_pre()),
+        suf: present(vocab.fim_suf()),
+        mid: present(vocab.fim_mid()),
+        pad: present(vocab.fim_pad()),
+        rep: present(vocab.fim_rep()),
+        sep: present(vocab.fim_sep()),
     }
 }
 
@@ -160,12 +243,50 @@ impl Model for LlamaModelHandle {
         &self.info
     }
 
-    /// The weights, the KV cache of every sequence and the prompt cache's host memory.
+    /// The weights, the KV cache of every sequence, the prompt cache's host memory and, once
+    /// started, the embedding context's KV.
     fn memory_bytes(&self) -> u64 {
+        let embed_kv = match (&self.info.embedding, self.embedder_started()) {
+            (Some(info), true) => embed::memory_bytes(&self.model, info.n_ctx, self.kv_per_token),
+            _ => 0,
+        };
         self.model
             .size()
             .saturating_add(self.kv_bytes)
+            .saturating_add(embed_kv)
             .saturating_add(self.shared.status().cache.bytes)
+    }
+
+    fn embed(&self, request: EmbedRequest) -> Result<GenerationStream> {
+        let Some(info) = self.info.embedding else {
+            return Err(CoreError::Unsupported(format!(
+                "model '{}' does not compute embeddings",
+                self.info.id
+            )));
+        };
+        if request.inputs.is_empty() {
+            return Err(CoreError::invalid("no inputs to embed", Some("input")));
+        }
+        for input in &request.inputs {
+            if input.is_empty() {
+                return Err(CoreError::invalid(
+                    "an input to embed is empty",
+                    Some("input"),
+                ));
+            }
+            self.check_vocab(input, "input")?;
+            if input.len() > info.n_ctx {
+                return Err(CoreError::ContextOverflow {
+                    prompt_tokens: input.len(),
+                    n_ctx: info.n_ctx,
+                });
+            }
+        }
+        let jobs = self.embedder(&info)?;
+        let (events, stream) = mpsc::unbounded_channel();
+        jobs.send(EmbedJob { request, events })
+            .map_err(|_| CoreError::Backend("the model's embedding thread has stopped".into()))?;
+        Ok(stream)
     }
 
     fn status(&self) -> ModelStatus {
@@ -214,19 +335,7 @@ impl Model for LlamaModelHandle {
     }
 
     fn generate(&self, mut request: GenerateRequest) -> Result<GenerationStream> {
-        if let Some(&bad) = request
-            .prompt
-            .iter()
-            .find(|&&t| t < 0 || t as usize >= self.info.n_vocab)
-        {
-            return Err(CoreError::invalid(
-                format!(
-                    "token id {bad} is outside the vocabulary (0..{})",
-                    self.info.n_vocab
-                ),
-                Some("prompt"),
-            ));
-        }
+        self.check_vocab(&request.prompt, "prompt")?;
         if request.prompt.is_empty() {
             return Err(CoreError::invalid("the prompt is empty", Some("prompt")));
         }

@@ -43,6 +43,7 @@ fn collect(mut stream: GenerationStream) -> (Vec<TokenOut>, FinishReason) {
         match ev.unwrap() {
             GenEvent::Token(t) => tokens.push(t),
             GenEvent::Done { reason, .. } => return (tokens, reason),
+            GenEvent::Embedding { .. } => panic!("an embedding in a generation"),
         }
     }
     panic!("stream ended without Done");

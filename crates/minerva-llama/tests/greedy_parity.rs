@@ -74,6 +74,7 @@ fn run(m: &TestModel) -> Outcome {
                     finish = Some(reason);
                     break;
                 }
+                GenEvent::Embedding { .. } => panic!("an embedding in a generation"),
             }
         }
         let steps = r["steps"].as_array().unwrap();

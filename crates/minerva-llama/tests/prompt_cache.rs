@@ -48,6 +48,7 @@ fn collect(mut stream: GenerationStream) -> (Vec<i32>, Usage) {
         match ev.unwrap() {
             GenEvent::Token(t) => tokens.push(t.id),
             GenEvent::Done { usage, .. } => return (tokens, usage),
+            GenEvent::Embedding { .. } => panic!("an embedding in a generation"),
         }
     }
     panic!("stream ended without Done");

@@ -41,6 +41,7 @@ fn run(
             Ok(GenEvent::Done { reason, .. }) => {
                 return (String::from_utf8(bytes).unwrap(), Some(reason))
             }
+            Ok(GenEvent::Embedding { .. }) => panic!("an embedding in a generation"),
             Err(_) => return (String::from_utf8_lossy(&bytes).into_owned(), None),
         }
     }

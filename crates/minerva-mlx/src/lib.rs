@@ -150,6 +150,12 @@ impl MlxBackend {
                 chat_template: source,
                 default_template,
                 file,
+                embedding: None,
+                fim: minerva_core::FimTokens::find(|text| {
+                    tokenizer
+                        .special_id(text)
+                        .and_then(|id| TokenId::try_from(id).ok())
+                }),
             },
             tokenizer,
             template,

@@ -89,3 +89,35 @@ pub struct CopyRequest {
     pub source: String,
     pub destination: String,
 }
+
+/// `input` of `/api/embed`: one string or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum EmbedInput {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// `POST /api/embed`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EmbedRequest {
+    pub model: String,
+    /// Absent, `""` or `[]`: load the model only (as Ollama).
+    pub input: Option<EmbedInput>,
+    /// Cut inputs over the context to fit (`None` means true, as Ollama); `false` refuses them.
+    pub truncate: Option<bool>,
+    /// The vector length asked for.
+    pub dimensions: Option<i64>,
+    pub keep_alive: Option<Value>,
+    pub options: Option<Map<String, Value>>,
+}
+
+/// `POST /api/embeddings` (Ollama's older, single-input form).
+#[derive(Debug, Clone, Deserialize)]
+pub struct EmbeddingsRequest {
+    pub model: String,
+    #[serde(default)]
+    pub prompt: String,
+    pub keep_alive: Option<Value>,
+    pub options: Option<Map<String, Value>>,
+}

@@ -241,3 +241,20 @@ pub struct ProgressResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub completed: Option<u64>,
 }
+
+/// The answer of `POST /api/embed`: unit-length vectors, durations in nanoseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmbedResponse {
+    pub model: String,
+    pub embeddings: Vec<Vec<f32>>,
+    pub total_duration: u64,
+    pub load_duration: u64,
+    pub prompt_eval_count: usize,
+}
+
+/// The answer of `POST /api/embeddings`: the vector as the model gives it (not normalised,
+/// as Ollama's older endpoint).
+#[derive(Debug, Clone, Serialize)]
+pub struct EmbeddingResponse {
+    pub embedding: Vec<f32>,
+}

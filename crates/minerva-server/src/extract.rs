@@ -61,6 +61,10 @@ macro_rules! parse_as_is {
 parse_as_is!(
     minerva_openai::TokenizeRequest,
     minerva_openai::DetokenizeRequest,
+    minerva_openai::EmbeddingRequest,
+    minerva_openai::InfillRequest,
+    minerva_ollama::EmbedRequest,
+    minerva_ollama::EmbeddingsRequest,
     minerva_ollama::ChatRequest,
     minerva_ollama::GenerateRequest,
     minerva_ollama::ShowRequest,

@@ -65,6 +65,8 @@ pub fn router(engine: Engine) -> Router {
         .route("/v1/models/{*id}", get(routes::models::one))
         .route("/v1/chat/completions", post(routes::chat::handle))
         .route("/v1/completions", post(routes::completions::handle))
+        .route("/v1/embeddings", post(routes::embeddings::handle))
+        .route("/infill", post(routes::infill::handle))
         .route("/v1/messages", post(routes::anthropic::messages::handle))
         .route(
             "/v1/messages/count_tokens",
@@ -85,6 +87,8 @@ pub fn router(engine: Engine) -> Router {
         .route("/api/copy", post(routes::ollama::library::copy))
         .route("/api/chat", post(routes::ollama::chat::handle))
         .route("/api/generate", post(routes::ollama::generate::handle))
+        .route("/api/embed", post(routes::ollama::embed::embed))
+        .route("/api/embeddings", post(routes::ollama::embed::embeddings))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state.metrics),
             metrics::count_requests,

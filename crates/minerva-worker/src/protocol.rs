@@ -9,14 +9,14 @@
 
 use crate::{Result, WorkerError};
 use minerva_core::{
-    CoreError, GenEvent, GenerateRequest, ModelInfo, ModelSpec, ModelStatus, TokenId,
+    CoreError, EmbedRequest, GenEvent, GenerateRequest, ModelInfo, ModelSpec, ModelStatus, TokenId,
 };
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::sync::{Mutex, PoisonError};
 
 /// Bumped on any change to the messages below; both sides refuse a peer with another.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The largest frame either side accepts (a long conversation to render, a large batch of
 /// token bytes): a corrupt length is refused instead of allocated.
@@ -54,6 +54,11 @@ pub enum ToWorker {
     Generate {
         id: u64,
         request: GenerateRequest,
+    },
+    /// Embeddings: answered like a generation (a `Reply`, then `Embedding` events and `End`).
+    Embed {
+        id: u64,
+        request: EmbedRequest,
     },
     /// Stop the generation `id` (its stream was dropped).
     Cancel {
@@ -197,6 +202,7 @@ const KNOWN_PARAMS: &[&str] = &[
     "seed",
     "stop",
     "model",
+    "input",
 ];
 
 /// Names seen that are not in [`KNOWN_PARAMS`]: each is leaked once and reused, so the memory
@@ -371,6 +377,10 @@ mod tests {
     #[test]
     fn events_survive_the_wire() {
         let events = [
+            GenEvent::Embedding {
+                index: 2,
+                vector: vec![0.25, -1.5e-7, 3.4e38],
+            },
             GenEvent::Token(TokenOut {
                 id: 3,
                 bytes: vec![0xe4, 0xb8],

@@ -10,8 +10,8 @@ use crate::process::{describe_exit, wait_for_exit};
 use crate::protocol::{read_message, FromWorker, Reply, ToWorker};
 use crate::{protocol, WorkerError};
 use minerva_core::{
-    CoreError, GenEvent, GenerateRequest, GenerationStream, Model, ModelInfo, ModelStatus, Result,
-    TokenId,
+    CoreError, EmbedRequest, GenEvent, GenerateRequest, GenerationStream, Model, ModelInfo,
+    ModelStatus, Result, TokenId,
 };
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
@@ -329,6 +329,17 @@ fn resident_bytes(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
+impl RemoteModel {
+    /// Sends a request whose events follow its reply (a generation, embeddings).
+    fn start_stream(&self, make: impl FnOnce(u64) -> ToWorker) -> Result<GenerationStream> {
+        let (tx, rx) = unbounded_channel();
+        match self.link.call(make, Some(tx), self.rpc_timeout)? {
+            Reply::Started => Ok(rx),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
 impl Model for RemoteModel {
     fn info(&self) -> &ModelInfo {
         &self.info
@@ -450,16 +461,12 @@ impl Model for RemoteModel {
     /// One round trip: the worker validates the request and answers before any token, so a
     /// refusal (`InvalidRequest`, `ContextOverflow`, `Busy`) is returned here, as in-process.
     fn generate(&self, request: GenerateRequest) -> Result<GenerationStream> {
-        let (tx, rx) = unbounded_channel();
-        let reply = self.link.call(
-            |id| ToWorker::Generate { id, request },
-            Some(tx),
-            self.rpc_timeout,
-        )?;
-        match reply {
-            Reply::Started => Ok(rx),
-            other => Err(unexpected(&other)),
-        }
+        self.start_stream(|id| ToWorker::Generate { id, request })
+    }
+
+    /// As `generate`: the worker refuses or starts the request in one round trip.
+    fn embed(&self, request: EmbedRequest) -> Result<GenerationStream> {
+        self.start_stream(|id| ToWorker::Embed { id, request })
     }
 
     /// The worker's resident memory (what unloading gives back), else its own estimate.

@@ -10,7 +10,7 @@ use crate::protocol::{
     encode, read_message, write_message, FromWorker, Reply, ToWorker, WireError, PROTOCOL_VERSION,
 };
 use crate::{Result, WorkerError};
-use minerva_core::{Backend, CoreError, GenerateRequest, GenerationStream, Model};
+use minerva_core::{Backend, CoreError, GenerationStream, Model};
 use std::collections::HashMap;
 use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -109,7 +109,12 @@ pub fn serve_worker(socket: &Path, backend: &dyn Backend) -> Result<()> {
                 post(&outbox, id, Ok(Reply::Status(model.status())));
             }
             ToWorker::Generate { id, request } => {
-                start_generation(&model, id, request, &outbox, &cancels, &runtime, &span);
+                let started = model.generate(request);
+                start_stream(started, id, &outbox, &cancels, &runtime, &span);
+            }
+            ToWorker::Embed { id, request } => {
+                let started = model.embed(request);
+                start_stream(started, id, &outbox, &cancels, &runtime, &span);
             }
             ToWorker::Cancel { id } => {
                 let cancelled = cancels
@@ -217,17 +222,17 @@ fn answer(model: &dyn Model, rpc: ToWorker, outbox: &Outbox) {
     post(outbox, id, result);
 }
 
-/// Starts a generation: the reply (started or refused) goes out before any of its events.
-fn start_generation(
-    model: &Arc<dyn Model>,
+/// Answers a started (or refused) generation or embeddings request: the reply goes out
+/// before any of its events.
+fn start_stream(
+    started: minerva_core::Result<GenerationStream>,
     id: u64,
-    request: GenerateRequest,
     outbox: &Outbox,
     cancels: &Cancels,
     runtime: &tokio::runtime::Runtime,
     span: &tracing::Span,
 ) {
-    let stream = match model.generate(request) {
+    let stream = match started {
         Ok(stream) => stream,
         Err(e) => {
             post(outbox, id, Err(e));

@@ -71,6 +71,7 @@ pub fn drain(mut stream: GenerationStream) -> Outcome {
         match item {
             Ok(GenEvent::Token(t)) => out.tokens.push(t.id),
             Ok(GenEvent::Done { reason, .. }) => out.finish = Some(reason),
+            Ok(GenEvent::Embedding { .. }) => panic!("an embedding in a generation"),
             Err(e) => out.error = Some(e),
         }
     }

@@ -29,7 +29,7 @@ pub async fn handle(
     let model = engine.model(Some(&req.model)).await?;
     contract::refuse_completion_fields(&req)?;
     let n = params::choices(&req.sampling)?;
-    let prompt = prompt(req.prompt)?;
+    let prompt = with_suffix(prompt(req.prompt)?, req.suffix.as_deref())?;
     let mut sampling = params::sampling(&req.sampling, model.info().n_vocab)?;
     sampling.format = super::format::openai(None, &req.sampling).await?;
     let max_tokens =
@@ -127,6 +127,27 @@ pub async fn handle(
         })
         .collect();
     Ok(Json(response(list, Some(wire_usage(&usage)))).into_response())
+}
+
+/// A completion with a non-empty `suffix` fills in the middle: the prompt is the text before
+/// the cursor, laid out as Ollama's templates do (`<PRE> prompt <SUF> suffix <MID>`).
+fn with_suffix(prompt: Prompt, suffix: Option<&str>) -> Result<Prompt, ApiError> {
+    let Some(suffix) = suffix.filter(|s| !s.is_empty()) else {
+        return Ok(prompt);
+    };
+    let Prompt::Text(prefix) = prompt else {
+        return Err(ApiError::bad_request(
+            "with 'suffix', 'prompt' must be text (the code before the cursor), not token ids",
+            Some("prompt"),
+        ));
+    };
+    Ok(Prompt::Infill(minerva_engine::Infill {
+        prefix,
+        suffix: suffix.to_string(),
+        extra: Vec::new(),
+        prompt: String::new(),
+        layout: minerva_engine::InfillLayout::Plain,
+    }))
 }
 
 /// The prompt; absent or `null` is an empty one (a new document: the model's BOS token alone,

@@ -71,9 +71,6 @@ pub fn refuse_completion_fields(req: &CompletionRequest) -> Result<(), ApiError>
     if req.echo {
         return Err(unsupported("'echo' is not supported", "echo"));
     }
-    if req.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
-        return Err(unsupported("'suffix' is not supported", "suffix"));
-    }
     match req.best_of {
         None | Some(1) => Ok(()),
         Some(_) => Err(unsupported("only best_of = 1 is supported", "best_of")),

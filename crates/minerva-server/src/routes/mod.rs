@@ -3,8 +3,10 @@
 pub mod anthropic;
 pub mod chat;
 pub mod completions;
+pub mod embeddings;
 mod format;
 mod history;
+pub mod infill;
 pub mod models;
 pub mod ollama;
 pub mod slots;

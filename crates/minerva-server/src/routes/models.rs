@@ -19,6 +19,15 @@ fn object(entry: &ModelEntry) -> ModelObject {
     meta.insert("n_params".into(), json!(m.n_params));
     meta.insert("quantization".into(), json!(m.quantization));
     meta.insert("n_ctx_train".into(), json!(m.context_length));
+    let info = entry.loaded.as_ref().map(|l| l.model.info());
+    meta.insert(
+        "capabilities".into(),
+        json!(minerva_engine::capabilities(m, info)),
+    );
+    if let Some(embedding) = info.and_then(|i| i.embedding) {
+        meta.insert("embedding_dimensions".into(), json!(embedding.dimensions));
+        meta.insert("pooling".into(), json!(embedding.pooling.as_str()));
+    }
     if let Some(error) = &entry.error {
         meta.insert("error".into(), json!(error));
     }

@@ -41,9 +41,9 @@ pub async fn handle(
     let (model, timing, thinking) = (started.model, started.timing, started.thinking);
     super::refuse_images(req.images.as_ref())?;
     let given = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.is_empty());
-    if given(&req.suffix) {
+    if given(&req.suffix) && req.raw {
         return Err(OllamaError::bad_request(
-            "'suffix' (fill-in-the-middle) is not supported yet",
+            "raw mode does not support suffix: send the fill-in-the-middle prompt as the raw prompt, or leave raw off",
         ));
     }
     if given(&req.template) {
@@ -67,10 +67,20 @@ pub async fn handle(
 
     let make = make_generate(req.model);
     let text = req.prompt.unwrap_or_default();
-    if text.is_empty() {
+    let suffix = req.suffix.filter(|s| !s.is_empty());
+    if text.is_empty() && suffix.is_none() {
         return Ok(respond::loaded(make, timing));
     }
-    let prompt = if req.raw {
+    let prompt = if let Some(suffix) = suffix {
+        // As Ollama's fill-in-the-middle templates: prefix-suffix-middle, no system prompt.
+        Prompt::Infill(minerva_engine::Infill {
+            prefix: text,
+            suffix,
+            extra: Vec::new(),
+            prompt: String::new(),
+            layout: minerva_engine::InfillLayout::Plain,
+        })
+    } else if req.raw {
         Prompt::Text(text)
     } else {
         let mut messages = Vec::new();

@@ -124,7 +124,7 @@ pub async fn show(
             String::new(),
         ),
     };
-    let capabilities = capabilities(&template);
+    let capabilities = minerva_engine::capabilities(&m, loaded.as_ref().map(|l| l.info()));
     Ok(Json(ShowResponse {
         license: m.license.clone(),
         parameters,
@@ -134,20 +134,6 @@ pub async fn show(
         capabilities,
         modified_at: timestamp(m.modified),
     }))
-}
-
-/// Ollama's `capabilities`: `completion` always, `tools` when the chat template renders the
-/// tools it is given (then replies are parsed for calls), `thinking` when it writes or strips
-/// `<think>` blocks (then the reasoning is split off into `thinking`).
-fn capabilities(template: &str) -> Vec<&'static str> {
-    let mut caps = vec!["completion"];
-    if minerva_engine::ToolFormat::template_handles_tools(template) {
-        caps.push("tools");
-    }
-    if minerva_engine::template_thinks(template) {
-        caps.push("thinking");
-    }
-    caps
 }
 
 fn details(m: &LibraryModel) -> ModelDetails {

@@ -146,6 +146,8 @@ mod tests {
             chat_template: String::new(),
             default_template: false,
             file: Default::default(),
+            embedding: None,
+            fim: Default::default(),
         }
     }
 

@@ -1,0 +1,145 @@
+"""Embeddings throughput and fill-in-the-middle keystroke latency, Minerva against the reference
+llama-server, in interleaved rounds (each round starts one server, measures, stops it).
+
+embed: 256 short inputs (8-20 tokens each) in one `/v1/embeddings` request; inputs/s.
+    llama-server runs with `--embeddings --pooling mean` (its default slots), Minerva as it is.
+fim:   one ~1,500-token Python file, the cursor ~300 tokens before its end; each request sends
+    the text before the cursor as the prefix and the text after it as the suffix to `/infill`
+    (`n_predict` 8, streamed, greedy), then the cursor moves 3 characters forward, as if the
+    user typed what is there. Time to first token of the first request (cold) and the median of
+    the following ones (warm), and their ratio.
+
+    python3 scripts/bench/embed_fim.py --minerva target/debug/minerva \
+        --llama-server ~/.cache/minerva/reference/build-0.3.36/bin/llama-server \
+        --model ~/.local/share/minerva/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf --rounds 3
+
+Stdlib only.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from servers import Server, free_port  # noqa: E402
+
+SUBJECTS = ["The cat", "A distributed database", "Rust's borrow checker", "The river", "Our quarterly report",
+            "A small language model", "The old lighthouse", "This recipe"]
+VERBS = ["explains", "shows", "hides", "changes", "describes", "improves", "questions", "follows"]
+OBJECTS = ["the meaning of caching", "why tests matter", "a quiet morning by the sea",
+           "how vectors are compared", "the cost of a cache miss", "three ways to sort a list"]
+
+
+def inputs(n=256):
+    out = []
+    for i in range(n):
+        s = f"{SUBJECTS[i % len(SUBJECTS)]} {VERBS[(i // 3) % len(VERBS)]} {OBJECTS[(i // 7) % len(OBJECTS)]} (note {i})."
+        out.append(s)
+    return out
+
+
+def source_file():
+    parts = []
+    for i in range(45):
+        parts.append(f"def transform_{i}(values, factor={i + 1}):\n"
+                     f"    \"\"\"Scale every value by {i + 1} and drop the negative ones.\"\"\"\n"
+                     f"    return [v * factor for v in values if v >= 0]\n\n")
+    return "".join(parts)
+
+
+def post(base, path, body, timeout=900):
+    req = urllib.request.Request(base + path, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def ttft(base, body):
+    req = urllib.request.Request(base + "/infill", json.dumps({**body, "stream": True}).encode(),
+                                 {"Content-Type": "application/json"})
+    start = time.perf_counter()
+    first = None
+    with urllib.request.urlopen(req, timeout=900) as r:
+        for line in r:
+            line = line.strip()
+            if line.startswith(b"data: ") and first is None:
+                obj = json.loads(line[6:])
+                if obj.get("content"):
+                    first = time.perf_counter() - start
+    return first
+
+
+def measure_embed(base, model):
+    texts = inputs()
+    post(base, "/v1/embeddings", {"model": model, "input": texts[:4]})  # warm-up (creates the context)
+    start = time.perf_counter()
+    out = post(base, "/v1/embeddings", {"model": model, "input": texts})
+    elapsed = time.perf_counter() - start
+    assert len(out["data"]) == len(texts)
+    return len(texts) / elapsed
+
+
+def measure_fim(base, model, steps):
+    text = source_file()
+    cursor = int(len(text) * 0.8)
+    times = []
+    for i in range(steps):
+        body = {"input_prefix": text[:cursor], "input_suffix": text[cursor:], "n_predict": 8,
+                "temperature": 0, "model": model}
+        times.append(ttft(base, body))
+        cursor += 3
+    return times[0], statistics.median(times[1:])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minerva", required=True)
+    ap.add_argument("--llama-server", required=True)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ctx", type=int, default=4096)
+    ap.add_argument("--steps", type=int, default=10, help="FIM requests per round")
+    args = ap.parse_args()
+
+    results = {"minerva": {"embed": [], "fim_cold": [], "fim_warm": []},
+               "llama-server": {"embed": [], "fim_cold": [], "fim_warm": []}}
+    for rnd in range(args.rounds):
+        for name in ("minerva", "llama-server"):
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            if name == "minerva":
+                cmd = [args.minerva, "serve", "--model", args.model, "--port", str(port), "--ctx-size",
+                       str(args.ctx), "--threads", str(args.threads)]
+                model = None
+            else:
+                cmd = [args.llama_server, "-m", args.model, "--host", "127.0.0.1", "--port", str(port), "-c",
+                       str(args.ctx), "-t", str(args.threads), "-tb", str(args.threads), "--flash-attn", "off",
+                       "--no-webui", "--embeddings", "--pooling", "mean"]
+                model = "ref"
+            env = {**os.environ, "MINERVA_MODELS": f"/tmp/minerva-bench-store-{os.getpid()}"}
+            with Server(name, cmd, base, env=env):
+                if model is None:
+                    model = json.loads(urllib.request.urlopen(base + "/v1/models").read())["data"][0]["id"]
+                e = measure_embed(base, model)
+                cold, warm = measure_fim(base, model, args.steps)
+            r = results[name]
+            r["embed"].append(e)
+            r["fim_cold"].append(cold)
+            r["fim_warm"].append(warm)
+            print(f"round {rnd + 1} {name:12} embed {e:7.1f} inputs/s   fim ttft cold {cold * 1000:7.0f} ms"
+                  f"  warm {warm * 1000:6.0f} ms  ({warm / cold:.2f}x)", flush=True)
+    med = {n: {k: statistics.median(v) for k, v in r.items()} for n, r in results.items()}
+    m, ref = med["minerva"], med["llama-server"]
+    print("\nmedians over rounds:")
+    for n, r in med.items():
+        print(f"  {n:12} embed {r['embed']:7.1f} inputs/s   fim ttft cold {r['fim_cold'] * 1000:6.0f} ms "
+              f"warm {r['fim_warm'] * 1000:6.0f} ms   warm/cold {r['fim_warm'] / r['fim_cold']:.2f}")
+    print(f"  embeddings throughput minerva / llama-server: {m['embed'] / ref['embed']:.2f}x")
+    print(f"  FIM warm TTFT minerva / llama-server: {m['fim_warm'] / ref['fim_warm']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
