@@ -2,9 +2,11 @@
 # Runs Minerva's whole test suite: Rust unit and integration tests (real models), then the
 # end-to-end tests that drive a real `minerva serve` with the official `openai` and `ollama` clients,
 # then the chat UI's test in headless Chromium (tests/ui).
-# Fetches the test models into Minerva's models directory first (cached, sha256-verified).
+# Installs what is missing first (scripts/setup.sh --test), then fetches the test models into
+# Minerva's models directory (cached, sha256-verified).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/setup.sh --test
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/minerva/target}"
 VENV="${MINERVA_TEST_VENV:-$HOME/.cache/minerva/venv-test}"
 
@@ -55,4 +57,8 @@ echo "== end-to-end tests"
 "$VENV/bin/python" -m pytest -q tests/e2e
 
 echo "== chat UI in headless Chromium (screenshots in tests/ui/screenshots)"
-node --test tests/ui/chat.spec.mjs
+# playwright-core needs Node.js 20: the system's, or npm's node@20 that setup.sh installed.
+node=node
+node20="${MINERVA_CACHE:-$HOME/.cache/minerva}/node20/node_modules/.bin/node"
+if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then node="$node20"; fi
+"$node" --test tests/ui/chat.spec.mjs

@@ -3,7 +3,11 @@ llama-server, in interleaved rounds (each round starts one server, measures, sto
 
 embed: 256 short inputs (8-20 tokens each) in one `/v1/embeddings` request; inputs/s.
     llama-server runs with `--embeddings --pooling mean` (its default slots), Minerva as it is.
-fim:   one ~1,500-token Python file, the cursor ~300 tokens before its end; each request sends
+    (In embeddings mode llama-server shrinks its batch to its micro-batch, 512, which cuts
+    `/infill` prompts to 520 tokens: FIM is measured on a llama-server started without it.)
+fim:   one ~1,500-token Python file, the cursor ~300 tokens before its end (llama-server's /infill
+    layout keeps the last 1,536 tokens of the prefix: a longer prefix loses its start, and with
+    it the prompt cache, at every keystroke unless KV can be shifted); each request sends
     the text before the cursor as the prefix and the text after it as the suffix to `/infill`
     (`n_predict` 8, streamed, greedy), then the cursor moves 3 characters forward, as if the
     user typed what is there. Time to first token of the first request (cold) and the median of
@@ -43,7 +47,7 @@ def inputs(n=256):
 
 def source_file():
     parts = []
-    for i in range(45):
+    for i in range(36):
         parts.append(f"def transform_{i}(values, factor={i + 1}):\n"
                      f"    \"\"\"Scale every value by {i + 1} and drop the negative ones.\"\"\"\n"
                      f"    return [v * factor for v in values if v >= 0]\n\n")
@@ -104,41 +108,53 @@ def main():
     ap.add_argument("--steps", type=int, default=10, help="FIM requests per round")
     args = ap.parse_args()
 
-    results = {"minerva": {"embed": [], "fim_cold": [], "fim_warm": []},
-               "llama-server": {"embed": [], "fim_cold": [], "fim_warm": []}}
+    ref = [args.llama_server, "-t", str(args.threads), "-tb", str(args.threads), "--flash-attn", "off",
+           "--no-webui", "-c", str(args.ctx)]
+    # (name, command after the port, what it measures)
+    runs = [
+        ("minerva", None, ("embed", "fim")),
+        ("llama-server", ref + ["--embeddings", "--pooling", "mean"], ("embed",)),
+        ("llama-server", ref, ("fim",)),
+        ("llama-server --cache-reuse 256", ref + ["--cache-reuse", "256"], ("fim",)),
+    ]
+    results = {}
     for rnd in range(args.rounds):
-        for name in ("minerva", "llama-server"):
+        for name, cmd, what in runs:
             port = free_port()
             base = f"http://127.0.0.1:{port}"
-            if name == "minerva":
-                cmd = [args.minerva, "serve", "--model", args.model, "--port", str(port), "--ctx-size",
-                       str(args.ctx), "--threads", str(args.threads)]
-                model = None
+            if cmd is None:
+                full = [args.minerva, "serve", "--model", args.model, "--port", str(port), "--ctx-size",
+                        str(args.ctx), "--threads", str(args.threads)]
             else:
-                cmd = [args.llama_server, "-m", args.model, "--host", "127.0.0.1", "--port", str(port), "-c",
-                       str(args.ctx), "-t", str(args.threads), "-tb", str(args.threads), "--flash-attn", "off",
-                       "--no-webui", "--embeddings", "--pooling", "mean"]
-                model = "ref"
+                full = cmd[:1] + ["-m", args.model, "--host", "127.0.0.1", "--port", str(port)] + cmd[1:]
             env = {**os.environ, "MINERVA_MODELS": f"/tmp/minerva-bench-store-{os.getpid()}"}
-            with Server(name, cmd, base, env=env):
-                if model is None:
-                    model = json.loads(urllib.request.urlopen(base + "/v1/models").read())["data"][0]["id"]
-                e = measure_embed(base, model)
-                cold, warm = measure_fim(base, model, args.steps)
-            r = results[name]
-            r["embed"].append(e)
-            r["fim_cold"].append(cold)
-            r["fim_warm"].append(warm)
-            print(f"round {rnd + 1} {name:12} embed {e:7.1f} inputs/s   fim ttft cold {cold * 1000:7.0f} ms"
-                  f"  warm {warm * 1000:6.0f} ms  ({warm / cold:.2f}x)", flush=True)
+            r = results.setdefault(name, {})
+            with Server(name, full, base, env=env):
+                model = json.loads(urllib.request.urlopen(base + "/v1/models").read())["data"][0]["id"]
+                line = f"round {rnd + 1} {name:31}"
+                if "embed" in what:
+                    e = measure_embed(base, model)
+                    r.setdefault("embed", []).append(e)
+                    line += f" embed {e:6.1f} inputs/s"
+                if "fim" in what:
+                    cold, warm = measure_fim(base, model, args.steps)
+                    r.setdefault("fim_cold", []).append(cold)
+                    r.setdefault("fim_warm", []).append(warm)
+                    line += f" fim ttft cold {cold * 1000:6.0f} ms warm {warm * 1000:6.0f} ms ({warm / cold:.2f}x)"
+            print(line, flush=True)
     med = {n: {k: statistics.median(v) for k, v in r.items()} for n, r in results.items()}
-    m, ref = med["minerva"], med["llama-server"]
+    m, ref_med = med["minerva"], med["llama-server"]
     print("\nmedians over rounds:")
     for n, r in med.items():
-        print(f"  {n:12} embed {r['embed']:7.1f} inputs/s   fim ttft cold {r['fim_cold'] * 1000:6.0f} ms "
-              f"warm {r['fim_warm'] * 1000:6.0f} ms   warm/cold {r['fim_warm'] / r['fim_cold']:.2f}")
-    print(f"  embeddings throughput minerva / llama-server: {m['embed'] / ref['embed']:.2f}x")
-    print(f"  FIM warm TTFT minerva / llama-server: {m['fim_warm'] / ref['fim_warm']:.2f}x")
+        line = f"  {n:31}"
+        if "embed" in r:
+            line += f" embed {r['embed']:6.1f} inputs/s"
+        if "fim_cold" in r:
+            line += (f" fim ttft cold {r['fim_cold'] * 1000:6.0f} ms warm {r['fim_warm'] * 1000:6.0f} ms"
+                     f" warm/cold {r['fim_warm'] / r['fim_cold']:.2f}")
+        print(line)
+    print(f"  embeddings throughput minerva / llama-server: {m['embed'] / ref_med['embed']:.2f}x")
+    print(f"  FIM warm TTFT minerva / llama-server: {m['fim_warm'] / ref_med['fim_warm']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,10 @@ struct Cli {
     /// `minerva fetch` [env: MINERVA_MODELS or MINERVA_MODELS_DIR; default: ~/.local/share/minerva].
     #[arg(long, global = true)]
     models_dir: Option<PathBuf>,
+    /// Log what Minerva does (info level) on stderr. By default only `serve` does; other
+    /// commands show warnings and errors only. `RUST_LOG` overrides both.
+    #[arg(long, short, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -128,10 +132,16 @@ struct FetchArgs {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    // A server (and its workers) logs its work; a terminal command (`run` is a chat, `list` a
+    // table) shows only what went wrong, unless asked.
+    let default_filter = match (&cli.command, cli.verbose) {
+        (Command::Serve(_) | Command::Worker(_), _) | (_, true) => "info,llama-cpp-2=warn",
+        _ => "warn,llama-cpp-2=error",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,llama-cpp-2=warn".into()),
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -5,11 +5,16 @@ use anyhow::Result;
 use minerva_core::SamplingParams;
 use minerva_engine::{CompletionJob, Engine, Prompt, TextEvent};
 use serde_json::json;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 pub fn run(args: RunArgs, models_dir: &Path) -> Result<()> {
-    let model = load::load(&args.model, models_dir, load::Placement::InProcess)?;
+    let spinner = loading_spinner(&args.model.model);
+    let model = load::load(&args.model, models_dir, load::Placement::InProcess);
+    if let Some(spinner) = spinner {
+        spinner.finish_and_clear();
+    }
+    let model = model?;
     let id = model.info().id.clone();
     let engine = Engine::new([model]);
     let rt = tokio::runtime::Runtime::new()?;
@@ -84,4 +89,19 @@ pub fn run(args: RunArgs, models_dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A spinner on stderr while the model loads, when stderr is a terminal (as `ollama run`).
+fn loading_spinner(model: &str) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let spinner = indicatif::ProgressBar::new_spinner();
+    // A path shows as its file name.
+    let name = Path::new(model)
+        .file_name()
+        .map_or_else(|| model.to_string(), |n| n.to_string_lossy().into_owned());
+    spinner.set_message(format!("loading {name}"));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    Some(spinner)
 }

@@ -215,7 +215,9 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         tracing::info!("listening on http://{local}");
-        eprintln!("Minerva listening on http://{local} (chat UI at http://{local}/)");
+        eprintln!(
+            "Minerva is ready: chat UI at http://{local}/ (OpenAI, Ollama and Anthropic APIs at http://{local})"
+        );
         let trust = trust(&args, keys, local);
         tracing::info!(
             keys = trust.keys.api.len(),

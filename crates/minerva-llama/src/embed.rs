@@ -34,7 +34,7 @@ use tokio::sync::mpsc::UnboundedSender;
 /// of output, and without flash attention an `n × n × n_head` attention matrix.
 pub const MAX_WINDOW: u32 = 2048;
 /// Tokens one step packs from several inputs; a longer input takes a step of its own.
-const STEP_TOKENS: usize = 512;
+const STEP_TOKENS: usize = 128;
 /// Sequences of the embedding context: inputs one step packs, plus the padding sequence.
 const MAX_SEQS: u32 = 64;
 /// The sequence that pads a step (see [`PAD_TO`]).
