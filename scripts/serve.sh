@@ -9,7 +9,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 echo "== building the chat UI"
 bash scripts/build-ui.sh
-echo "== building minerva (release)"
-cargo build --release -p minerva-cli
-target="${CARGO_TARGET_DIR:-target}"
-exec "$target/release/minerva" serve "$@"
+echo "== building minerva (release) and serving"
+exec cargo run --release -p minerva-cli -- serve "$@"

@@ -44,7 +44,8 @@ command -v cc >/dev/null 2>&1 && command -v c++ >/dev/null 2>&1 && command -v ma
   || missing+=(build-essential)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 # bindgen (llama-cpp-2's bindings) loads libclang at build time.
-ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/*/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
+compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null || compgen -G '/usr/lib/*/libclang*.so*' >/dev/null \
+  || missing+=(libclang-dev)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)

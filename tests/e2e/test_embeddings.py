@@ -175,6 +175,8 @@ def test_ollama_bad_input(http):
         assert r.status_code == 400 and isinstance(r.json()["error"], str), body
     r = http.post("/api/embed", json={"model": "no-such-model", "input": "hi"})
     assert r.status_code == 404 and "error" in r.json()
+    r = http.post("/api/embed", json={"model": MODEL_ID, "input": "hi", "options": {"temperature": "hot"}})
+    assert r.status_code == 400 and "temperature" in r.json()["error"]
 
 
 def test_listings_say_the_model_embeds(http):

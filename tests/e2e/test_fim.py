@@ -111,6 +111,7 @@ def test_a_model_without_fim_tokens_is_refused(fim_http, gemma_id):
     assert "prefix" in err["message"] and "middle" in err["message"] and err["param"] == "suffix"
     r = fim_http.post("/infill", json={"model": gemma_id, "input_prefix": "a", "input_suffix": "b"})
     assert r.status_code == 400 and "cannot fill in the middle" in r.json()["error"]["message"]
+    assert r.json()["error"]["param"] == "input_suffix"
     r = fim_http.post("/api/generate", json={"model": gemma_id, "prompt": "a", "suffix": "b", "stream": False})
     assert r.status_code == 400 and "cannot fill in the middle" in r.json()["error"]
     assert "insert" not in fim_http.post("/api/show", json={"model": gemma_id}).json()["capabilities"]
@@ -138,3 +139,43 @@ def test_suffix_with_token_prompt_or_raw_is_refused(fim_http):
     assert r.status_code == 400 and r.json()["error"]["param"] == "prompt"
     r = fim_http.post("/api/generate", json={"model": MODEL_ID, "prompt": "a", "suffix": "b", "raw": True})
     assert r.status_code == 400 and "raw" in r.json()["error"]
+
+
+def test_infill_trims_large_files_to_fit(fim_http):
+    """Prefix, suffix and other files each far over their budget: trimmed as documented, with
+    room left for the reply (llama-server's own budget would overflow its context here)."""
+    body = {"input_prefix": "x = 1\n" * 30000, "input_suffix": "y = 2\n" * 30000,
+            "input_extra": [{"filename": "big.py", "text": "z = 3\n" * 50000}], "n_predict": 4, "temperature": 0}
+    r = fim_http.post("/infill", json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["tokens_evaluated"] <= 4096 - 64 and out["tokens_predicted"] >= 1
+
+
+def test_wrong_methods_and_shapes_answer_in_the_api_shape(fim_http):
+    for method, path in [("GET", "/infill"), ("GET", "/v1/embeddings"), ("PUT", "/v1/completions")]:
+        r = fim_http.request(method, path)
+        assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed", (method, path)
+    r = fim_http.get("/api/embed")
+    assert r.status_code == 405 and isinstance(r.json()["error"], str)
+    r = fim_http.post("/infill", json={"input_prefix": "a", "input_suffix": "b", "input_extra": [5]})
+    assert r.status_code == 400 and "filename" in r.json()["error"]["message"]
+    r = fim_http.post("/v1/embeddings", json={"model": MODEL_ID, "input": [1, "a"]})
+    assert r.status_code == 400 and "untagged" not in r.json()["error"]["message"]
+
+
+def test_insert_is_listed_before_the_model_is_loaded(fim_http):
+    """The store reads the FIM tokens from the GGUF: `insert` does not depend on the model being
+    loaded. (Unloads Qwen: the last test of this module.)"""
+    r = fim_http.post("/api/generate", json={"model": MODEL_ID, "keep_alive": 0})
+    assert r.status_code == 200
+    for _ in range(100):
+        state = next(m for m in fim_http.get("/v1/models").json()["data"] if m["id"] == MODEL_ID)["state"]
+        if state == "unloaded":
+            break
+        import time
+        time.sleep(0.1)
+    assert state == "unloaded"
+    assert "insert" in fim_http.post("/api/show", json={"model": MODEL_ID}).json()["capabilities"]
+    listed = next(m for m in fim_http.get("/v1/models").json()["data"] if m["id"] == MODEL_ID)
+    assert {"embedding", "insert"} <= set(listed["meta"]["capabilities"])

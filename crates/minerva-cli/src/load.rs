@@ -172,6 +172,7 @@ fn describe_gguf(resolved: Resolved) -> Result<LibraryModel> {
         chat_template: info.chat_template,
         license: info.license,
         kv_bytes_per_token: info.kv_bytes_per_token,
+        fill_in_middle: info.fill_in_middle,
         backend: None,
         path: resolved.path,
     })

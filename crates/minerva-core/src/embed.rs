@@ -101,6 +101,12 @@ const FIM_TEXTS: [&[&str]; 6] = [
     ],
 ];
 
+/// Which of the FIM tokens (0 prefix, 1 suffix, 2 middle, 3 pad, 4 repository, 5 file
+/// separator) a token text is, by llama.cpp's lists; `None` for any other text.
+pub fn fim_token_kind(text: &str) -> Option<usize> {
+    FIM_TEXTS.iter().position(|texts| texts.contains(&text))
+}
+
 impl FimTokens {
     /// Finds the tokens by their texts, as llama.cpp does for a vocabulary whose metadata
     /// names none; `lookup` gives the id of a special token's exact text.

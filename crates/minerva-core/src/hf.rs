@@ -178,6 +178,8 @@ impl HfConfig {
             chat_template: self.chat_template.clone(),
             license: self.license.clone(),
             kv_bytes_per_token: self.kv_bytes_per_token,
+            // Known once loaded (the tokenizer's special tokens).
+            fill_in_middle: false,
             backend: None,
             path,
         }

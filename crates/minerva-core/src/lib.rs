@@ -32,7 +32,7 @@ pub use backend::{
     Backend, CacheStatus, Model, ModelFile, ModelInfo, ModelSpec, ModelStatus, SlotState,
     SlotStatus,
 };
-pub use embed::{EmbedRequest, EmbeddingInfo, FimTokens, Pooling};
+pub use embed::{fim_token_kind, EmbedRequest, EmbeddingInfo, FimTokens, Pooling};
 pub use error::{CoreError, Result};
 pub use event::{FinishReason, GenEvent, GenerationStream, TokenLogprob, TokenOut, Usage};
 pub use library::{Library, LibraryModel, PullProgress};

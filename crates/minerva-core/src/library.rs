@@ -38,6 +38,10 @@ pub struct LibraryModel {
     pub license: Option<String>,
     /// Bytes of KV cache one token takes (for memory estimates), when the metadata says.
     pub kv_bytes_per_token: Option<u64>,
+    /// Whether the vocabulary has fill-in-the-middle prefix, suffix and middle tokens (by
+    /// their texts or `tokenizer.ggml.fim_*_token_id`, as llama.cpp finds them).
+    #[serde(default)]
+    pub fill_in_middle: bool,
     /// The backend the user chose for this model (`llama.cpp`, `mlx`); `None` lets the format
     /// decide (GGUF → llama.cpp, Hugging Face directories → MLX).
     #[serde(default)]

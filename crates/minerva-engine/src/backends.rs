@@ -159,6 +159,7 @@ mod tests {
             chat_template: None,
             license: None,
             kv_bytes_per_token: None,
+            fill_in_middle: false,
             backend: None,
             path: "m".into(),
         }

@@ -7,8 +7,9 @@ use minerva_core::{LibraryModel, ModelInfo};
 /// renders the tools it is given; `thinking` when it writes or strips `<think>` blocks;
 /// `embedding` when the backend computes embeddings (llama.cpp does for every GGUF model,
 /// mean-pooled unless the model says otherwise); `insert` (fill-in-the-middle) when the
-/// vocabulary has prefix, suffix and middle tokens — known once the model is loaded
-/// (`loaded`), since only the loaded vocabulary says.
+/// vocabulary has prefix, suffix and middle tokens: the loaded model's vocabulary, else what
+/// the store read from the file (a GGUF's token texts; a Hugging Face directory says once it
+/// is loaded).
 pub fn capabilities(model: &LibraryModel, loaded: Option<&ModelInfo>) -> Vec<&'static str> {
     let template = match loaded {
         Some(info) => info.chat_template.as_str(),
@@ -28,7 +29,11 @@ pub fn capabilities(model: &LibraryModel, loaded: Option<&ModelInfo>) -> Vec<&'s
     if embeds {
         caps.push("embedding");
     }
-    if loaded.is_some_and(|info| info.fim.missing().is_empty()) {
+    let inserts = match loaded {
+        Some(info) => info.fim.missing().is_empty(),
+        None => model.fill_in_middle,
+    };
+    if inserts {
         caps.push("insert");
     }
     caps

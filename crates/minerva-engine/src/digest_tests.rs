@@ -18,6 +18,7 @@ fn by_path(name: &str, digest: &str) -> LibraryModel {
         chat_template: None,
         license: None,
         kv_bytes_per_token: None,
+        fill_in_middle: false,
         backend: None,
         path: format!("/models/{name}.gguf").into(),
     }

@@ -71,7 +71,7 @@ impl Engine {
             if asked != info.dimensions {
                 return Err(CoreError::invalid(
                     format!(
-                        "model '{}' gives {}-dimensional embeddings and was not trained for shorter ones; 'dimensions' must be {} or left out",
+                        "model '{}' gives {}-dimensional embeddings ({asked} asked for); 'dimensions' must be {} or left out (nothing says the model was trained for shortened vectors)",
                         lease.name(),
                         info.dimensions,
                         info.dimensions

@@ -9,7 +9,8 @@
 //!   `<SEP>filename\n text` (a `--- snippet ---` line where the model has no separator token),
 //!   `<SEP>filename\n`, then `[BOS] <PRE> prefix prompt <SUF> suffix <MID>`; the prefix keeps
 //!   its last `3/4` of a batch of tokens, the suffix its first `1/4` of a batch less the prompt
-//!   and two, and the extra files whatever the context leaves, keeping their end.
+//!   and two, and the extra files whatever the context leaves, keeping their end (and, unlike
+//!   llama-server, always 64 tokens for the reply: its budget can fill the whole context).
 //!
 //! Prefix, suffix and extra text are tokenized without parsing special tokens (code may
 //! contain `<|endoftext|>` as text); `prompt` is parsed as llama-server does.
@@ -18,6 +19,9 @@ use minerva_core::{CoreError, Model, Result, TokenId};
 
 /// llama-server's default logical batch size, which its `/infill` layout budgets against.
 const N_BATCH: usize = 2048;
+/// Tokens the other files always leave for the reply: llama-server's budget for them can fill
+/// the context to its last token (a 400 there); here they keep their end and shrink instead.
+const REPLY_ROOM: usize = 64;
 
 /// How an infill prompt is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,10 +106,15 @@ pub(crate) fn infill_tokens(model: &dyn Model, infill: &Infill) -> Result<Vec<To
             let suffix_take = suffix
                 .len()
                 .min((N_BATCH / 4).saturating_sub(2 + prompt.len()));
-            // llama-server's `n_ctx - n_batch - 2 * n_predict` with its default n_predict of -1.
-            let extra_take = (info.n_ctx + 2).saturating_sub(N_BATCH).min(extra.len());
             prefix.drain(..prefix.len() - prefix_take);
             suffix.truncate(suffix_take);
+            let rest = bos.len() + prefix.len() + prompt.len() + suffix.len() + 3;
+            // llama-server's `n_ctx - n_batch - 2 * n_predict` with its default n_predict of -1,
+            // within what the rest leaves.
+            let extra_take = (info.n_ctx + 2)
+                .saturating_sub(N_BATCH)
+                .min(info.n_ctx.saturating_sub(rest + REPLY_ROOM))
+                .min(extra.len());
             out.extend_from_slice(&extra[extra.len() - extra_take..]);
             out.extend(bos);
             out.push(pre);

@@ -579,6 +579,7 @@ pub fn describe(info: &ModelInfo) -> LibraryModel {
         chat_template: Some(info.chat_template.clone()).filter(|_| !info.default_template),
         license: meta("general.license"),
         kv_bytes_per_token: None,
+        fill_in_middle: info.fim.missing().is_empty(),
         backend: Some(info.backend.clone()),
         path: info.path.clone(),
     }

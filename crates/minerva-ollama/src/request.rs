@@ -92,7 +92,7 @@ pub struct CopyRequest {
 
 /// `input` of `/api/embed`: one string or a list of them.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a string or an array of strings")]
 pub enum EmbedInput {
     One(String),
     Many(Vec<String>),

@@ -54,6 +54,7 @@ pub struct EmbeddingResponse {
 
 /// One other file of llama-server's `/infill` `input_extra`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(expecting = "an object {\"filename\": string, \"text\": string}")]
 pub struct InfillChunk {
     pub text: String,
     pub filename: Option<String>,

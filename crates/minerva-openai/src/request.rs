@@ -120,7 +120,10 @@ pub struct ChatCompletionRequest {
 
 /// `prompt` of a text completion: a string, token ids, or a batch of one of either.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a string, an array of strings, an array of token ids (integers) or an array of arrays of token ids"
+)]
 pub enum PromptField {
     Text(String),
     Tokens(Vec<i64>),

@@ -27,6 +27,15 @@ impl ApiError {
         }
     }
 
+    /// The same error naming `to` where it named `from` (an engine error names the field of
+    /// the chat API; a route with other field names renames it).
+    pub fn renaming(mut self, from: &str, to: &str) -> Self {
+        if self.param.as_deref() == Some(from) {
+            self.param = Some(to.to_string());
+        }
+        self
+    }
+
     pub fn with_code(mut self, code: &'static str) -> Self {
         self.code = Some(code);
         self

@@ -94,6 +94,7 @@ pub fn router(engine: Engine) -> Router {
             metrics::count_requests,
         ))
         .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(trace::request_span))
         .with_state(state)

@@ -26,6 +26,8 @@ const MAX_KEPT_ARRAY: u64 = 1 << 16;
 const MAX_DIMS: u32 = 4;
 /// Nesting depth of arrays of arrays accepted.
 const MAX_DEPTH: u32 = 4;
+/// Longest vocabulary entry compared with the FIM token texts (the longest is 20 bytes).
+const MAX_FIM_TEXT: u64 = 32;
 
 /// What the store learns from a GGUF file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +43,8 @@ pub struct GgufInfo {
     pub chat_template: Option<String>,
     pub license: Option<String>,
     pub kv_bytes_per_token: Option<u64>,
+    /// The vocabulary has fill-in-the-middle prefix, suffix and middle tokens.
+    pub fill_in_middle: bool,
     pub n_tensors: u64,
     /// Where the tensor data starts (the header's length, aligned).
     pub data_start: u64,
@@ -83,6 +87,7 @@ pub fn read(path: &Path) -> Result<GgufInfo> {
         pos: 0,
         len,
         path: path.to_path_buf(),
+        fim_seen: [false; 3],
     };
     parse(&mut r)
 }
@@ -104,6 +109,8 @@ struct Reader {
     pos: u64,
     len: u64,
     path: PathBuf,
+    /// FIM token kinds seen among `tokenizer.ggml.tokens` (see `minerva_core::fim_token_kind`).
+    fim_seen: [bool; 3],
 }
 
 impl Reader {
@@ -207,6 +214,25 @@ impl Reader {
         })
     }
 
+    /// Reads one vocabulary string of `n` bytes and notes whether it is a FIM token.
+    fn note_fim_token(&mut self, n: u64, what: &str) -> Result<()> {
+        self.need(n, what)?;
+        let mut buf = vec![0u8; n as usize];
+        self.inner
+            .read_exact(&mut buf)
+            .map_err(|e| self.bad(format!("{what}: {e}")))?;
+        self.pos += n;
+        if let Some(kind) = std::str::from_utf8(&buf)
+            .ok()
+            .and_then(minerva_core::fim_token_kind)
+        {
+            if let Some(seen) = self.fim_seen.get_mut(kind) {
+                *seen = true;
+            }
+        }
+        Ok(())
+    }
+
     fn array(&mut self, depth: u32, what: &str) -> Result<Value> {
         if depth >= MAX_DEPTH {
             return Err(self.bad(format!("{what}: arrays nested too deep")));
@@ -244,10 +270,15 @@ impl Reader {
                     self.bad(format!("{what}: array of {count} elements overflows"))
                 })?;
                 self.need(least, what)?;
+                let vocabulary = what == "tokenizer.ggml.tokens";
                 for _ in 0..count {
                     if kind == 8 {
                         let n = self.u64(what)?;
-                        self.skip(n, what)?;
+                        if vocabulary && n <= MAX_FIM_TEXT {
+                            self.note_fim_token(n, what)?;
+                        } else {
+                            self.skip(n, what)?;
+                        }
                     } else {
                         self.array(depth + 1, what)?;
                     }
@@ -371,13 +402,12 @@ fn parse(r: &mut Reader) -> Result<GgufInfo> {
         n_params = n_params.saturating_add(t.elements);
     }
 
-    Ok(facts(
-        &meta,
-        &tensors,
-        version,
-        n_params,
-        (data_start, data_end),
-    ))
+    let mut info = facts(&meta, &tensors, version, n_params, (data_start, data_end));
+    let by_id = ["pre", "suf", "mid"]
+        .iter()
+        .all(|k| meta.contains_key(&format!("tokenizer.ggml.fim_{k}_token_id")));
+    info.fill_in_middle = by_id || r.fim_seen.iter().all(|&seen| seen);
+    Ok(info)
 }
 
 fn facts(
@@ -414,6 +444,7 @@ fn facts(
         quantization,
         chat_template: string("tokenizer.chat_template"),
         license,
+        fill_in_middle: false,
         n_tensors: tensors.len() as u64,
         data_start,
         data_end,

@@ -46,6 +46,8 @@ fn reads_qwen() -> Result<()> {
         .is_some_and(|t| t.contains("<|im_start|>")));
     // 24 layers × 2 KV heads × (64 + 64) × 2 bytes.
     assert_eq!(info.kv_bytes_per_token, Some(12288));
+    // <|fim_prefix|>, <|fim_suffix|> and <|fim_middle|> are in its vocabulary (no fim_* keys).
+    assert!(info.fill_in_middle);
     // 494 M weights plus the untied 136 M output matrix.
     assert!(
         (620_000_000..640_000_000).contains(&info.n_params),
@@ -72,6 +74,7 @@ fn reads_gemma() -> Result<()> {
     assert_eq!(info.license.as_deref(), Some("gemma"));
     // 18 layers × 1 KV head × (256 + 256) × 2 bytes.
     assert_eq!(info.kv_bytes_per_token, Some(18432));
+    assert!(!info.fill_in_middle);
     assert!(
         (260_000_000..280_000_000).contains(&info.n_params),
         "{}",

@@ -42,6 +42,9 @@ pub(crate) struct Manifest {
     pub chat_template: Option<String>,
     pub license: Option<String>,
     pub kv_bytes_per_token: Option<u64>,
+    /// The vocabulary has FIM tokens (absent in manifests written before it was recorded).
+    #[serde(default)]
+    pub fill_in_middle: bool,
     /// A directory model's files (empty for a GGUF file).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<ManifestFile>,
@@ -67,6 +70,7 @@ impl Manifest {
             chat_template: self.chat_template.clone(),
             license: self.license.clone(),
             kv_bytes_per_token: self.kv_bytes_per_token,
+            fill_in_middle: self.fill_in_middle,
             backend: self.backend.clone(),
             path: if self.files.is_empty() {
                 blob_path(blobs, &self.digest)
@@ -93,6 +97,7 @@ impl Manifest {
             chat_template: model.chat_template.clone(),
             license: model.license.clone(),
             kv_bytes_per_token: model.kv_bytes_per_token,
+            fill_in_middle: model.fill_in_middle,
             files,
             backend: model.backend.clone(),
         }

@@ -382,6 +382,7 @@ impl Store {
             chat_template: info.chat_template.clone(),
             license: info.license.clone(),
             kv_bytes_per_token: info.kv_bytes_per_token,
+            fill_in_middle: info.fill_in_middle,
             files: Vec::new(),
             backend: None,
         };

@@ -56,7 +56,9 @@ pub async fn handle(
         keep_alive: None,
         reasoning: Default::default(),
     };
-    let mut streams = choices::start(&engine, job, n, &metrics, started).await?;
+    let mut streams = choices::start(&engine, job, n, &metrics, started)
+        .await
+        .map_err(|e| e.renaming("messages", "prompt"))?;
     let id = new_id("cmpl");
     let created = now_secs();
     let model_id = req.model;

@@ -69,7 +69,12 @@ pub async fn handle(
         reasoning: Default::default(),
     };
     drop(model);
-    let mut streams = choices::start(&engine, job, 1, &metrics, started).await?;
+    let mut streams = choices::start(&engine, job, 1, &metrics, started)
+        .await
+        .map_err(|e| {
+            e.renaming("messages", "input_prefix")
+                .renaming("suffix", "input_suffix")
+        })?;
     let Some(mut stream) = streams.pop() else {
         return Err(ApiError::from(minerva_core::CoreError::Backend(
             "no generation was started".into(),

@@ -36,6 +36,18 @@ pub async fn not_found(uri: Uri) -> Response {
     crate::error::for_path(uri.path(), error)
 }
 
+/// A known route asked with another method: 405, in the path's API shape.
+pub async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> Response {
+    let error = ApiError {
+        status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        message: format!("{method} is not allowed on {}", uri.path()),
+        kind: "invalid_request_error",
+        param: None,
+        code: Some("method_not_allowed"),
+    };
+    crate::error::for_path(uri.path(), error)
+}
+
 /// `system_fingerprint` of every response.
 pub(crate) const FINGERPRINT: &str = concat!("minerva-", env!("CARGO_PKG_VERSION"));
 

@@ -34,6 +34,8 @@ pub async fn embed(
     // No input loads the model and answers no vectors, as Ollama does.
     let lease = super::model(&engine, &req.model, keep_alive).await?;
     let load = started.elapsed();
+    // Checked as on generate (types, ranges; unknown ones logged), though none changes a vector.
+    super::options::generation(req.options.as_ref(), lease.info())?;
     let name = lease.name().to_string();
     drop(lease);
     if texts.is_empty() {
@@ -74,6 +76,7 @@ pub async fn embeddings(
 ) -> Result<Json<EmbeddingResponse>, OllamaError> {
     let keep_alive = keep_alive::parse(req.keep_alive.as_ref())?;
     let lease = super::model(&engine, &req.model, keep_alive).await?;
+    super::options::generation(req.options.as_ref(), lease.info())?;
     let name = lease.name().to_string();
     drop(lease);
     // An empty prompt loads the model and answers an empty vector, as Ollama does.
