@@ -106,6 +106,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ctx", type=int, default=4096)
     ap.add_argument("--steps", type=int, default=10, help="FIM requests per round")
+    ap.add_argument("--only", choices=["embed", "fim"], help="measure only this")
     args = ap.parse_args()
 
     ref = [args.llama_server, "-t", str(args.threads), "-tb", str(args.threads), "--flash-attn", "off",
@@ -117,6 +118,9 @@ def main():
         ("llama-server", ref, ("fim",)),
         ("llama-server --cache-reuse 256", ref + ["--cache-reuse", "256"], ("fim",)),
     ]
+    if args.only:
+        runs = [(n, c, tuple(w for w in what if w == args.only)) for n, c, what in runs]
+        runs = [r for r in runs if r[2]]
     results = {}
     for rnd in range(args.rounds):
         for name, cmd, what in runs:
@@ -144,6 +148,10 @@ def main():
             print(line, flush=True)
     med = {n: {k: statistics.median(v) for k, v in r.items()} for n, r in results.items()}
     m, ref_med = med["minerva"], med["llama-server"]
+    if args.only:
+        key = "embed" if args.only == "embed" else "fim_warm"
+        print(f"  minerva / llama-server ({key}): {m[key] / ref_med[key]:.2f}x")
+        return
     print("\nmedians over rounds:")
     for n, r in med.items():
         line = f"  {n:31}"

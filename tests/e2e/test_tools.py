@@ -266,7 +266,8 @@ def test_malformed_earlier_calls_are_400s(http, calls, param):
     r = http.post("/v1/chat/completions", json={"model": MODEL_ID, "messages": messages, "max_tokens": 2})
     assert r.status_code == 400, r.text
     assert r.json()["error"]["param"] == param
-    r = http.post("/api/chat", json={"model": MODEL_ID, "messages": messages, "stream": False})
+    r = http.post("/api/chat", json={"model": MODEL_ID, "messages": messages, "stream": False,
+                                     "options": {"num_predict": 2}})
     if calls == [{"type": "function", "function": {"name": "f"}}]:
         assert r.status_code == 200, r.text  # Ollama takes missing arguments as {}
     else:
