@@ -96,7 +96,7 @@ def stamped_digest(path):
         return f.read().split()[2]
 
 
-def test_list_shows_the_served_model(oc):
+def test_list_shows_the_served_model(oc, server):
     models = oc.list().models
     assert [m.model for m in models] == [MODEL_ID]
     m = models[0]
@@ -106,6 +106,9 @@ def test_list_shows_the_served_model(oc):
     assert len(m.digest) == 64
     assert m.modified_at.year >= 2024
     check_details(m.details)
+    # Ollama lists capabilities in /api/tags too (the client's ListResponse does not type them).
+    raw = httpx.get(f"{server}/api/tags").json()["models"][0]
+    assert raw["capabilities"] == ["completion", "tools", "embedding", "insert"]
 
 
 def test_show_has_template_details_and_model_info(oc):

@@ -115,6 +115,8 @@ pub struct ListedModel {
     pub size: u64,
     pub digest: String,
     pub details: ModelDetails,
+    /// As in `/api/show` (`completion`, `tools`, `thinking`, `embedding`, `insert`).
+    pub capabilities: Vec<&'static str>,
 }
 
 /// `GET /api/tags`.

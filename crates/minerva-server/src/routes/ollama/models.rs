@@ -43,6 +43,10 @@ pub async fn tags(State(engine): State<Engine>) -> Result<Json<ListResponse>, Ol
                 size: m.size,
                 digest: m.digest.clone(),
                 details: details(m),
+                capabilities: minerva_engine::capabilities(
+                    m,
+                    entry.loaded.as_ref().map(|l| l.model.info()),
+                ),
             }
         })
         .collect();
