@@ -28,13 +28,19 @@ command -v debootstrap >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=nonin
 
 if [ ! -f "$TARBALL" ]; then
   echo "== debootstrap bookworm (once; cached in $TARBALL)"
-  rm -rf "$CACHE/bootstrap"
+  rm -rf --one-file-system "$CACHE/bootstrap"
   debootstrap --variant=minbase --include=git,ca-certificates bookworm "$CACHE/bootstrap" http://deb.debian.org/debian >/dev/null
   tar -C "$CACHE/bootstrap" -cf "$TARBALL" .
-  rm -rf "$CACHE/bootstrap"
+  rm -rf --one-file-system "$CACHE/bootstrap"
 fi
 
 mounts=()
+# Unmounts whatever is mounted under $ROOT (this run's mounts, or an interrupted run's), deepest
+# first; the root is never removed while anything is mounted in it (it holds the host's /dev
+# and ~/.cargo).
+unmount_all() {
+  grep -o " $ROOT/[^ ]*" /proc/mounts | sed 's/^ //' | sort -r | while read -r m; do umount -l "$m" || true; done
+}
 cleanup() {
   if [ -n "${server_pid:-}" ]; then kill "$server_pid" 2>/dev/null || true; fi
   # Anything still running inside the chroot (the server, its workers).
@@ -42,12 +48,16 @@ cleanup() {
     if [ "$(readlink "$p/root" 2>/dev/null)" = "$ROOT" ]; then kill -9 "${p#/proc/}" 2>/dev/null || true; fi
   done
   for ((i=${#mounts[@]}-1; i>=0; i--)); do umount -l "${mounts[$i]}" 2>/dev/null || true; done
+  unmount_all
 }
 trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
 bind() { mkdir -p "$ROOT$2"; mount --bind "$1" "$ROOT$2"; mounts+=("$ROOT$2"); }
 
 echo "== a fresh root in $ROOT"
-rm -rf "$ROOT"
+unmount_all
+if grep -q " $ROOT/" /proc/mounts; then echo "fresh-machine: mounts remain under $ROOT; not removing it"; exit 1; fi
+rm -rf --one-file-system "$ROOT"
 mkdir -p "$ROOT"
 tar -C "$ROOT" -xf "$TARBALL"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
