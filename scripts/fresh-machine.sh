@@ -39,7 +39,8 @@ mounts=()
 # first; the root is never removed while anything is mounted in it (it holds the host's /dev
 # and ~/.cargo).
 unmount_all() {
-  grep -o " $ROOT/[^ ]*" /proc/mounts | sed 's/^ //' | sort -r | while read -r m; do umount -l "$m" || true; done
+  { grep -o " $ROOT/[^ ]*" /proc/mounts || true; } | sed 's/^ //' | sort -r \
+    | while read -r m; do umount -l "$m" || true; done
 }
 cleanup() {
   if [ -n "${server_pid:-}" ]; then kill "$server_pid" 2>/dev/null || true; fi
