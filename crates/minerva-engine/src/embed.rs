@@ -34,16 +34,12 @@ pub struct EmbedJob {
     pub keep_alive: Option<KeepAlive>,
 }
 
-/// The vectors, in input order, and what computing them took.
+/// The vectors, in input order, and the tokens they took.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Embeddings {
-    /// The library name the model was requested by.
-    pub model: String,
     pub vectors: Vec<Vec<f32>>,
     /// Tokens of all inputs, after truncation.
     pub prompt_tokens: usize,
-    /// Time the backend took, in milliseconds (queueing and compute).
-    pub compute_ms: f64,
 }
 
 impl Engine {
@@ -147,10 +143,8 @@ impl Engine {
             out.push(v);
         }
         Ok(Embeddings {
-            model: lease.name().to_string(),
             vectors: out,
             prompt_tokens: usage.prompt_tokens,
-            compute_ms: usage.prompt_ms,
         })
     }
 }

@@ -61,8 +61,8 @@ pub struct InfillChunk {
 }
 
 /// llama-server's `POST /infill`: the code before and after the cursor, other files as
-/// context, and llama-server's own completion fields (`n_predict`, sampling, `stop`,
-/// `stream`, `cache_prompt`).
+/// context, `n_predict`, and llama-server's sampling fields ([`SamplingFields`]: `temperature`,
+/// `top_k`, `stop`, `stream`, `cache_prompt`, ...).
 #[derive(Debug, Clone, Deserialize)]
 pub struct InfillRequest {
     /// Minerva's: which model (the first served when absent, as llama-server serves one).
@@ -76,19 +76,9 @@ pub struct InfillRequest {
     pub prompt: String,
     /// Most tokens to generate; -1 (the default) until the end of generation or the context.
     pub n_predict: Option<i64>,
-    pub temperature: Option<f32>,
-    pub top_k: Option<i32>,
-    pub top_p: Option<f32>,
-    pub min_p: Option<f32>,
-    pub repeat_penalty: Option<f32>,
-    pub repeat_last_n: Option<i32>,
-    pub presence_penalty: Option<f32>,
-    pub frequency_penalty: Option<f32>,
-    pub seed: Option<i64>,
-    pub stop: Option<Vec<String>>,
-    #[serde(default)]
-    pub stream: bool,
-    pub cache_prompt: Option<bool>,
+    /// Parsed from the same object by [`SamplingFields`] (not `flatten`, which loses field paths in errors).
+    #[serde(skip)]
+    pub sampling: crate::SamplingFields,
 }
 
 /// llama-server's `timings` object (milliseconds).

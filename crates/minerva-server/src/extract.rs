@@ -47,6 +47,12 @@ impl ParseBody for minerva_openai::CompletionRequest {
     }
 }
 
+impl ParseBody for minerva_openai::InfillRequest {
+    fn parse(value: serde_json::Value) -> Result<Self, PathError> {
+        parse_with_sampling(value, |r: &mut Self| &mut r.sampling)
+    }
+}
+
 /// Request types read as they are.
 macro_rules! parse_as_is {
     ($($t:ty),* $(,)?) => {$(
@@ -62,7 +68,6 @@ parse_as_is!(
     minerva_openai::TokenizeRequest,
     minerva_openai::DetokenizeRequest,
     minerva_openai::EmbeddingRequest,
-    minerva_openai::InfillRequest,
     minerva_ollama::EmbedRequest,
     minerva_ollama::EmbeddingsRequest,
     minerva_ollama::ChatRequest,

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use minerva_core::{FinishReason, Usage};
 use minerva_engine::{CompletionJob, Engine, Infill, InfillFile, InfillLayout, Prompt, TextEvent};
-use minerva_openai::{InfillRequest, InfillResponse, InfillTimings, SamplingFields, StopField};
+use minerva_openai::{InfillRequest, InfillResponse, InfillTimings};
 
 pub async fn handle(
     State(engine): State<Engine>,
@@ -20,21 +20,8 @@ pub async fn handle(
     let started = std::time::Instant::now();
     let name = engine.resolve(req.model.as_deref()).await?.name;
     let model = engine.model(Some(&name)).await?;
-    let fields = SamplingFields {
-        temperature: req.temperature,
-        top_p: req.top_p,
-        top_k: req.top_k,
-        min_p: req.min_p,
-        repeat_penalty: req.repeat_penalty,
-        repeat_last_n: req.repeat_last_n,
-        presence_penalty: req.presence_penalty,
-        frequency_penalty: req.frequency_penalty,
-        seed: req.seed,
-        stop: req.stop.clone().map(StopField::Many),
-        cache_prompt: req.cache_prompt,
-        ..SamplingFields::default()
-    };
-    let sampling = params::sampling(&fields, model.info().n_vocab)?;
+    let fields = &req.sampling;
+    let sampling = params::sampling(fields, model.info().n_vocab)?;
     let max_tokens = match req.n_predict {
         None => None,
         Some(n) if n < 0 => None,
@@ -61,9 +48,9 @@ pub async fn handle(
         prompt: Prompt::Infill(infill),
         sampling,
         max_tokens,
-        stop: params::stops(&fields)?,
+        stop: params::stops(fields)?,
         logprobs: None,
-        cache_prompt: req.cache_prompt.unwrap_or(true),
+        cache_prompt: fields.cache_prompt.unwrap_or(true),
         tools: Default::default(),
         keep_alive: None,
         reasoning: Default::default(),
@@ -80,7 +67,7 @@ pub async fn handle(
             "no generation was started".into(),
         )));
     };
-    if req.stream {
+    if fields.stream {
         stream.started().await?;
         let events = async_stream::stream! {
             while let Some(event) = stream.next().await {
