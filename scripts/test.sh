@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs Minerva's whole test suite: Rust unit and integration tests (real models), then the
 # end-to-end tests that drive a real `minerva serve` with the official `openai` and `ollama` clients,
-# then the chat UI's test in headless Chromium (tests/ui).
+# then the chat UI's tests in headless Chromium (tests/ui: the chat, the models view).
 # Installs what is missing first (scripts/setup.sh --test), then fetches the test models into
 # Minerva's models directory (cached, sha256-verified).
 set -euo pipefail
@@ -62,3 +62,4 @@ node=node
 node20="${MINERVA_CACHE:-$HOME/.cache/minerva}/node20/node_modules/.bin/node"
 if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then node="$node20"; fi
 "$node" --test tests/ui/chat.spec.mjs
+"$node" --test tests/ui/library.spec.mjs

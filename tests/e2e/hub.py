@@ -2,6 +2,7 @@
 """A stand-in for the Hugging Face hub, for the store's end-to-end tests (standard library only).
 
     python3 tests/e2e/hub.py --root DIR --port 0 --log FILE [--fail-after BYTES] [--bad-etag]
+                             [--rate BYTES_PER_S]
 
 Serves DIR/<owner>/<repo>/<file> the way huggingface.co does:
 
@@ -15,7 +16,8 @@ Serves DIR/<owner>/<repo>/<file> the way huggingface.co does:
 The first line on stdout is `PORT <n>`. Each request appends one JSON line to the log: method,
 path, range (or null), status, bytes (of body sent). --fail-after BYTES drops the connection
 after BYTES bytes of the first full-body download of each file (to test resuming). --bad-etag
-announces a wrong sha256 in X-Linked-Etag (to test verification).
+announces a wrong sha256 in X-Linked-Etag (to test verification). --rate sends file bodies at
+about BYTES_PER_S (to watch a download's progress).
 """
 import argparse
 import hashlib
@@ -24,6 +26,7 @@ import os
 import re
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
@@ -31,7 +34,8 @@ COMMIT = "0" * 40
 
 
 class Hub:
-    def __init__(self, root, log_path, fail_after, bad_etag):
+    def __init__(self, root, log_path, fail_after, bad_etag, rate=None):
+        self.rate = rate
         self.root = os.path.abspath(root)
         self.log_path = log_path
         self.fail_after = fail_after
@@ -183,11 +187,17 @@ class Handler(BaseHTTPRequestHandler):
         cut = None
         if not partial and not head and self.hub.first_full_download(sha):
             cut = self.hub.fail_after
+        began = time.monotonic()
         with open(path, "rb") as f:
             f.seek(start)
             left = length
             while left > 0:
                 n = min(left, 1 << 20)
+                if self.hub.rate:
+                    n = min(n, max(1, self.hub.rate // 20))
+                    ahead = self.sent / self.hub.rate - (time.monotonic() - began)
+                    if ahead > 0:
+                        time.sleep(ahead)
                 if cut is not None:
                     n = min(n, cut - self.sent)
                     if n <= 0:
@@ -215,8 +225,9 @@ def main():
     parser.add_argument("--log", required=True)
     parser.add_argument("--fail-after", type=int, default=None)
     parser.add_argument("--bad-etag", action="store_true")
+    parser.add_argument("--rate", type=int, default=None)
     args = parser.parse_args()
-    Handler.hub = Hub(args.root, args.log, args.fail_after, args.bad_etag)
+    Handler.hub = Hub(args.root, args.log, args.fail_after, args.bad_etag, args.rate)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     print(f"PORT {server.server_address[1]}", flush=True)

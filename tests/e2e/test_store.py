@@ -245,3 +245,23 @@ def test_rm_removes_the_blob_when_no_name_uses_it(env):
     assert store_files(env) == []
     r = minerva(env, "rm", "gemma3:two")
     assert r.returncode != 0 and "not found" in r.stderr
+
+
+def test_a_known_model_pulls_by_name_from_the_fetch_cache(env):
+    """`minerva pull NAME` of a catalog model (as the UI's offer does over /api/pull) takes the
+    verified file `minerva fetch` keeps in <root>/models, without downloading it again."""
+    cache = os.path.join(env["MINERVA_MODELS"], "models")
+    gemma = _gemma()
+    _link_or_copy(gemma, os.path.join(cache, os.path.basename(gemma)))
+    shutil.copy(gemma + ".verified", os.path.join(cache, os.path.basename(gemma) + ".verified"))
+    r = minerva(env, "pull", "gemma3:270m")
+    assert r.returncode == 0, r.stderr
+    name, digest, size = r.stdout.strip().split("\t")
+    assert (name, size) == ("gemma3:270m", "253113024")
+    assert digest == "sha256:a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+    assert "success" in r.stderr
+    r = minerva(env, "pull", "gemma3:270m", "--name", "other:latest")
+    assert r.returncode != 0
+    assert "known model" in r.stderr and "copy" in r.stderr
+    listed = minerva(env, "list").stdout
+    assert "gemma3:270m" in listed and "other" not in listed

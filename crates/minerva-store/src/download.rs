@@ -434,16 +434,34 @@ pub(crate) fn remove(path: &Path) {
 }
 
 /// `<partial>.lock`, holding the pid of the pull that writes the partial; removed on drop. A
-/// lock whose process is gone (a pull that was killed) is taken over.
+/// lock whose process is gone (a pull that was killed) is taken over. A lock held by this
+/// process is waited for a moment ([`OWN_LOCK_WAIT`]): a pull whose client went away lets go
+/// within one read, and the client's next pull (a resume) should not fail for it.
 pub(crate) struct PartialLock {
     path: PathBuf,
 }
 
+/// Longest a pull waits for a lock this process holds.
+const OWN_LOCK_WAIT: Duration = Duration::from_secs(5);
+
 impl PartialLock {
     fn acquire(partial: &Path) -> Result<PartialLock> {
-        let mut name = partial.as_os_str().to_owned();
-        name.push(".lock");
-        let path = PathBuf::from(name);
+        let began = std::time::Instant::now();
+        loop {
+            match Self::try_acquire(partial) {
+                Err(StoreError::Busy(file))
+                    if held_by_us(partial) && began.elapsed() < OWN_LOCK_WAIT =>
+                {
+                    tracing::debug!(%file, "waiting for this process's earlier pull to let go");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_acquire(partial: &Path) -> Result<PartialLock> {
+        let path = lock_path(partial);
         for _ in 0..2 {
             match OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut f) => {
@@ -475,6 +493,20 @@ impl Drop for PartialLock {
 }
 
 /// True when the process named in the lock file may still run.
+fn lock_path(partial: &Path) -> PathBuf {
+    let mut name = partial.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// True when the partial's lock names this process.
+fn held_by_us(partial: &Path) -> bool {
+    std::fs::read_to_string(lock_path(partial))
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        == Some(std::process::id())
+}
+
 fn holder_alive(lock: &Path) -> bool {
     let Some(pid) = std::fs::read_to_string(lock)
         .ok()
@@ -514,7 +546,7 @@ mod tests {
         let partial = dir.path().join("sha256-x.partial");
         let lock = PartialLock::acquire(&partial)?;
         assert!(matches!(
-            PartialLock::acquire(&partial),
+            PartialLock::try_acquire(&partial),
             Err(StoreError::Busy(_))
         ));
         drop(lock);
@@ -524,5 +556,23 @@ mod tests {
         std::fs::write(dir.path().join("sha256-y.partial.lock"), "4000000000")
             .map_err(|e| StoreError::io("w", e))?;
         PartialLock::acquire(&dir.path().join("sha256-y.partial")).map(|_| ())
+    }
+
+    #[test]
+    fn a_lock_this_process_lets_go_of_soon_is_waited_for() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::io("tempdir", e))?;
+        let partial = dir.path().join("sha256-z.partial");
+        let lock = PartialLock::acquire(&partial)?;
+        let letting_go = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(lock);
+        });
+        let began = std::time::Instant::now();
+        let _next = PartialLock::acquire(&partial)?;
+        assert!(began.elapsed() >= Duration::from_millis(250));
+        letting_go
+            .join()
+            .map_err(|_| StoreError::Invalid("thread".into()))?;
+        Ok(())
     }
 }

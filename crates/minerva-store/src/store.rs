@@ -477,12 +477,7 @@ enum Resolved {
 }
 
 pub(crate) fn status(s: &str) -> PullProgress {
-    PullProgress {
-        status: s.into(),
-        digest: None,
-        total: None,
-        completed: None,
-    }
+    PullProgress::status(s)
 }
 
 /// Reads `input` to its end in 1 MiB chunks; returns the byte count.

@@ -3,19 +3,21 @@
 //! [`attach`] adds the UI to a server's `Router`: the page at `/` (for browsers: requests that
 //! accept `text/html`; other clients keep the server's own `/`, where Ollama clients expect
 //! `Ollama is running`), its assets under `/ui/`, and the conversation API under
-//! `/ui/api/v1/` (see [`routes`]), backed by a SQLite [`Store`].
+//! `/ui/api/v1/` (see [`routes`]), backed by a SQLite [`Store`], and the facts of the server the
+//! models view shows ([`ServerFacts`]: the memory budget, the models it can fetch by name).
 //!
 //! The front end is built from `ui/` (npm) and embedded at compile time by `build.rs` when
 //! `ui/dist` exists; a build without it embeds a page that says how to build the UI.
 //!
 //! This crate knows nothing of models or engines: the page talks to the server's OpenAI API
-//! (`/v1/models`, `/v1/chat/completions`) like any other client.
+//! (`/v1/models`, `/v1/chat/completions`) and Ollama API (`/api/pull`, `/api/delete`,
+//! `/api/generate` to load and unload) like any other client.
 
 mod assets;
 pub mod routes;
 pub mod store;
 
-pub use routes::attach;
+pub use routes::{attach, Offer, ServerFacts};
 pub use store::{Changes, Conversation, Message, Store, Summary};
 
 use std::path::PathBuf;

@@ -17,6 +17,10 @@
 //!
 //! A summary is `{id, title, model, system, settings, created_ms, updated_ms}`; a message is
 //! `{role: "system"|"user"|"assistant", content, stats?}`.
+//!
+//! What the models view needs beyond the server's own APIs:
+//! - `GET /ui/api/v1/server`: [`ServerFacts`] as JSON, `{memory_budget_bytes, catalog: [{name,
+//!   size_bytes, default}]}` (`memory_budget_bytes` is null without a budget).
 
 use crate::assets;
 use crate::store::{Changes, Conversation, Store, Summary};
@@ -29,7 +33,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -37,15 +41,43 @@ use std::sync::Arc;
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
                    connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
+/// What the server tells the models view about itself (`GET /ui/api/v1/server`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServerFacts {
+    /// Memory the loaded models may take together, in bytes (`None`: no limit).
+    pub memory_budget_bytes: Option<u64>,
+    /// The models the server can fetch by name (`/api/pull` with the name).
+    pub catalog: Vec<Offer>,
+}
+
+/// A model the server can fetch by name.
+#[derive(Debug, Clone, Serialize)]
+pub struct Offer {
+    /// The name to pull, and the name it is stored under (`qwen2.5-coder:0.5b`).
+    pub name: String,
+    /// Size of the download, in bytes.
+    pub size_bytes: u64,
+    /// The model `minerva serve` fetches into an empty library.
+    pub default: bool,
+}
+
 /// `app` with the UI added (see the module's note).
-pub fn attach(app: Router, store: Arc<Store>) -> Router {
+pub fn attach(app: Router, store: Arc<Store>, facts: ServerFacts) -> Router {
+    let facts = Arc::new(facts);
     let api = Router::new()
         .route("/ui/api/v1/conversations", get(list).post(create))
         .route(
             "/ui/api/v1/conversations/{id}",
             get(one).patch(update).delete(remove),
         )
-        .with_state(store);
+        .with_state(store)
+        .route(
+            "/ui/api/v1/server",
+            get(move || {
+                let facts = Arc::clone(&facts);
+                async move { Json(facts.as_ref().clone()) }
+            }),
+        );
     let pages = Router::new()
         .route("/ui", get(index))
         .route("/ui/", get(index))

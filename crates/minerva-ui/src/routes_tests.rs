@@ -9,7 +9,15 @@ fn app() -> (tempfile::TempDir, Router) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(&dir.path().join("minerva.db")).unwrap());
     let server = Router::new().route("/", get(|| async { "Ollama is running" }));
-    (dir, attach(server, store))
+    let facts = ServerFacts {
+        memory_budget_bytes: Some(1 << 30),
+        catalog: vec![Offer {
+            name: "tiny:1b".into(),
+            size_bytes: 1234,
+            default: true,
+        }],
+    };
+    (dir, attach(server, store, facts))
 }
 
 async fn send(app: &Router, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Vec<u8>) {
@@ -163,4 +171,16 @@ async fn the_page_is_the_build_or_says_how_to_build_it() {
         let (status, _) = send(&app, "GET", "/ui/assets/app.js", None).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
+}
+
+#[tokio::test]
+async fn server_facts_are_served() {
+    let (_dir, app) = app();
+    let (status, body) = send(&app, "GET", "/ui/api/v1/server", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let facts = json_of(&body);
+    assert_eq!(facts["memory_budget_bytes"], 1 << 30);
+    assert_eq!(facts["catalog"][0]["name"], "tiny:1b");
+    assert_eq!(facts["catalog"][0]["size_bytes"], 1234);
+    assert_eq!(facts["catalog"][0]["default"], true);
 }

@@ -19,6 +19,7 @@ fn object(entry: &ModelEntry) -> ModelObject {
     meta.insert("n_params".into(), json!(m.n_params));
     meta.insert("quantization".into(), json!(m.quantization));
     meta.insert("n_ctx_train".into(), json!(m.context_length));
+    meta.insert("in_library".into(), json!(entry.in_library));
     let info = entry.loaded.as_ref().map(|l| l.model.info());
     meta.insert(
         "capabilities".into(),
