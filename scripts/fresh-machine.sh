@@ -3,6 +3,12 @@
 # Debian 12 chroot, then checks that `/` serves the real chat UI and that a chat completes.
 #
 #   sudo bash scripts/fresh-machine.sh            # needs root (debootstrap, chroot, bind mounts)
+#   sudo bash scripts/fresh-machine.sh --if-changed
+#
+# --if-changed (what .ci/run uses) runs only when what the README's first command depends on
+# changed since the last passing run: the README's two commands, scripts/setup.sh, serve.sh,
+# build-ui.sh, this script and the UI's npm manifests (their sha256, kept in
+# ~/.cache/minerva/fresh/passed after each passing run). Without root it says so and skips.
 #
 # What the chroot starts with: `debootstrap --variant=minbase bookworm` (cached as a tarball in
 # ~/.cache/minerva/fresh; every run unpacks a new copy), plus `git` and `ca-certificates` to clone
@@ -18,6 +24,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 CACHE="${MINERVA_CACHE:-$HOME/.cache/minerva}/fresh"
+
+# What the first command depends on: the README's code blocks under "The two commands", and
+# the scripts and manifests they run.
+inputs_digest() {
+  { awk '/^## The two commands/{on=1; next} /^## /{on=0} on && /^```/{code=!code; next} on && code' README.md
+    cat scripts/setup.sh scripts/serve.sh scripts/build-ui.sh scripts/fresh-machine.sh ui/package.json ui/package-lock.json
+  } | sha256sum | cut -c1-64
+}
+digest=$(inputs_digest)
+if [ "${1:-}" = "--if-changed" ]; then
+  if [ "$(cat "$CACHE/passed" 2>/dev/null)" = "$digest" ]; then
+    echo "fresh-machine: the first command and its scripts are unchanged since the last passing run; skipped"
+    exit 0
+  fi
+  if [ "$(id -u)" != 0 ]; then
+    echo "fresh-machine: the first command's scripts changed, but this check needs root (debootstrap, chroot); skipped"
+    exit 0
+  fi
+  echo "fresh-machine: the first command's scripts changed since the last passing run: running it in a fresh chroot"
+fi
 TARBALL="$CACHE/bookworm-minbase.tar"
 ROOT="$CACHE/root"
 PORT="${FRESH_PORT:-18434}"
@@ -109,5 +135,6 @@ done < <(curl -sfN "$base/v1/chat/completions" -H 'Content-Type: application/jso
   -d '{"model": "qwen2.5-coder:0.5b", "stream": true, "max_tokens": 16, "messages": [{"role": "user", "content": "Say hello."}]}')
 [ -n "$first" ] || { echo "fresh-machine: no streamed token"; exit 1; }
 echo "fresh-machine: OK"
+mkdir -p "$CACHE" && echo "$digest" > "$CACHE/passed"
 echo "  clone to ready:       $((ready - start)) s"
 echo "  clone to first token: $(echo "$first - $start" | bc 2>/dev/null || python3 -c "print(round($first - $start))") s (this request's TTFT $(python3 -c "print(round($first - $t0, 2))") s)"
