@@ -1,5 +1,6 @@
 """Per-token overhead of each API dialect against /v1/chat/completions: the same greedy chat,
-streamed, 200 tokens (`ignore_eos`), through OpenAI chat, Anthropic Messages and Ollama chat,
+streamed, 200 tokens (`ignore_eos`), through OpenAI chat, OpenAI Responses, Anthropic Messages
+and Ollama chat,
 interleaved `--runs` times on one server; the decode rate of a request is
 (chunks - 1) / (last chunk time - first chunk time), one chunk per token. Medians reported,
 with each route's ratio to OpenAI chat.
@@ -53,6 +54,10 @@ ROUTES = {
                lambda m: {"model": m, "messages": MESSAGES, "stream": True, "temperature": 0,
                           "max_tokens": N, "ignore_eos": True},
                sse_data(lambda c: bool(c.get("choices") and c["choices"][0]["delta"].get("content")))),
+    "responses": ("/v1/responses",
+                  lambda m: {"model": m, "input": MESSAGES[0]["content"], "stream": True, "temperature": 0,
+                             "max_output_tokens": N, "ignore_eos": True},
+                  sse_data(lambda c: c.get("type") == "response.output_text.delta")),
     "anthropic": ("/v1/messages",
                   lambda m: {"model": m, "messages": MESSAGES, "stream": True, "temperature": 0,
                              "max_tokens": N},

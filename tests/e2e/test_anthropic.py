@@ -34,7 +34,7 @@ def test_a_plain_reply(ac):
     assert m.type == "message" and m.role == "assistant" and m.model == MODEL_ID
     assert "Paris" in text_of(m)
     assert m.stop_reason in ("end_turn", "max_tokens")
-    assert m.usage.input_tokens > 10 and 0 < m.usage.output_tokens <= 30
+    assert m.usage.input_tokens + m.usage.cache_read_input_tokens > 10 and 0 < m.usage.output_tokens <= 30
     assert m.id.startswith("msg_")
 
 

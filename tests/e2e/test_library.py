@@ -94,8 +94,10 @@ def wait_for(predicate, seconds=15):
 
 def test_library_is_listed_and_nothing_is_loaded_before_use(roomy):
     oc = client(roomy)
-    names = [m.model for m in oc.list().models]
-    assert names == [GEMMA, QWEN]
+    listed = oc.list().models
+    names = [m.model for m in listed]
+    assert names == [GEMMA, QWEN], "the most recently added first, as Ollama lists"
+    assert listed[0].modified_at >= listed[1].modified_at
     assert states(roomy) == {GEMMA: "unloaded", QWEN: "unloaded"}
     models = httpx.get(f"{roomy}/v1/models").json()["data"]
     assert {m["backend"] for m in models} == {"llama.cpp"}

@@ -270,7 +270,25 @@ def test_generate_renders_the_prompt_as_a_user_message(oc):
     assert len(g.response.strip()) > 10
     assert g.response == c.message.content
     assert_final(g, max_eval=40)
-    assert g.context is None
+    # The prompt's and the reply's token ids, as Ollama still sends them.
+    assert len(g.context) == g.prompt_eval_count + g.eval_count
+
+
+def test_generate_continues_from_a_returned_context(oc, http):
+    options = {**GREEDY, "num_predict": 20}
+    first = oc.generate(model=MODEL_ID, prompt="My name is Ada. Say hello to me.", options=options)
+    assert len(first.context) == first.prompt_eval_count + first.eval_count
+    second = oc.generate(model=MODEL_ID, prompt="What is my name?", context=first.context, options=options)
+    assert "Ada" in second.response
+    # The earlier tokens are the prompt's prefix: the prompt cache reused them.
+    assert second.context[:len(first.context)] == first.context
+    assert second.prompt_eval_count > len(first.context)
+    alone = oc.generate(model=MODEL_ID, prompt="What is my name?", options=options)
+    assert "Ada" not in alone.response
+    # Streamed: the last object carries the context, the others none.
+    parts = list(oc.generate(model=MODEL_ID, prompt="What is my name?", context=first.context,
+                             options=options, stream=True))
+    assert all(p.context is None for p in parts[:-1]) and parts[-1].context == second.context
 
 
 def test_generate_stream_matches_non_stream(oc):
@@ -380,7 +398,9 @@ def test_unsupported_fields_are_400(oc):
         lambda: oc.generate(model=MODEL_ID, prompt="what is this?", images=["aGVsbG8="]),
         lambda: oc.chat(model=MODEL_ID, messages=HAIKU, think=True),
         lambda: oc.generate(model=MODEL_ID, prompt="hi", template="{{ .Prompt }}"),
-        lambda: oc.generate(model=MODEL_ID, prompt="hi", context=[1, 2, 3]),
+        lambda: oc.generate(model=MODEL_ID, prompt="hi", context=[-1]),
+        lambda: oc.generate(model=MODEL_ID, prompt="hi", context=[10**9]),
+        lambda: oc.generate(model=MODEL_ID, prompt="hi", context=[1, 2], raw=True),
         lambda: oc.generate(model=MODEL_ID, prompt="hi", system="x", raw=True),
         lambda: oc.chat(model=MODEL_ID, messages=[{"role": "wizard", "content": "hi"}]),
         lambda: oc.generate(model=MODEL_ID, prompt="hi", logprobs=True, top_logprobs=50),
@@ -414,7 +434,7 @@ def test_prompt_longer_than_the_context_is_400(oc):
 def test_malformed_bodies_get_ollama_shaped_400(http, oc, path, body):
     r = http.post(path, content=body, headers={"content-type": "application/json"})
     assert r.status_code == 400, r.text
-    assert r.headers["content-type"].startswith("application/json")
+    assert r.headers["content-type"] == "application/json; charset=utf-8"
     assert set(r.json()) == {"error"}
     assert isinstance(r.json()["error"], str)
     still_serving(oc)

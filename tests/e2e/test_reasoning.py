@@ -285,3 +285,30 @@ def test_ollama_bad_think(th):
     r = th.post("/api/chat", json={"model": MODEL_ID, "messages": CAPITAL, "think": "max"})
     assert r.status_code == 400
     assert "think" in r.json()["error"]
+
+
+def test_the_responses_api_returns_the_reasoning_as_an_item(tc):
+    """`/v1/responses`: the reasoning block is a `reasoning` item (its text as `reasoning_text`
+    content) before the message, streamed as `response.reasoning_text.delta`s."""
+    kw = dict(model=MODEL_ID, input=STEPS[0]["content"], max_output_tokens=60, temperature=0,
+              extra_body={"reasoning_budget": 20, "cache_prompt": False})
+    r = tc.responses.create(**kw)
+    kinds = [o.type for o in r.output]
+    assert kinds[0] == "reasoning" and "message" in kinds, kinds
+    thought = r.output[0].content[0].text
+    assert thought and thought.strip() == thought
+    assert 0 < r.usage.output_tokens_details.reasoning_tokens <= 21
+    c = chat(tc, budget=20, extra_body={"cache_prompt": False})
+    assert thought == reasoning(c.choices[0].message)
+    assert r.output_text == c.choices[0].message.content
+    pieces, final = [], None
+    with tc.responses.stream(**kw) as stream:
+        for e in stream:
+            if e.type == "response.reasoning_text.delta":
+                pieces.append(e.delta)
+            if e.type in ("response.completed", "response.incomplete"):
+                # The client's get_final_response() wants `response.completed`; a reply cut by
+                # max_output_tokens ends with `response.incomplete`, as OpenAI's does.
+                final = e.response
+    assert final is not None and final.status == r.status
+    assert "".join(pieces) == thought == final.output[0].content[0].text

@@ -196,8 +196,10 @@ pub fn import_fetched(store: &Store, entry: &catalog::Entry, file: &Path) -> Res
         .with_context(|| format!("adding {} to the store", entry.name))
 }
 
+/// `minerva list`: the store's models, most recently modified first (as `ollama list`).
 pub fn list(root: &Path) -> Result<()> {
-    let models = open(root)?.list()?;
+    let mut models = open(root)?.list()?;
+    models.sort_by_key(|m| std::cmp::Reverse(m.modified));
     let rows: Vec<[String; 5]> = models
         .iter()
         .map(|m| {

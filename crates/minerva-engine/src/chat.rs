@@ -126,7 +126,7 @@ impl<S: TextSource> ChatStream<S> {
     }
 
     /// Reads the whole reply.
-    pub async fn collect(mut self) -> Result<ChatReply> {
+    pub async fn collect(&mut self) -> Result<ChatReply> {
         let mut reply = ChatReply::default();
         while let Some(event) = self.next().await {
             match event? {

@@ -59,6 +59,14 @@ pub enum Prompt {
     /// Fill-in-the-middle: a prefix and a suffix around the cursor, laid out with the
     /// vocabulary's FIM tokens ([`Infill`]).
     Infill(Infill),
+    /// Ollama's `context`: the token ids of an earlier prompt and its reply
+    /// ([`CompletionStream::context`]), continued by `then`, prepared as it would be alone but
+    /// without a BOS of its own. The earlier tokens are a prefix of the new prompt, so the
+    /// prompt cache reuses them.
+    Continue {
+        context: Vec<TokenId>,
+        then: Box<Prompt>,
+    },
 }
 
 /// What a chat request asks of the reply's reasoning block, for a model whose template
@@ -449,6 +457,7 @@ async fn start(
     // `generate` refuses an empty prompt, ids outside the vocabulary and a prompt that does
     // not fit the window, before anything is decoded.
     let prompt_tokens = tokens.len();
+    let prompt_ids = tokens.clone();
     let request = GenerateRequest {
         prompt: tokens,
         sampling,
@@ -462,6 +471,7 @@ async fn start(
     let inner = blocking(move || model.generate(request)).await?;
     Ok(
         CompletionStream::new(inner, job.stop.clone(), prompt_tokens)
+            .with_prompt_ids(prompt_ids)
             .holding(lease)
             .with_tools(format, names)
             .with_reasoning(reasoning.filter(|_| job.reasoning.split)),
@@ -528,6 +538,19 @@ fn prepare_prompt(model: &dyn Model, prompt: Prompt, budget: Option<u32>) -> Res
         Prompt::Tokens(tokens) => Ok(plain(tokens)),
         Prompt::Text(text) => Ok(plain(model.tokenize(&text, true, true)?)),
         Prompt::Infill(infill) => Ok(plain(infill::infill_tokens(model, &infill)?)),
+        Prompt::Continue { context, then } => {
+            let mut prepared = prepare_prompt(model, *then, budget)?;
+            let bos = model.tokenize("", true, false)?;
+            let own = if !bos.is_empty() && prepared.tokens.starts_with(&bos) {
+                &prepared.tokens[bos.len()..]
+            } else {
+                &prepared.tokens[..]
+            };
+            let mut tokens = context;
+            tokens.extend_from_slice(own);
+            prepared.tokens = tokens;
+            Ok(prepared)
+        }
         Prompt::Chat {
             messages,
             tools,

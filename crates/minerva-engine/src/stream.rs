@@ -1,7 +1,9 @@
 //! A generation as text: whole characters, cut at stop strings, with the tokens behind each piece.
 
 use minerva_core::text::TextAssembler;
-use minerva_core::{CoreError, FinishReason, GenEvent, GenerationStream, Result, TokenOut, Usage};
+use minerva_core::{
+    CoreError, FinishReason, GenEvent, GenerationStream, Result, TokenId, TokenOut, Usage,
+};
 use std::time::Instant;
 
 /// What a [`CompletionStream`] yields.
@@ -33,6 +35,8 @@ pub struct CompletionStream {
     reasoning: Option<minerva_core::ReasoningSpec>,
     /// The stop string that ended the generation, if one did.
     stop_sequence: Option<String>,
+    /// The prompt's token ids, then those generated ([`CompletionStream::context`]).
+    context: Vec<TokenId>,
 }
 
 impl CompletionStream {
@@ -51,7 +55,20 @@ impl CompletionStream {
             tools: (minerva_chat::ToolFormat::Generic, Vec::new()),
             reasoning: None,
             stop_sequence: None,
+            context: Vec::new(),
         }
+    }
+
+    /// Sets the prompt's token ids, which [`CompletionStream::context`] starts with.
+    pub(crate) fn with_prompt_ids(mut self, ids: Vec<TokenId>) -> Self {
+        self.context = ids;
+        self
+    }
+
+    /// The prompt's token ids and those generated so far, stop strings included: Ollama's
+    /// `context`, which a later request sends back to continue ([`crate::Prompt::Continue`]).
+    pub fn context(&self) -> &[TokenId] {
+        &self.context
     }
 
     /// Sets the tool-call format of the model's template and the tools the reply may call.
@@ -135,6 +152,7 @@ impl CompletionStream {
                 }
                 Ok(GenEvent::Token(token)) => {
                     self.generated += 1;
+                    self.context.push(token.id);
                     self.first_token.get_or_insert_with(Instant::now);
                     let pushed = self.text.push(&token.bytes);
                     self.held_tokens.push(token);

@@ -92,6 +92,10 @@ pub struct GenerateResponse {
     pub logprobs: Option<Vec<Logprob>>,
     #[serde(flatten)]
     pub end: Option<DoneFields>,
+    /// On the last object: the token ids of the prompt and the reply, which a later request
+    /// sends back as its `context` to continue (deprecated by Ollama, still sent and read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<Vec<i32>>,
 }
 
 /// `details` of a model in listings.
@@ -210,6 +214,7 @@ mod tests {
             done: false,
             logprobs: None,
             end: None,
+            context: None,
         };
         assert_eq!(
             serde_json::to_value(&chunk).unwrap(),
@@ -225,7 +230,9 @@ mod tests {
             eval_count: 5,
             eval_duration: 6,
         });
+        chunk.context = Some(vec![1, 2]);
         let v = serde_json::to_value(&chunk).unwrap();
+        assert_eq!(v["context"], json!([1, 2]));
         assert_eq!(v["done_reason"], "length");
         assert_eq!(v["eval_count"], 5);
         assert_eq!(v["total_duration"], 9);

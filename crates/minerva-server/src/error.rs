@@ -136,7 +136,7 @@ impl From<CoreError> for ApiError {
 /// An error response: the status, a JSON body, and `Retry-After` when the server is busy.
 fn error_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
     let body = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
-    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    let mut response = (status, [(header::CONTENT_TYPE, JSON_UTF8)], body).into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE {
         // The queue is full or was too slow: a client should come back shortly.
         response
@@ -265,4 +265,25 @@ pub(crate) fn for_path(path: &str, error: ApiError) -> Response {
     } else {
         error.into_response()
     }
+}
+
+/// The content type of every JSON answer, as Ollama's (Go's gin) and llama-server's say it.
+const JSON_UTF8: &str = "application/json; charset=utf-8";
+
+/// Gives a JSON answer its charset (`application/json; charset=utf-8`); others are left as
+/// they are.
+pub(crate) async fn json_charset(
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/json");
+    if json {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static(JSON_UTF8),
+        );
+    }
+    response
 }

@@ -15,7 +15,7 @@ pub struct JsonBody<T>(pub T);
 type PathError = serde_path_to_error::Error<serde_json::Error>;
 
 /// How a request type is read from a JSON object.
-pub trait ParseBody: Sized {
+pub(crate) trait ParseBody: Sized {
     fn parse(value: serde_json::Value) -> Result<Self, PathError>;
 }
 
@@ -78,6 +78,7 @@ parse_as_is!(
     minerva_ollama::CopyRequest,
     minerva_anthropic::MessagesRequest,
     minerva_anthropic::CountTokensRequest,
+    minerva_responses::ResponsesRequest,
 );
 
 impl<S: Send + Sync, T: ParseBody> FromRequest<S> for JsonBody<T> {

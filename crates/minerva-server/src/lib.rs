@@ -3,6 +3,7 @@
 //! [`router`] builds the axum `Router` for an [`Engine`]: the OpenAI-compatible API
 //! (`/v1/chat/completions`, `/v1/completions`, `/v1/models`), the Ollama-compatible API
 //! (`/api/chat`, `/api/generate`, `/api/tags`, `/api/show`, `/api/ps`, `/api/version`, `/`),
+//! OpenAI's Responses API (`/v1/responses`), Anthropic's Messages API (`/v1/messages`),
 //! llama-server's `/tokenize` and `/detokenize`, and `/health`. Wire formats live here and in
 //! `minerva-openai` and `minerva-ollama` only; every error leaves through [`ApiError`], as an
 //! OpenAI-shaped body, or an Ollama-shaped one on the Ollama routes ([`OllamaError`]).
@@ -67,6 +68,11 @@ pub fn router(engine: Engine) -> Router {
         .route("/v1/completions", post(routes::completions::handle))
         .route("/v1/embeddings", post(routes::embeddings::handle))
         .route("/infill", post(routes::infill::handle))
+        .route("/v1/responses", post(routes::responses::create))
+        .route(
+            "/v1/responses/{id}",
+            get(routes::responses::not_stored).delete(routes::responses::not_stored),
+        )
         .route("/v1/messages", post(routes::anthropic::messages::handle))
         .route(
             "/v1/messages/count_tokens",
@@ -96,6 +102,7 @@ pub fn router(engine: Engine) -> Router {
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(error::json_charset))
         .layer(axum::middleware::from_fn(trace::request_span))
         .with_state(state)
 }

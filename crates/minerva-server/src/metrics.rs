@@ -240,6 +240,11 @@ impl Metered {
         self.inner.prompt_tokens()
     }
 
+    /// The prompt's and the reply's token ids (see [`CompletionStream::context`]).
+    pub fn context(&self) -> &[minerva_core::TokenId] {
+        self.inner.context()
+    }
+
     /// The stop string that ended the generation (see [`CompletionStream::stop_sequence`]).
     pub fn stop_sequence(&self) -> Option<&str> {
         self.inner.stop_sequence()

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 use minerva_core::{FinishReason, LogprobRequest, TokenOut};
-use minerva_engine::{ChatEvent, ChatReply, ChatStream, CompletionJob, Engine, Prompt};
+use minerva_engine::{ChatEvent, ChatReply, CompletionJob, Engine, Prompt};
 use minerva_openai::{
     ChatChoice, ChatChunkChoice, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest,
     ChatDelta, ChatLogprobs, ChatMessageOut, ChatTokenLogprob, FunctionCallOut, FunctionDelta,
@@ -27,42 +27,9 @@ pub async fn handle(
     JsonBody(req): JsonBody<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
-    let model = engine.model(Some(&req.model)).await?;
-    super::contract::refuse_chat_fields(&req)?;
-    let messages = normalize_messages(&super::contract::clean_messages(&req.messages)?)?;
-    let messages = super::contract::developer_as_system(messages, &model.info().chat_template);
-    let format = super::format::openai(req.response_format.as_ref(), &req.sampling).await?;
-    let tools = params::tools(req.tools.as_ref())?;
-    let tool_request = params::tool_request(
-        req.tools.as_ref(),
-        req.tool_choice.as_ref(),
-        req.parallel_tool_calls,
-    )?;
-    let mut sampling = params::sampling(&req.sampling, model.info().n_vocab)?;
-    sampling.format = format;
-    let max_tokens = match req.max_completion_tokens {
-        Some(v) => params::max_tokens(Some(v), "max_completion_tokens")?,
-        None => params::max_tokens(req.sampling.max_tokens, "max_tokens")?,
-    };
-    let logprobs = logprob_request(req.logprobs, req.top_logprobs)?;
+    let job = job(&engine, &req).await?;
+    let logprobs = job.logprobs;
     let n = params::choices(&req.sampling)?;
-    let thinking = super::reasoning::openai(&req)?;
-    let job = CompletionJob {
-        model: req.model.clone(),
-        prompt: Prompt::Chat {
-            messages,
-            tools,
-            kwargs: thinking.kwargs,
-        },
-        sampling,
-        max_tokens,
-        stop: params::stops(&req.sampling)?,
-        logprobs,
-        cache_prompt: req.sampling.cache_prompt.unwrap_or(true),
-        keep_alive: None,
-        tools: tool_request,
-        reasoning: thinking.request,
-    };
     let streams = choices::start(&engine, job, n, &metrics, started).await?;
     let mut chats = choices::chats(streams);
     let id = new_id("chatcmpl");
@@ -155,7 +122,12 @@ pub async fn handle(
         return Ok(sse(body));
     }
 
-    let replies = futures::future::join_all(chats.into_iter().map(ChatStream::collect)).await;
+    let replies = futures::future::join_all(
+        chats
+            .into_iter()
+            .map(|mut chat| async move { chat.collect().await }),
+    )
+    .await;
     let replies = replies.into_iter().collect::<Result<Vec<_>, _>>()?;
     let usage = choices::usage(replies.iter().map(|r| &r.usage));
     let choices = replies
@@ -214,6 +186,51 @@ fn tool_delta(call: ToolCallDelta) -> ChatDelta {
         tool_calls: Some(vec![call]),
         ..ChatDelta::default()
     }
+}
+
+/// The engine job of a chat completion request: messages checked and normalised, tools,
+/// output format, sampling, stops and reasoning read. Also how `/v1/responses` runs, after
+/// translating its request into this one.
+pub(crate) async fn job(
+    engine: &Engine,
+    req: &ChatCompletionRequest,
+) -> Result<CompletionJob, ApiError> {
+    let model = engine.model(Some(&req.model)).await?;
+    super::contract::refuse_chat_fields(req)?;
+    let messages = normalize_messages(&super::contract::clean_messages(&req.messages)?)?;
+    let messages = super::contract::developer_as_system(messages, &model.info().chat_template);
+    let format = super::format::openai(req.response_format.as_ref(), &req.sampling).await?;
+    let tools = params::tools(req.tools.as_ref())?;
+    let tool_request = params::tool_request(
+        req.tools.as_ref(),
+        req.tool_choice.as_ref(),
+        req.parallel_tool_calls,
+    )?;
+    let mut sampling = params::sampling(&req.sampling, model.info().n_vocab)?;
+    sampling.format = format;
+    let max_tokens = match req.max_completion_tokens {
+        Some(v) => params::max_tokens(Some(v), "max_completion_tokens")?,
+        None => params::max_tokens(req.sampling.max_tokens, "max_tokens")?,
+    };
+    let logprobs = logprob_request(req.logprobs, req.top_logprobs)?;
+    let thinking = super::reasoning::openai(req)?;
+    let job = CompletionJob {
+        model: req.model.clone(),
+        prompt: Prompt::Chat {
+            messages,
+            tools,
+            kwargs: thinking.kwargs,
+        },
+        sampling,
+        max_tokens,
+        stop: params::stops(&req.sampling)?,
+        logprobs,
+        cache_prompt: req.sampling.cache_prompt.unwrap_or(true),
+        keep_alive: None,
+        tools: tool_request,
+        reasoning: thinking.request,
+    };
+    Ok(job)
 }
 
 fn logprob_request(logprobs: bool, top: Option<i64>) -> Result<Option<LogprobRequest>, ApiError> {

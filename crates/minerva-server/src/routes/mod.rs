@@ -9,6 +9,7 @@ mod history;
 pub mod infill;
 pub mod models;
 pub mod ollama;
+pub mod responses;
 pub mod slots;
 pub mod tokenize;
 

@@ -1,5 +1,7 @@
 //! `POST /api/generate`: a prompt rendered as one user message (after `system`, when given)
-//! with the model's chat template, as Ollama does, or sent as it is with `raw: true`.
+//! with the model's chat template, as Ollama does, or sent as it is with `raw: true`. The last
+//! object carries `context`, the token ids of the prompt and the reply; a request that sends
+//! it back continues after them (its own prompt rendered as it would be alone, as Ollama does).
 
 use super::respond::{self, Piece};
 use crate::error::OllamaError;
@@ -8,6 +10,7 @@ use crate::AppState;
 use axum::extract::State;
 use axum::response::Response;
 use axum::Extension;
+use minerva_core::TokenId;
 use minerva_engine::Prompt;
 use minerva_ollama::{timestamp, GenerateRequest, GenerateResponse};
 use serde_json::json;
@@ -51,13 +54,9 @@ pub async fn handle(
             "'template' is not supported: prompts are rendered with the model's own chat template (see /api/show)",
         ));
     }
-    if req.context.as_ref().is_some_and(|c| !c.is_empty()) {
-        return Err(OllamaError::bad_request(
-            "'context' is not supported: send the conversation to /api/chat instead",
-        ));
-    }
+    let context = context_ids(req.context.as_deref(), model.info().n_vocab)?;
     let system = req.system.filter(|s| !s.is_empty());
-    if req.raw && system.is_some() {
+    if req.raw && (system.is_some() || !context.is_empty()) {
         return Err(OllamaError::bad_request(
             "raw mode does not support template, system, or context",
         ));
@@ -94,6 +93,15 @@ pub async fn handle(
             kwargs: thinking.kwargs,
         }
     };
+    let prompt = if context.is_empty() {
+        prompt
+    } else {
+        // As Ollama: the earlier prompt and reply, then this prompt rendered on its own.
+        Prompt::Continue {
+            context,
+            then: Box::new(prompt),
+        }
+    };
     let mut job = generation.job(model.info(), prompt, logprobs);
     job.keep_alive = started.keep_alive;
     job.sampling.format = started.format;
@@ -111,6 +119,26 @@ fn make_generate(name: String) -> impl Fn(Piece) -> GenerateResponse + Send + 's
         thinking: p.thinking,
         done: p.end.is_some(),
         logprobs: p.logprobs,
+        context: p.end.is_some().then_some(p.context),
         end: p.end,
     }
+}
+
+/// A request's `context` as token ids, each checked against the vocabulary.
+fn context_ids(context: Option<&[i64]>, n_vocab: usize) -> Result<Vec<TokenId>, OllamaError> {
+    context
+        .unwrap_or_default()
+        .iter()
+        .map(|&id| {
+            TokenId::try_from(id)
+                .ok()
+                .filter(|&t| t >= 0 && (t as usize) < n_vocab)
+                .ok_or_else(|| {
+                    OllamaError::bad_request(format!(
+                        "context holds {id}, which is not a token id of this model (0 to {})",
+                        n_vocab.saturating_sub(1)
+                    ))
+                })
+        })
+        .collect()
 }

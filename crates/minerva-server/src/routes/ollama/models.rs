@@ -29,10 +29,11 @@ pub async fn version() -> Json<VersionResponse> {
     })
 }
 
+/// The models, most recently modified first (as Ollama lists them).
 pub async fn tags(State(engine): State<Engine>) -> Result<Json<ListResponse>, OllamaError> {
-    let models = engine
-        .models()
-        .await?
+    let mut entries = engine.models().await?;
+    entries.sort_by_key(|e| std::cmp::Reverse(e.model.modified));
+    let models = entries
         .iter()
         .map(|entry| {
             let m = &entry.model;

@@ -9,7 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use minerva_core::{FinishReason, TokenOut, Usage};
+use minerva_core::{FinishReason, TokenId, TokenOut, Usage};
 use minerva_engine::{ChatEvent, ChatStream, CompletionJob};
 use minerva_ollama::{
     ndjson_line, DoneFields, Logprob, TokenLogprob, ToolCallFunction, ToolCallOut,
@@ -28,6 +28,8 @@ pub(crate) struct Piece {
     pub tool_calls: Vec<ToolCallOut>,
     pub logprobs: Option<Vec<Logprob>>,
     pub end: Option<DoneFields>,
+    /// On the last object: the prompt's token ids and the reply's (Ollama's `context`).
+    pub context: Vec<TokenId>,
 }
 
 /// When the request arrived, and how long finding the (already loaded) model took.
@@ -67,6 +69,7 @@ fn empty_reply<T: Serialize>(
         tool_calls: Vec::new(),
         logprobs: None,
         end: Some(end),
+        context: Vec::new(),
     }))
     .into_response()
 }
@@ -110,6 +113,7 @@ where
                             tool_calls: Vec::new(),
                             logprobs: None,
                             end: None,
+                            context: Vec::new(),
                         }))
                     }
                     Ok(ChatEvent::Content { text, tokens }) => ndjson_line(&make(Piece {
@@ -118,6 +122,7 @@ where
                         tool_calls: Vec::new(),
                         logprobs: want_logprobs.then(|| logprobs(&tokens)),
                         end: None,
+                        context: Vec::new(),
                     })),
                     Ok(ChatEvent::ToolCallStart { id, name, .. }) => {
                         calls.push((id, name, String::new()));
@@ -137,6 +142,7 @@ where
                             tool_calls: vec![tool_call(index, id, name, args)],
                             logprobs: None,
                             end: None,
+                            context: Vec::new(),
                         }))
                     }
                     Ok(ChatEvent::Done { reason, usage }) => ndjson_line(&make(Piece {
@@ -145,6 +151,7 @@ where
                         tool_calls: Vec::new(),
                         logprobs: None,
                         end: Some(end_fields(reason, &usage, timing)),
+                        context: events.source().context().to_vec(),
                     })),
                     Err(e) => ndjson_line(&OllamaError::from(e).body()),
                 };
@@ -159,6 +166,7 @@ where
     }
 
     let whole = events.collect().await?;
+    let context = events.source().context().to_vec();
     let tool_calls = whole
         .tool_calls
         .iter()
@@ -175,6 +183,7 @@ where
         text: whole.content,
         thinking: Some(whole.reasoning).filter(|r| show_thinking && !r.is_empty()),
         tool_calls,
+        context,
     }))
     .into_response())
 }
