@@ -3,12 +3,14 @@ real Qwen model: the same request through `/v1/responses` and `/v1/chat/completi
 same greedy text, streamed or whole; function calls round trip; JSON-schema output; bad input
 answered in OpenAI's error shape."""
 import json
+import os
 
 import httpx
 import jsonschema
 import openai
 import pytest
 
+import conftest
 from conftest import MODEL_ID
 
 WEATHER_TOOL = {
@@ -35,7 +37,7 @@ def test_a_plain_reply_equals_chat_completions(client):
     assert r.usage.input_tokens == c.usage.prompt_tokens
     assert r.usage.output_tokens == c.usage.completion_tokens
     assert r.usage.total_tokens == r.usage.input_tokens + r.usage.output_tokens
-    assert r.store is False
+    assert r.store is True, "kept by default, as OpenAI keeps them"
 
 
 def test_streamed_equals_whole_and_events_are_in_order(client):
@@ -62,7 +64,8 @@ def test_streamed_equals_whole_and_events_are_in_order(client):
 
 
 def test_max_output_tokens_makes_it_incomplete(client):
-    r = client.responses.create(model=MODEL_ID, input="Count from 1 to 100.", max_output_tokens=5)
+    r = client.responses.create(model=MODEL_ID, input="Count from 1 to 100.", max_output_tokens=5,
+                                temperature=0)
     assert r.status == "incomplete" and r.incomplete_details.reason == "max_output_tokens"
     assert r.usage.output_tokens == 5
 
@@ -125,7 +128,74 @@ def test_bad_requests_in_openais_shape(server, body, says):
     assert httpx.get(f"{server}/health").status_code == 200
 
 
-def test_stored_responses_are_not_kept_yet(client, server):
+def test_a_stored_response_is_retrieved_continued_and_deleted(client, server):
+    first = client.responses.create(model=MODEL_ID, input="My name is Ada. Say hello to me.",
+                                    max_output_tokens=20, temperature=0)
+    assert first.store is True
+    got = client.responses.retrieve(first.id)
+    assert got.id == first.id and got.output_text == first.output_text and got.status == first.status
+    # The conversation goes on from the stored one: the earlier turns come first.
+    second = client.responses.create(model=MODEL_ID, previous_response_id=first.id,
+                                     input="What is my name?", max_output_tokens=20, temperature=0)
+    assert "Ada" in second.output_text
+    assert second.usage.input_tokens > first.usage.input_tokens + first.usage.output_tokens
+    alone = client.responses.create(model=MODEL_ID, input="What is my name?", max_output_tokens=20,
+                                    temperature=0, store=False)
+    assert "Ada" not in alone.output_text
+    assert alone.store is False
     with pytest.raises(openai.NotFoundError):
-        client.responses.retrieve("resp_123")
-    assert httpx.delete(f"{server}/v1/responses/resp_123").status_code == 404
+        client.responses.retrieve(alone.id)
+    r = httpx.delete(f"{server}/v1/responses/{first.id}")
+    assert r.status_code == 200 and r.json() == {"id": first.id, "object": "response", "deleted": True}
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(first.id)
+    assert httpx.delete(f"{server}/v1/responses/{first.id}").status_code == 404
+    with pytest.raises(openai.BadRequestError) as info:
+        client.responses.create(model=MODEL_ID, previous_response_id=first.id, input="Hi")
+    assert "not found" in str(info.value)
+    # A function call round trip through previous_response_id: the call is in the stored turn.
+    call = client.responses.create(model=MODEL_ID, input=ASK, tools=[WEATHER_TOOL], tool_choice="required",
+                                   temperature=0, max_output_tokens=80)
+    fc = [o for o in call.output if o.type == "function_call"][0]
+    final = client.responses.create(model=MODEL_ID, previous_response_id=call.id, tools=[WEATHER_TOOL],
+                                    tool_choice="none", temperature=0, max_output_tokens=60,
+                                    input=[{"type": "function_call_output", "call_id": fc.call_id,
+                                            "output": "18 degrees and sunny"}])
+    assert "18" in final.output_text or "sunny" in final.output_text.lower()
+
+
+def test_stored_responses_survive_a_restart(tmp_path):
+    db = str(tmp_path / "conversations.db")
+    log = os.path.join(conftest.LOG_DIR, "minerva-e2e-responses-{port}.log")
+    proc, base, handle = conftest._start_server(["--ui-db", db], log)
+    try:
+        c = openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0, timeout=120)
+        first = c.responses.create(model=MODEL_ID, input="My name is Ada. Say hello to me.",
+                                   max_output_tokens=20, temperature=0)
+    finally:
+        conftest._stop_server(proc, handle)
+    proc, base, handle = conftest._start_server(["--ui-db", db], log)
+    try:
+        c = openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0, timeout=120)
+        assert c.responses.retrieve(first.id).output_text == first.output_text
+        second = c.responses.create(model=MODEL_ID, previous_response_id=first.id, input="What is my name?",
+                                    max_output_tokens=20, temperature=0)
+        assert "Ada" in second.output_text
+    finally:
+        conftest._stop_server(proc, handle)
+
+
+def test_a_server_that_keeps_no_responses(tmp_path):
+    log = os.path.join(conftest.LOG_DIR, "minerva-e2e-nokeep-{port}.log")
+    proc, base, handle = conftest._start_server(["--keep-responses-days", "0"], log)
+    try:
+        c = openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0, timeout=120)
+        r = c.responses.create(model=MODEL_ID, input="Hi", max_output_tokens=5)
+        assert r.store is False
+        with pytest.raises(openai.NotFoundError):
+            c.responses.retrieve(r.id)
+        with pytest.raises(openai.BadRequestError) as info:
+            c.responses.create(model=MODEL_ID, previous_response_id=r.id, input="Hi")
+        assert "keeps no responses" in str(info.value)
+    finally:
+        conftest._stop_server(proc, handle)

@@ -4,6 +4,7 @@
 //! hands the engine to `minerva-server`.
 
 mod catalog;
+mod kept_responses;
 mod library;
 mod load;
 mod mlx;

@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// a crash in a model then takes the server down).
     #[arg(long)]
     pub no_worker: bool,
+    /// How many days `/v1/responses` keeps responses (for `previous_response_id` and
+    /// `GET /v1/responses/{id}`) in the conversation database; 0 keeps none.
+    #[arg(long, default_value_t = 30, env = "MINERVA_KEEP_RESPONSES_DAYS")]
+    pub keep_responses_days: u64,
     /// The web UI's conversation database (SQLite) [default: minerva.db in the models root].
     #[arg(long, env = "MINERVA_UI_DB")]
     pub ui_db: Option<PathBuf>,
@@ -247,8 +251,18 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
             host_check = trust.loopback,
             "trust"
         );
+        let responses = (args.keep_responses_days > 0).then(|| {
+            Arc::new(crate::kept_responses::KeptResponses {
+                store: Arc::clone(&conversations),
+                retention: std::time::Duration::from_secs(args.keep_responses_days * 86_400),
+            }) as Arc<dyn minerva_server::ResponseStore>
+        });
         let app = minerva_server::protect(
-            minerva_ui::attach(minerva_server::router(engine), conversations, facts),
+            minerva_ui::attach(
+                minerva_server::router_with(engine, responses),
+                conversations,
+                facts,
+            ),
             trust,
         );
         let drain = std::time::Duration::try_from_secs_f64(args.shutdown_timeout)

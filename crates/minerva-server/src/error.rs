@@ -51,6 +51,17 @@ impl ApiError {
         }
     }
 
+    /// A 500 `server_error` whose details went to the log.
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.into(),
+            kind: "server_error",
+            param: None,
+            code: None,
+        }
+    }
+
     /// The OpenAI error body, also used inside an SSE stream.
     pub fn body(&self) -> ErrorBody {
         ErrorBody {

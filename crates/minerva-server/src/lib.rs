@@ -39,6 +39,28 @@ pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 pub struct AppState {
     pub engine: Engine,
     metrics: Arc<metrics::Metrics>,
+    /// Where `/v1/responses` keeps responses (`None`: it keeps none).
+    responses: Option<Arc<dyn ResponseStore>>,
+}
+
+/// Where the Responses API keeps responses (`store: true`) for `previous_response_id` and
+/// `GET`/`DELETE /v1/responses/{id}`. Methods block (run off the async threads); an error is
+/// a message for the log.
+pub trait ResponseStore: Send + Sync {
+    /// Keeps `stored` under `id`, replacing any.
+    fn put(&self, id: &str, stored: &StoredResponse) -> Result<(), String>;
+    /// The response kept under `id`, if any.
+    fn get(&self, id: &str) -> Result<Option<StoredResponse>, String>;
+    /// Deletes the response kept under `id`; false when there was none.
+    fn delete(&self, id: &str) -> Result<bool, String>;
+}
+
+/// A kept response: the response object as answered, and the conversation through it as chat
+/// messages (earlier turns, the input, the reply; no instructions).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResponse {
+    pub body: serde_json::Value,
+    pub messages: Vec<serde_json::Value>,
 }
 
 impl FromRef<AppState> for Engine {
@@ -53,11 +75,17 @@ impl FromRef<AppState> for Arc<metrics::Metrics> {
     }
 }
 
-/// The routes, ready to serve.
+/// The routes, ready to serve; `/v1/responses` keeps no responses.
 pub fn router(engine: Engine) -> Router {
+    router_with(engine, None)
+}
+
+/// The routes, with `/v1/responses` keeping responses in `responses`.
+pub fn router_with(engine: Engine, responses: Option<Arc<dyn ResponseStore>>) -> Router {
     let state = AppState {
         engine,
         metrics: Arc::new(metrics::Metrics::default()),
+        responses,
     };
     Router::new()
         .route("/health", get(routes::health))
@@ -71,7 +99,7 @@ pub fn router(engine: Engine) -> Router {
         .route("/v1/responses", post(routes::responses::create))
         .route(
             "/v1/responses/{id}",
-            get(routes::responses::not_stored).delete(routes::responses::not_stored),
+            get(routes::responses::retrieve).delete(routes::responses::delete),
         )
         .route("/v1/messages", post(routes::anthropic::messages::handle))
         .route(

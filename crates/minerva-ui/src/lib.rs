@@ -14,9 +14,11 @@
 //! `/api/generate` to load and unload) like any other client.
 
 mod assets;
+pub mod responses;
 pub mod routes;
 pub mod store;
 
+pub use responses::StoredResponse;
 pub use routes::{attach, Offer, ServerFacts};
 pub use store::{Changes, Conversation, Message, Store, Summary};
 

@@ -40,6 +40,13 @@ CREATE TABLE IF NOT EXISTS messages (
     stats           TEXT,
     PRIMARY KEY (conversation_id, position)
 );
+CREATE TABLE IF NOT EXISTS responses (
+    id         TEXT PRIMARY KEY,
+    created_ms INTEGER NOT NULL,
+    body       TEXT NOT NULL,
+    messages   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS responses_created ON responses (created_ms);
 ";
 
 /// A conversation without its messages, as the list shows it.
@@ -135,7 +142,7 @@ impl Store {
         &self.path
     }
 
-    fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
+    pub(crate) fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
         self.conn.lock().map_err(|_| Error::Poisoned)
     }
 
@@ -346,7 +353,7 @@ fn escape_like(text: &str) -> String {
     out
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

@@ -31,24 +31,30 @@ fn bad(message: impl Into<String>, param: &str) -> ApiError {
     ApiError::bad_request(message, Some(param))
 }
 
-/// The chat completion request (as JSON, for the chat route's own parser) of `req`.
-pub fn chat_request(req: &ResponsesRequest) -> Result<Value, ApiError> {
+/// The chat completion request (as JSON, for the chat route's own parser) of `req`, whose
+/// `input` is `input` ([`input_messages`]) after the earlier turns `history`.
+pub fn chat_request(
+    req: &ResponsesRequest,
+    history: &[Value],
+    input: &[Value],
+) -> Result<Value, ApiError> {
     if req.model.is_empty() {
         return Err(bad("'model' is required", "model"));
     }
-    if let Some(id) = req
-        .previous_response_id
-        .as_deref()
-        .filter(|s| !s.is_empty())
-    {
-        return Err(bad(
-            format!("previous_response_id '{id}': this server does not keep responses yet; send the whole conversation in 'input'"),
-            "previous_response_id",
-        ));
+    let mut messages = Vec::with_capacity(history.len() + input.len() + 1);
+    // Instructions are the request's own: a previous response's are not carried over (as
+    // OpenAI's).
+    if let Some(instructions) = req.instructions.as_deref().filter(|s| !s.is_empty()) {
+        messages.push(json!({"role": "system", "content": instructions}));
+    }
+    messages.extend_from_slice(history);
+    messages.extend_from_slice(input);
+    if !messages.iter().any(|m| m["role"] != "system") {
+        return Err(bad("'input' has no message or item to answer", "input"));
     }
     let mut chat = Map::new();
     chat.insert("model".into(), json!(req.model));
-    chat.insert("messages".into(), Value::Array(messages(req)?));
+    chat.insert("messages".into(), Value::Array(messages));
     if let Some(n) = req.max_output_tokens {
         if n < 1 {
             return Err(bad(
@@ -95,12 +101,9 @@ pub fn chat_request(req: &ResponsesRequest) -> Result<Value, ApiError> {
     Ok(Value::Object(chat))
 }
 
-/// `instructions`, then `input` (a string, or items), as chat messages.
-fn messages(req: &ResponsesRequest) -> Result<Vec<Value>, ApiError> {
+/// `input` (a string, or items) as chat messages.
+pub fn input_messages(req: &ResponsesRequest) -> Result<Vec<Value>, ApiError> {
     let mut out = Vec::new();
-    if let Some(instructions) = req.instructions.as_deref().filter(|s| !s.is_empty()) {
-        out.push(json!({"role": "system", "content": instructions}));
-    }
     match &req.input {
         None | Some(Value::Null) => return Err(bad("'input' is required", "input")),
         Some(Value::String(text)) => out.push(json!({"role": "user", "content": text})),
@@ -116,10 +119,43 @@ fn messages(req: &ResponsesRequest) -> Result<Vec<Value>, ApiError> {
             ))
         }
     }
-    if !out.iter().any(|m| m["role"] != "system") {
-        return Err(bad("'input' has no message or item to answer", "input"));
-    }
     Ok(out)
+}
+
+/// A response's output items as the chat message that answers in a conversation: its text,
+/// and its function calls (reasoning is left out, as chat templates drop earlier reasoning).
+pub fn output_message(items: &[minerva_responses::OutputItem]) -> Option<Value> {
+    use minerva_responses::{ContentPart, OutputItem};
+    let mut text = String::new();
+    let mut calls = Vec::new();
+    for item in items {
+        match item {
+            OutputItem::Message { content, .. } => {
+                for ContentPart::OutputText { text: t, .. } in content {
+                    text.push_str(t);
+                }
+            }
+            OutputItem::FunctionCall {
+                call_id,
+                name,
+                arguments,
+                ..
+            } => calls.push(json!({
+                "id": call_id,
+                "type": "function",
+                "function": {"name": name, "arguments": arguments},
+            })),
+            OutputItem::Reasoning { .. } => {}
+        }
+    }
+    if text.is_empty() && calls.is_empty() {
+        return None;
+    }
+    let mut message = json!({"role": "assistant", "content": text});
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    Some(message)
 }
 
 fn field<'a>(item: &'a Value, name: &str, at: &str) -> Result<&'a str, ApiError> {
@@ -176,7 +212,7 @@ fn add_item(item: &Value, at: &str, out: &mut Vec<Value>) -> Result<(), ApiError
         "reasoning" => {}
         "item_reference" => {
             return Err(bad(
-                format!("{at}: item references need stored responses, which this server does not keep yet"),
+                format!("{at}: item references are not supported; send the item itself, or continue a stored response with previous_response_id"),
                 at,
             ))
         }
@@ -343,6 +379,10 @@ mod tests {
         serde_json::from_value(value).unwrap_or_default()
     }
 
+    fn chat_request(req: &ResponsesRequest) -> Result<Value, ApiError> {
+        super::chat_request(req, &[], &input_messages(req)?)
+    }
+
     #[test]
     fn items_become_chat_messages() {
         let req = request(json!({
@@ -406,7 +446,7 @@ mod tests {
             ),
             (
                 json!({"model": "m", "input": [{"type": "item_reference", "id": "x"}]}),
-                "stored responses",
+                "item references are not supported",
             ),
             (
                 json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}),
@@ -415,10 +455,6 @@ mod tests {
             (
                 json!({"model": "m", "input": "x", "max_output_tokens": 0}),
                 "at least 1",
-            ),
-            (
-                json!({"model": "m", "input": "x", "previous_response_id": "resp_1"}),
-                "does not keep",
             ),
             (
                 json!({"model": "m", "input": "x", "text": {"format": {"type": "xml"}}}),

@@ -6,8 +6,11 @@
 //! ([`convert`]) and runs as `/v1/chat/completions` does; the reply's chat events become output
 //! items ([`output`]).
 //!
-//! Nothing is stored yet: `store` is answered `false`, `previous_response_id` is refused, and
-//! `GET`/`DELETE /v1/responses/{id}` answer 404.
+//! With a [`ResponseStore`](crate::ResponseStore) (the binary keeps responses in the
+//! conversation database), a response is kept unless the request says `store: false`: its
+//! object for `GET /v1/responses/{id}`, and the conversation through it, which a request naming
+//! it as `previous_response_id` continues (its own `instructions` first, then the earlier turns,
+//! then its input). Without one, `store` is answered `false` and `previous_response_id` refused.
 
 mod convert;
 mod output;
@@ -29,13 +32,23 @@ use minerva_responses::{
 };
 use serde_json::{json, Value};
 use std::convert::Infallible;
+use std::sync::Arc;
 
 pub async fn create(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<ResponsesRequest>,
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
-    let chat = convert::chat_request(&req)?;
+    let history = match req
+        .previous_response_id
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        Some(previous) => previous_turns(&state, previous).await?,
+        None => Vec::new(),
+    };
+    let input = convert::input_messages(&req)?;
+    let chat = convert::chat_request(&req, &history, &input)?;
     let chat = ChatCompletionRequest::parse(chat)
         .map_err(|e| ApiError::bad_request(format!("{}: {}", e.path(), e.inner()), None))?;
     let job = crate::routes::chat::job(&state.engine, &chat).await?;
@@ -48,7 +61,16 @@ pub async fn create(
     let id = new_id("resp");
     let stem = id.trim_start_matches("resp-").to_string();
     let id = format!("resp_{stem}");
-    let shell = Shell::of(&req, id, now_secs());
+    let keep = match (&state.responses, req.store) {
+        (Some(store), None | Some(true)) => Some(Keep {
+            store: Arc::clone(store),
+            id: id.clone(),
+            conversation: [history, input].concat(),
+        }),
+        _ => None,
+    };
+    let mut shell = Shell::of(&req, id, now_secs());
+    shell.response.store = keep.is_some();
     let mut output = output::Output::new(&stem);
 
     if req.stream != Some(true) {
@@ -61,7 +83,11 @@ pub async fn create(
         }
         output.close();
         let (reason, usage) = end.unwrap_or((FinishReason::Stop, minerva_core::Usage::default()));
-        return Ok(Json(shell.finished(output, reason, &usage)).into_response());
+        let response = shell.finished(output, reason, &usage);
+        if let Some(keep) = keep {
+            keep.save(&response).await;
+        }
+        return Ok(Json(response).into_response());
     }
 
     let body = async_stream::stream! {
@@ -80,6 +106,9 @@ pub async fn create(
                         yield send(e);
                     }
                     let response = Box::new(shell.finished(output, reason, &usage));
+                    if let Some(keep) = keep {
+                        keep.save(&response).await;
+                    }
                     yield send(if reason == FinishReason::Length {
                         StreamEvent::Incomplete { response }
                     } else {
@@ -110,11 +139,102 @@ pub async fn create(
     Ok(Sse::new(body).into_response())
 }
 
-/// `GET` and `DELETE /v1/responses/{id}`: nothing is stored, so every id is unknown.
-pub async fn not_stored(Path(id): Path<String>) -> ApiError {
-    ApiError::not_found(format!(
-        "No response with id '{id}' found: this server does not store responses yet"
-    ))
+/// `GET /v1/responses/{id}`: a kept response, as it was answered.
+pub async fn retrieve(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let store = state.responses.clone().ok_or_else(|| not_found(&id))?;
+    let lookup = id.clone();
+    match blocking(move || store.get(&lookup)).await? {
+        Some(stored) => Ok(Json(stored.body)),
+        None => Err(not_found(&id)),
+    }
+}
+
+/// `DELETE /v1/responses/{id}`: `{"id", "object": "response", "deleted": true}`.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let store = state.responses.clone().ok_or_else(|| not_found(&id))?;
+    let lookup = id.clone();
+    if blocking(move || store.delete(&lookup)).await? {
+        tracing::info!(%id, "stored response deleted");
+        Ok(Json(
+            json!({"id": id, "object": "response", "deleted": true}),
+        ))
+    } else {
+        Err(not_found(&id))
+    }
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("No response found with id '{id}'."))
+}
+
+/// The conversation through a kept response, for a request that continues it.
+async fn previous_turns(state: &AppState, id: &str) -> Result<Vec<Value>, ApiError> {
+    let Some(store) = state.responses.clone() else {
+        return Err(ApiError::bad_request(
+            format!("previous_response_id '{id}': this server keeps no responses (--keep-responses-days 0); send the whole conversation in 'input'"),
+            Some("previous_response_id"),
+        ));
+    };
+    let lookup = id.to_string();
+    match blocking(move || store.get(&lookup)).await? {
+        Some(stored) => Ok(stored.messages),
+        None => Err(ApiError::bad_request(
+            format!("Previous response with id '{id}' not found."),
+            Some("previous_response_id"),
+        )
+        .with_code("previous_response_not_found")),
+    }
+}
+
+/// A store call on a blocking thread; its failure is a 500 whose details go to the log.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "response store");
+            Err(ApiError::internal(
+                "the response store failed; see the server's log",
+            ))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "response store task");
+            Err(ApiError::internal(
+                "the response store failed; see the server's log",
+            ))
+        }
+    }
+}
+
+/// What keeping a response needs: where, under which id, and the conversation before the reply.
+struct Keep {
+    store: Arc<dyn crate::ResponseStore>,
+    id: String,
+    conversation: Vec<Value>,
+}
+
+impl Keep {
+    /// Keeps `response` and the conversation through it; a failure is logged (the client still
+    /// gets its answer).
+    async fn save(self, response: &minerva_responses::Response) {
+        let mut messages = self.conversation;
+        messages.extend(convert::output_message(&response.output));
+        let stored = crate::StoredResponse {
+            body: serde_json::to_value(response).unwrap_or_else(|_| json!({})),
+            messages,
+        };
+        let (store, id) = (self.store, self.id);
+        if let Err(e) = blocking(move || store.put(&id, &stored)).await {
+            tracing::warn!(error = %e.message, "the response was answered but not kept");
+        }
+    }
 }
 
 /// An SSE event: `event: <type>`, the object with its `sequence_number` as data.
