@@ -239,10 +239,20 @@ def test_pull_of_a_missing_repo_is_an_error_line(store, tmp_path):
     hub = Hub(tmp_path)
     proc, base, log = serve(store, "pull-missing", env={"HF_ENDPOINT": hub.base})
     try:
-        with pytest.raises(ollama.ResponseError):
+        with pytest.raises(ollama.ResponseError) as info:
             list(client(base).pull("hf.co/nobody/nothing-GGUF", stream=True))
+        said = str(info.value)
+        assert "cannot pull hf.co/nobody/nothing-GGUF: not found" in said, said
+        assert "try pulling it first" not in said
+        with pytest.raises(ollama.ResponseError) as info:
+            client(base).pull("hf.co/nobody/nothing-GGUF", stream=False)
+        assert info.value.status_code == 404 and "cannot pull" in str(info.value)
         with pytest.raises(ollama.ResponseError):
             client(base).pull("../../etc/passwd")
+        # A download that fails (nothing listens there) is the hub's or the network's failure.
+        r = httpx.post(f"{base}/api/pull", json={"model": "http://127.0.0.1:9/x.gguf", "stream": False}, timeout=120)
+        assert r.status_code in (400, 502), r.text
+        assert "failed while serving" not in r.json()["error"]
         assert client(base).list().models is not None
     finally:
         conftest._stop_server(proc, log)

@@ -117,7 +117,7 @@ test('an empty library opens the models view with the default model on offer', a
   assert.match(offer, /library is empty/);
   assert.match(offer, new RegExp(DEFAULT.replace('.', '\\.')));
   assert.match(offer, /491 MB/);
-  assert.match(await page.locator('#memory-text').innerText(), /Memory: 0 B of 4\.3 GB \(0 loaded\)/);
+  assert.match(await page.locator('#memory-text').innerText(), /Memory: 0 B of 4\.0 GiB \(0 loaded\)/);
   await shot('09-library-empty');
   await page.click('#offer button.download-offer');
   await waitFor('the default model in the library', () => model(DEFAULT).isVisible(), 60000);
@@ -170,8 +170,8 @@ test('load and unload show within a second; the memory is counted', async () => 
   const loadedAt = Date.now();
   await waitFor('the view to show it loaded', async () => (await item.getAttribute('data-state')) === 'loaded', 5000, 20);
   assert.ok(Date.now() - loadedAt <= 1000, `shown ${Date.now() - loadedAt} ms after the server loaded it`);
-  assert.match(await item.locator('.model-status').innerText(), /loaded · \d+(\.\d)? MB in memory · unloads in \d+ min if idle/);
-  assert.match(await page.locator('#memory-text').innerText(), /Memory: \d+(\.\d)? MB of 4\.3 GB \(1 loaded\)/);
+  assert.match(await item.locator('.model-status').innerText(), /loaded · \d+(\.\d)? MiB in memory · unloads in \d+ min if idle/);
+  assert.match(await page.locator('#memory-text').innerText(), /Memory: \d+(\.\d)? MiB of 4\.0 GiB \(1 loaded\)/);
   await shot('12-library-loaded');
 
   await item.locator('button.unload').click();
@@ -179,7 +179,7 @@ test('load and unload show within a second; the memory is counted', async () => 
   const unloadedAt = Date.now();
   await waitFor('the view to show it unloaded', async () => (await item.getAttribute('data-state')) === 'unloaded', 5000, 20);
   assert.ok(Date.now() - unloadedAt <= 1000, `shown ${Date.now() - unloadedAt} ms after the server unloaded it`);
-  assert.match(await page.locator('#memory-text').innerText(), /Memory: 0 B of 4\.3 GB \(0 loaded\)/);
+  assert.match(await page.locator('#memory-text').innerText(), /Memory: 0 B of 4\.0 GiB \(0 loaded\)/);
 });
 
 test('delete asks first; a bad name is an error that says what to do', async () => {
@@ -192,14 +192,16 @@ test('delete asks first; a bad name is an error that says what to do', async () 
   await model(PULLED).locator('button.delete-model').click();
   await waitFor('the model to leave the view', async () => (await model(PULLED).count()) === 0, 10000);
   assert.deepEqual((await json('/api/tags')).body.models.map((m) => m.name), [DEFAULT]);
+  assert.ok(await page.locator('#library-error').isHidden(), `no error after a delete: ${await page.locator('#library-error').innerText()}`);
 
   await page.fill('#pull-name', 'hf.co/nobody/no-such-model');
   await page.click('#pull');
   const failed = page.locator('.pull[data-name="hf.co/nobody/no-such-model"]');
   await waitFor('the failed pull', async () => (await failed.getAttribute('class') || '').includes('failed'), 20000);
   const said = await failed.innerText();
-  assert.match(said, /The download failed/);
+  assert.match(said, /The download failed: cannot pull hf\.co\/nobody\/no-such-model: not found/);
   assert.match(said, /Check the name/);
+  assert.doesNotMatch(said, /try pulling it first|failed while serving/);
   assert.ok(await failed.locator('button.resume-pull').isVisible(), 'a Retry button');
   await shot('13-pull-failed');
   await failed.locator('button.dismiss-pull').click();
@@ -211,8 +213,18 @@ test('Chat goes back to the conversation with the model picked', async () => {
   await waitFor('the chat view', () => page.locator('#composer').isVisible());
   assert.ok(await page.locator('#library').isHidden());
   assert.equal(await page.locator('#model').inputValue(), DEFAULT);
-  // And the toolbar button opens the view again.
+  // And the toolbar button opens the view again; a new chat from the sidebar leaves it.
   await page.click('#toggle-library');
   assert.ok(await page.locator('#library').isVisible());
   assert.equal(await page.locator('#toggle-library').getAttribute('aria-expanded'), 'true');
+  await page.click('#new-chat');
+  assert.ok(await page.locator('#library').isHidden());
+  assert.ok(await page.locator('#composer').isVisible());
+});
+
+test('an empty name says what to enter', async () => {
+  await page.click('#toggle-library');
+  await page.fill('#pull-name', '  ');
+  await page.click('#pull');
+  assert.match(await page.locator('#library-error').innerText(), /Enter a model to pull/);
 });

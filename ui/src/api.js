@@ -43,11 +43,17 @@ async function authorized(url, init) {
     const headers = { ...(init.headers || {}) };
     if (key) headers.authorization = `Bearer ${key}`;
     const response = await fetch(url, { ...init, headers });
-    if (response.status !== 401 || attempt >= 2) return response;
+    if (attempt >= 2) return response;
+    // A change to the library (pull, delete, unload) on a server with admin keys: a 403 that
+    // asks for the admin key, which also works as an API key.
+    const admin = response.status === 403 && /admin key/i.test(await response.clone().text());
+    if (response.status !== 401 && !admin) return response;
     // Another request may have asked for the key meanwhile: try that one first.
     if (localStorage.getItem(KEY) !== key) continue;
     const entered = window.prompt(
-      key ? 'The server refused this API key. Enter the right one:' : 'This server needs an API key (minerva serve --api-key). Enter it:',
+      admin ? 'This changes the model library: enter the server\'s admin key (minerva serve --admin-key):'
+        : key ? 'The server refused this API key. Enter the right one:'
+          : 'This server needs an API key (minerva serve --api-key). Enter it:',
     );
     if (!entered) return response;
     localStorage.setItem(KEY, entered.trim());
@@ -61,7 +67,9 @@ async function call(method, url, body) {
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!response.ok) throw await errorOf(response);
-  return response.status === 204 ? null : response.json();
+  // Some answers have no body (204, and Ollama's 200 to a delete).
+  const text = await response.text();
+  return text ? JSON.parse(text) : null;
 }
 
 export const conversations = {
@@ -180,6 +188,24 @@ export async function streamChat(request, signal, onDelta) {
   return { usage, finish_reason: finish };
 }
 
+/** What to tell the user about a failed pull, with what to do about that failure. */
+function explainPull(said, status) {
+  if (status === 403 || /admin key/i.test(said)) {
+    return `The server did not allow it: ${said}. Changing the library needs the server's admin key (minerva serve --admin-key).`;
+  }
+  if (/another pull is downloading/i.test(said)) {
+    return 'This model is already downloading (in another tab or window). Wait for that download to finish: the model then appears in the library.';
+  }
+  if (/unknown pull source|not found|no GGUF file|404/i.test(said)) {
+    return `The download failed: ${said}. Check the name: hf.co/OWNER/REPO[:QUANT], OWNER/REPO/FILE.gguf, an https:// URL, or a known model's name.`;
+  }
+  if (/connection|network|dns|tls|timed out|resolve/i.test(said)) {
+    return `The download failed: ${said}. Check this machine's network connection, then pull again: what was downloaded is kept and the download resumes.`;
+  }
+  if (/no space/i.test(said)) return `The download failed: ${said}. Free some disk space, then pull again.`;
+  return `The download failed: ${said}. Pull again to retry: a partial download resumes.`;
+}
+
 /** What to tell the user about an error, with what to do. */
 export function explain(error) {
   if (error instanceof ServerError) {
@@ -195,7 +221,7 @@ export function explain(error) {
       case 'model_not_found':
         return `The server has no such model (${said}). Pick a model from the list.`;
       case 'pull_failed':
-        return `The download failed: ${said}. Check the name (hf.co/OWNER/REPO[:QUANT], OWNER/REPO/FILE.gguf, an https:// URL, or a known model's name) and the network, then pull again: a partial download resumes.`;
+        return explainPull(said, error.status);
       default:
         if (error.status === 503) return `The server is busy or unavailable (${said}). Wait a moment and try again.`;
         return `The server answered ${error.status}: ${said}`;

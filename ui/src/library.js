@@ -20,6 +20,19 @@ export function humanBytes(bytes) {
   return `${value >= 100 || unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
 }
 
+/** Memory, in binary units as the budget is given (`--max-memory 2G` is 2.0 GiB). */
+export function humanMemory(bytes) {
+  if (bytes == null || !Number.isFinite(bytes)) return '?';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value >= 100 || unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
+}
+
 function humanParams(n) {
   if (!n) return null;
   if (n >= 1e9) return `${(n / 1e9).toFixed(1)}B params`;
@@ -102,10 +115,10 @@ export function createLibrary({ onChange, onChat }) {
       meter.max = budget;
       meter.value = Math.min(used, budget);
       $('memory-text').textContent =
-        `Memory: ${humanBytes(used)} of ${humanBytes(budget)} (${loaded} loaded)`;
+        `Memory: ${humanMemory(used)} of ${humanMemory(budget)} (${loaded} loaded)`;
     } else {
       meter.hidden = true;
-      $('memory-text').textContent = `Memory: ${humanBytes(used)} in use (${loaded} loaded, no budget)`;
+      $('memory-text').textContent = `Memory: ${humanMemory(used)} in use (${loaded} loaded, no budget)`;
     }
   }
 
@@ -116,8 +129,10 @@ export function createLibrary({ onChange, onChat }) {
       item.dataset.name = name;
       const head = element('div', 'pull-head');
       head.append(element('strong', 'pull-name', name));
+      // `pulling <digest>` is a file downloading.
+      const status = /^pulling [0-9a-f]{12}$/.test(p.status || '') ? 'downloading' : p.status;
       const said = {
-        running: p.status || 'starting',
+        running: status || 'starting',
         cancelled: 'Cancelled. The partial download is kept: Resume goes on from there.',
         failed: p.error,
         done: 'Downloaded.',
@@ -186,7 +201,7 @@ export function createLibrary({ onChange, onChat }) {
     let stateText = {
       loaded: 'loaded', loading: 'loading…', unloading: 'unloading…', unloaded: 'not loaded', failed: 'failed to load',
     }[m.state] || m.state;
-    if (m.state === 'loaded' && meta.memory_bytes) stateText += ` · ${humanBytes(meta.memory_bytes)} in memory`;
+    if (m.state === 'loaded' && meta.memory_bytes) stateText += ` · ${humanMemory(meta.memory_bytes)} in memory`;
     if (m.state === 'loaded' && meta.expires_at) stateText += ` · ${until(meta.expires_at)}`;
     state.textContent = stateText;
     head.append(state);
@@ -309,7 +324,11 @@ export function createLibrary({ onChange, onChat }) {
   $('pull-form').addEventListener('submit', (e) => {
     e.preventDefault();
     const name = $('pull-name').value.trim();
-    if (!name) return;
+    if (!name) {
+      showError('Enter a model to pull: hf.co/OWNER/REPO[:QUANT], OWNER/REPO/FILE.gguf, an https:// URL, or a known model\'s name.');
+      $('pull-name').focus();
+      return;
+    }
     $('pull-name').value = '';
     startPull(name);
   });

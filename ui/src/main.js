@@ -197,6 +197,7 @@ $('search').addEventListener('input', () => {
 
 async function openConversation(id) {
   if (state.generation) stop();
+  library.setOpen(false);
   try {
     state.current = await api.get(id);
   } catch (e) {
@@ -216,6 +217,7 @@ async function openConversation(id) {
 
 function newChat() {
   if (state.generation) stop();
+  library.setOpen(false);
   state.current = null;
   showSettings(null);
   showError(null);
@@ -398,6 +400,8 @@ async function generate(text) {
   const node = $('messages').lastElementChild;
   const body = node.querySelector('.content');
   node.classList.add('streaming');
+  // A model that was not loaded is loading now: show it.
+  setTimeout(refreshModels, 300);
   const request = {
     model,
     messages: conversation.system.trim() ? [{ role: 'system', content: conversation.system }, ...history] : history,

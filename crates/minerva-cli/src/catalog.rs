@@ -102,8 +102,32 @@ pub const CATALOG: &[Entry] = &[
     },
 ];
 
+/// The catalog entry `name` means: its name in any case, or its name without the tag when one
+/// entry has that name (`Qwen2.5-Coder` is `qwen2.5-coder:0.5b`).
 pub fn find(name: &str) -> Option<&'static Entry> {
-    CATALOG.iter().find(|e| e.name == name)
+    let name = name.trim().to_ascii_lowercase();
+    if let Some(e) = CATALOG.iter().find(|e| e.name == name) {
+        return Some(e);
+    }
+    if name.contains(':') {
+        return None;
+    }
+    let mut same = CATALOG
+        .iter()
+        .filter(|e| e.name.split(':').next() == Some(name.as_str()));
+    match (same.next(), same.next()) {
+        (Some(e), None) => Some(e),
+        _ => None,
+    }
+}
+
+/// The catalog's names, for messages: `qwen2.5-coder:0.5b, gemma3:270m`.
+pub fn known_names() -> String {
+    CATALOG
+        .iter()
+        .map(|e| e.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Where `minerva fetch` keeps the files it downloads: `<models root>/models`

@@ -65,6 +65,14 @@ pub struct ShowArgs {
 }
 
 #[derive(Args)]
+pub struct CpArgs {
+    /// The stored model.
+    pub source: String,
+    /// Its new name.
+    pub destination: String,
+}
+
+#[derive(Args)]
 pub struct RmArgs {
     #[arg(required = true)]
     pub names: Vec<String>,
@@ -313,6 +321,13 @@ pub fn rm(args: RmArgs, root: &Path) -> Result<()> {
         store.remove(name)?;
         println!("deleted '{name}'");
     }
+    Ok(())
+}
+
+/// `minerva cp SOURCE DESTINATION`.
+pub fn cp(args: CpArgs, root: &Path) -> Result<()> {
+    let model = open(root)?.copy(&args.source, &args.destination)?;
+    println!("copied '{}' to '{}'", args.source, model.name);
     Ok(())
 }
 

@@ -60,6 +60,9 @@ enum Command {
     Show(library::ShowArgs),
     /// Remove models from the store (and the files no other name uses).
     Rm(library::RmArgs),
+    /// Give a stored model a second name (no data is copied), as `ollama cp`.
+    #[command(alias = "copy")]
+    Cp(library::CpArgs),
     /// List the models a running server has loaded.
     Ps(ps::PsArgs),
     /// Set up and check the Python with mlx-lm that runs Hugging Face models.
@@ -166,6 +169,7 @@ fn main() -> Result<()> {
         Command::List => library::list(&root),
         Command::Show(args) => library::show(args, &root),
         Command::Rm(args) => library::rm(args, &root),
+        Command::Cp(args) => library::cp(args, &root),
         Command::Ps(args) => ps::ps(args),
         Command::Mlx(args) => mlx::run(args),
         Command::Worker(args) => worker::run(args),

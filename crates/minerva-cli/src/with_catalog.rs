@@ -78,17 +78,28 @@ impl Library for WithCatalog {
         cancel: &AtomicBool,
     ) -> minerva_core::Result<LibraryModel> {
         match catalog::find(source) {
-            Some(entry) if name.is_none_or(|n| n == entry.name) => {
+            Some(entry) if name.is_none_or(|n| n.eq_ignore_ascii_case(entry.name)) => {
                 self.pull_known(entry, progress, cancel)
             }
             Some(entry) => Err(CoreError::invalid(
                 format!(
-                    "{} is a known model and is stored under its own name; pull it, then copy it to another name",
+                    "{} is a known model and is stored under its own name; pull it, then give it another name with minerva cp (or /api/copy)",
                     entry.name
                 ),
                 Some("name"),
             )),
-            None => Library::pull(&self.store, source, name, progress, cancel),
+            None => Library::pull(&self.store, source, name, progress, cancel).map_err(|e| match e {
+                // A bare name that is not a known model: say which names are known.
+                CoreError::InvalidRequest { message, param }
+                    if !source.contains('/') && message.contains("unknown pull source") =>
+                {
+                    CoreError::InvalidRequest {
+                        message: format!("{message}; or a known model's name: {}", catalog::known_names()),
+                        param,
+                    }
+                }
+                other => other,
+            }),
         }
     }
 }

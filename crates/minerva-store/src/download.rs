@@ -173,7 +173,7 @@ fn probe(agent: &ureq::Agent, url: &str, cancel: &AtomicBool) -> Result<Probe> {
             Err(Failure::Network(e)) => {
                 attempt += 1;
                 if attempt >= MAX_ATTEMPTS {
-                    return Err(StoreError::Http(format!("{url}: {e}")));
+                    return Err(crate::http::network_error(url, e));
                 }
                 tracing::warn!(%url, error = %e, attempt, "retrying");
                 std::thread::sleep(backoff(attempt));

@@ -132,7 +132,7 @@ fn join(base: &str, location: &str) -> String {
 pub(crate) fn get_json(agent: &ureq::Agent, url: &str) -> Result<serde_json::Value> {
     let reply = match request(agent, "GET", url, None) {
         Ok(r) => r,
-        Err(Failure::Network(e)) => return Err(StoreError::Http(format!("{url}: {e}"))),
+        Err(Failure::Network(e)) => return Err(network_error(url, e)),
         Err(Failure::Fatal(e) | Failure::Status(_, e)) => return Err(e),
     };
     let text = reply
@@ -170,5 +170,16 @@ mod tests {
             etag_sha256("\"0123456789012345678901234567890123456789\""),
             None
         );
+    }
+}
+
+/// A network failure of a request to `url`, naming the URL once (ureq's own message may
+/// already start with it).
+pub(crate) fn network_error(url: &str, e: impl std::fmt::Display) -> StoreError {
+    let said = e.to_string();
+    if said.starts_with(url) {
+        StoreError::Http(said)
+    } else {
+        StoreError::Http(format!("{url}: {said}"))
     }
 }

@@ -4,12 +4,13 @@
 
 use crate::error::OllamaError;
 use crate::extract::OllamaJson;
+use crate::ApiError;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use minerva_core::{Library, PullProgress};
+use minerva_core::{CoreError, Library, PullProgress};
 use minerva_engine::Engine;
 use minerva_ollama::{ndjson_line, CopyRequest, DeleteRequest, ProgressResponse, PullRequest};
 use std::convert::Infallible;
@@ -54,6 +55,7 @@ pub async fn pull(
 ) -> Result<Response, OllamaError> {
     let library = library(&engine)?;
     let source = either(req.model, req.name)?;
+    let source_name = source.clone();
     let cancel = Arc::new(AtomicBool::new(false));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ProgressResponse>();
     let flag = Arc::clone(&cancel);
@@ -72,7 +74,7 @@ pub async fn pull(
                     tracing::info!(model = %model.name, "pulled");
                     None
                 }
-                Ok(Err(e)) => Some(OllamaError::from(e).body()),
+                Ok(Err(e)) => Some(pull_error(&source_name, e).body()),
                 Err(e) => Some(OllamaError::bad_request(format!("the pull task failed: {e}")).body()),
             };
             if let Some(error) = end {
@@ -89,7 +91,7 @@ pub async fn pull(
     let result = task
         .await
         .map_err(|e| OllamaError::bad_request(format!("the pull task failed: {e}")))?;
-    result?;
+    result.map_err(|e| pull_error(&source_name, e))?;
     Ok(Json(ProgressResponse {
         status: "success".into(),
         digest: None,
@@ -130,6 +132,25 @@ pub async fn copy(
     }
     blocking(move || library.copy(&req.source, &req.destination)).await?;
     Ok(().into_response())
+}
+
+/// A failed pull of `source`, said as such: what was not found on the hub is a 404 that names
+/// it (not Ollama's "try pulling it first"), a download that failed is a 502 (the hub or the
+/// network failed, not a model).
+fn pull_error(source: &str, e: CoreError) -> OllamaError {
+    use axum::http::StatusCode;
+    match e {
+        CoreError::ModelNotFound(what) => OllamaError(ApiError::not_found(format!(
+            "cannot pull {source}: not found: {what}"
+        ))),
+        CoreError::Backend(what) => {
+            let mut error = ApiError::bad_request(format!("cannot pull {source}: {what}"), None);
+            error.status = StatusCode::BAD_GATEWAY;
+            error.kind = "server_error";
+            OllamaError(error)
+        }
+        other => OllamaError::from(other),
+    }
 }
 
 async fn blocking<T: Send + 'static>(
