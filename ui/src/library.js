@@ -7,31 +7,23 @@ import {
 
 const $ = (id) => document.getElementById(id);
 
-/** 1234567 → "1.2 MB" (decimal units, as Ollama and LM Studio show sizes). */
-export function humanBytes(bytes) {
+/** `bytes` in units of `base` (1000 or 1024): "1.2 MB", "2.0 GiB". */
+function human(bytes, base, units) {
   if (bytes == null || !Number.isFinite(bytes)) return '?';
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
   let value = bytes;
   let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
+  while (value >= base && unit < units.length - 1) {
+    value /= base;
     unit += 1;
   }
   return `${value >= 100 || unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
 }
 
+/** Download and file sizes in decimal units, as Ollama and LM Studio show them. */
+export const humanBytes = (bytes) => human(bytes, 1000, ['B', 'kB', 'MB', 'GB', 'TB']);
+
 /** Memory, in binary units as the budget is given (`--max-memory 2G` is 2.0 GiB). */
-export function humanMemory(bytes) {
-  if (bytes == null || !Number.isFinite(bytes)) return '?';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${value >= 100 || unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
-}
+export const humanMemory = (bytes) => human(bytes, 1024, ['B', 'KiB', 'MiB', 'GiB', 'TiB']);
 
 function humanParams(n) {
   if (!n) return null;

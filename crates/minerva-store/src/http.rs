@@ -142,6 +142,17 @@ pub(crate) fn get_json(agent: &ureq::Agent, url: &str) -> Result<serde_json::Val
     serde_json::from_str(&text).map_err(|e| StoreError::Http(format!("{url}: not JSON: {e}")))
 }
 
+/// A network failure of a request to `url`, naming the URL once (ureq's own message may
+/// already start with it).
+pub(crate) fn network_error(url: &str, e: impl std::fmt::Display) -> StoreError {
+    let said = e.to_string();
+    if said.starts_with(url) {
+        StoreError::Http(said)
+    } else {
+        StoreError::Http(format!("{url}: {said}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,16 +181,5 @@ mod tests {
             etag_sha256("\"0123456789012345678901234567890123456789\""),
             None
         );
-    }
-}
-
-/// A network failure of a request to `url`, naming the URL once (ureq's own message may
-/// already start with it).
-pub(crate) fn network_error(url: &str, e: impl std::fmt::Display) -> StoreError {
-    let said = e.to_string();
-    if said.starts_with(url) {
-        StoreError::Http(said)
-    } else {
-        StoreError::Http(format!("{url}: {said}"))
     }
 }
