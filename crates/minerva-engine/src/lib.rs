@@ -389,7 +389,7 @@ impl Engine {
         kwargs: serde_json::Map<String, serde_json::Value>,
     ) -> Result<String> {
         let m = Arc::clone(self.model(model).await?.model());
-        blocking(move || m.render_chat(&messages, tools.as_ref(), &kwargs, true)).await
+        blocking(move || render_continuing(m.as_ref(), &messages, tools.as_ref(), &kwargs)).await
     }
 
     /// How many tokens `prompt` takes for `model`, counted exactly as a generation would
@@ -556,7 +556,7 @@ fn prepare_prompt(model: &dyn Model, prompt: Prompt, budget: Option<u32>) -> Res
             tools,
             kwargs,
         } => {
-            let text = model.render_chat(&messages, tools.as_ref(), &kwargs, true)?;
+            let text = render_continuing(model, &messages, tools.as_ref(), &kwargs)?;
             let reasoning = minerva_chat::template_thinks(&model.info().chat_template).then(|| {
                 let mut spec = ReasoningSpec::think(false, budget);
                 spec.inside = minerva_chat::prompt_opens_block(&text, &spec);
@@ -575,6 +575,29 @@ fn prepare_prompt(model: &dyn Model, prompt: Prompt, budget: Option<u32>) -> Res
             Ok(Prepared { tokens, reasoning })
         }
     }
+}
+
+/// The chat prompt of `messages`. A last message from the assistant with text is continued
+/// (assistant prefill, as llama-server's default and Anthropic's API): the messages before it
+/// rendered with the generation prompt, then its text as it is, so the reply goes on from it.
+fn render_continuing(
+    model: &dyn Model,
+    messages: &[serde_json::Value],
+    tools: Option<&serde_json::Value>,
+    kwargs: &serde_json::Map<String, serde_json::Value>,
+) -> Result<String> {
+    if let Some((last, before)) = messages.split_last() {
+        let prefill = (last["role"] == "assistant")
+            .then(|| last["content"].as_str())
+            .flatten()
+            .filter(|text| !text.is_empty());
+        if let Some(prefill) = prefill {
+            let mut text = model.render_chat(before, tools, kwargs, true)?;
+            text.push_str(prefill);
+            return Ok(text);
+        }
+    }
+    model.render_chat(messages, tools, kwargs, true)
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {

@@ -54,16 +54,7 @@ pub fn messages(system: Option<&Value>, messages: &[Value]) -> Result<Vec<Value>
             out.push(assistant(&blocks, &at)?);
         }
     }
-    if out
-        .last()
-        .and_then(|m| m.get("role"))
-        .and_then(Value::as_str)
-        == Some("assistant")
-    {
-        return Err(bad(
-            "messages: a last message from the assistant (prefill, continuing its turn) is not supported yet",
-        ));
-    }
+    // A last message from the assistant is continued (prefill): see the engine's chat prompt.
     Ok(out)
 }
 
@@ -360,7 +351,11 @@ mod tests {
             json!({"role": "user", "content": "Hi"}),
             json!({"role": "assistant", "content": "Hel"}),
         ];
-        assert!(messages(None, &prefill).is_err());
+        let kept = messages(None, &prefill).unwrap_or_default();
+        assert_eq!(
+            kept.last(),
+            Some(&json!({"role": "assistant", "content": "Hel"}))
+        );
     }
 
     #[test]
