@@ -102,13 +102,19 @@ pub const CATALOG: &[Entry] = &[
     },
 ];
 
+/// The catalog entry named `name`, in any case.
+pub fn find_exact(name: &str) -> Option<&'static Entry> {
+    let name = name.trim();
+    CATALOG.iter().find(|e| e.name.eq_ignore_ascii_case(name))
+}
+
 /// The catalog entry `name` means: its name in any case, or its name without the tag when one
 /// entry has that name (`Qwen2.5-Coder` is `qwen2.5-coder:0.5b`).
 pub fn find(name: &str) -> Option<&'static Entry> {
-    let name = name.trim().to_ascii_lowercase();
-    if let Some(e) = CATALOG.iter().find(|e| e.name == name) {
+    if let Some(e) = find_exact(name) {
         return Some(e);
     }
+    let name = name.trim().to_ascii_lowercase();
     if name.contains(':') {
         return None;
     }

@@ -34,14 +34,19 @@ pub fn resolve(model: &str, root: &Path) -> Result<Resolved> {
             path: as_path,
         });
     }
-    if let Some(entry) = catalog::find(model) {
+    let known = |entry: &catalog::Entry| -> Result<Resolved> {
         let path = catalog::ensure(entry, &catalog::cache_dir(root))?;
-        return Ok(Resolved {
+        Ok(Resolved {
             id: entry.name.to_string(),
             sha256: catalog::stamped_sha256(&path),
             path,
-        });
+        })
+    };
+    if let Some(entry) = catalog::find_exact(model) {
+        return known(entry);
     }
+    // A model in the store wins over a catalog name without its tag (`gemma3` may be the
+    // user's own `gemma3:latest`).
     match library::open(root)?.get(model) {
         Ok(m) => Ok(Resolved {
             id: m.name,
@@ -49,11 +54,13 @@ pub fn resolve(model: &str, root: &Path) -> Result<Resolved> {
             path: m.path,
         }),
         Err(minerva_store::StoreError::NotFound(_) | minerva_store::StoreError::Invalid(_)) => {
-            let known: Vec<&str> = catalog::CATALOG.iter().map(|e| e.name).collect();
-            bail!(
-                "'{model}' is neither a model file, a known model name (known: {}) nor a model in the store (minerva list)",
-                known.join(", ")
-            )
+            match catalog::find(model) {
+                Some(entry) => known(entry),
+                None => bail!(
+                    "'{model}' is neither a model file, a known model name (known: {}) nor a model in the store (minerva list)",
+                    catalog::known_names()
+                ),
+            }
         }
         Err(e) => Err(e.into()),
     }
