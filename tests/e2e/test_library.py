@@ -330,3 +330,32 @@ def test_a_load_whose_client_went_away_leaves_no_stuck_state(store):
         assert states(base)[GEMMA] == "loaded"
     finally:
         conftest._stop_server(proc, log)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the client's note on the model id
+def test_a_model_served_by_path_copies_into_the_library_as_a_clients_model_id(store):
+    """`/api/copy` of a `--model FILE` model puts its file in the library under the new name, so
+    a client that sends its own model id (Claude Code's `claude-sonnet-4-5`) is answered by the
+    local model; `/api/delete` of the served file is a 400 that says why."""
+    import anthropic
+
+    proc, base, log = serve(None, "alias", "--model", os.environ["MINERVA_GEMMA_GGUF"])
+    try:
+        oc = client(base)
+        served = oc.list().models[0].model
+        oc.copy(served, "claude-sonnet-4-5")
+        listed = {m["id"]: m["meta"]["in_library"] for m in httpx.get(f"{base}/v1/models").json()["data"]}
+        assert listed == {served: False, "claude-sonnet-4-5:latest": True}
+        digests = {m.model: m.digest for m in oc.list().models}
+        assert digests["claude-sonnet-4-5:latest"] == digests[served] or not digests[served]
+        ac = anthropic.Anthropic(base_url=base, api_key="x", max_retries=0, timeout=120)
+        m = ac.messages.create(model="claude-sonnet-4-5", max_tokens=5,
+                               messages=[{"role": "user", "content": "Hi"}])
+        assert m.model == "claude-sonnet-4-5" and m.usage.output_tokens > 0
+        with pytest.raises(ollama.ResponseError) as info:
+            oc.delete(served)
+        assert info.value.status_code == 400 and "command line" in str(info.value)
+        assert oc.delete("claude-sonnet-4-5").status == "success"
+        assert [m.model for m in oc.list().models] == [served]
+    finally:
+        conftest._stop_server(proc, log)

@@ -68,6 +68,10 @@ impl Library for WithCatalog {
         Library::set_backend(&self.store, name, backend)
     }
 
+    fn import(&self, path: &Path, name: &str) -> minerva_core::Result<LibraryModel> {
+        Library::import(&self.store, path, name)
+    }
+
     /// A catalog name (stored under that name; another name is refused) fetches the catalog's
     /// file; anything else is the store's pull.
     fn pull(

@@ -92,6 +92,15 @@ pub trait Library: Send + Sync {
     /// Makes `to` a second name for the model `from` (no data is copied).
     fn copy(&self, from: &str, to: &str) -> Result<()>;
 
+    /// Adds the local GGUF file or model directory at `path` under `name` (hard-linked where it
+    /// can be, else copied; hashed). The default refuses: a library that cannot take files.
+    fn import(&self, path: &std::path::Path, name: &str) -> Result<LibraryModel> {
+        let _ = (path, name);
+        Err(crate::CoreError::Unsupported(
+            "this library cannot add local files".into(),
+        ))
+    }
+
     /// Records the backend the model is to be loaded with (`None`: by its format). The caller
     /// checks that the backend can load the model's format.
     fn set_backend(&self, name: &str, backend: Option<&str>) -> Result<LibraryModel>;

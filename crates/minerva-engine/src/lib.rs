@@ -320,6 +320,13 @@ impl Engine {
         model
     }
 
+    /// The model served by path (`minerva serve --model FILE`) under `name`, if any, with its
+    /// digest once it is known: outside the library, so the library can neither copy nor
+    /// delete it by name.
+    pub fn served_by_path(&self, name: &str) -> Option<LibraryModel> {
+        self.find_extra(name).map(|m| self.with_digest(m))
+    }
+
     /// A command-line model by name; `x:latest` also finds `x`, and `x` finds `x:latest` (a
     /// name that carries another tag has no alias).
     fn find_extra(&self, name: &str) -> Option<&LibraryModel> {

@@ -521,6 +521,10 @@ impl Library for Store {
         Ok(Store::set_backend(self, name, backend)?)
     }
 
+    fn import(&self, path: &Path, name: &str) -> minerva_core::Result<LibraryModel> {
+        Ok(Store::import(self, path, name)?)
+    }
+
     fn pull(
         &self,
         source: &str,

@@ -1,5 +1,6 @@
 //! `POST /api/pull`, `DELETE /api/delete` and `POST /api/copy`: the model library through
-//! Ollama's API. A pull runs on a blocking thread and streams its status objects as NDJSON;
+//! Ollama's API. A model served by path (`--model FILE`) can be copied (its file enters the
+//! library under the new name) but not deleted (a 400 that says why). A pull runs on a blocking thread and streams its status objects as NDJSON;
 //! a client that goes away cancels it (the partial download stays, and the next pull resumes it).
 
 use crate::error::OllamaError;
@@ -107,6 +108,11 @@ pub async fn delete(
 ) -> Result<Response, OllamaError> {
     let library = library(&engine)?;
     let name = either(req.model, req.name)?;
+    if engine.served_by_path(&name).is_some() {
+        return Err(OllamaError::bad_request(format!(
+            "'{name}' was given on the command line (minerva serve --model) and is not in the library: restart the server without it to stop serving it"
+        )));
+    }
     let model = {
         let library = Arc::clone(&library);
         let name = name.clone();
@@ -130,7 +136,15 @@ pub async fn copy(
             "source and destination are required",
         ));
     }
-    blocking(move || library.copy(&req.source, &req.destination)).await?;
+    match engine.served_by_path(&req.source) {
+        // A model served by path: its file enters the library under the new name.
+        Some(model) => {
+            let name = req.destination.clone();
+            let added = blocking(move || library.import(&model.path, &name)).await?;
+            tracing::info!(source = %req.source, model = %added.name, "copied into the library");
+        }
+        None => blocking(move || library.copy(&req.source, &req.destination)).await?,
+    }
     Ok(().into_response())
 }
 
