@@ -64,12 +64,10 @@ export function createLibrary({ onChange, onChat }) {
     facts: null,
     pulls: new Map(), // name -> {controller, status, total, completed, state, error}
     busy: new Set(), // names with a load, unload or delete in flight
-    error: null,
     timer: null,
   };
 
   function showError(message) {
-    view.error = message;
     const box = $('library-error');
     box.hidden = !message;
     box.textContent = message || '';
@@ -350,5 +348,5 @@ export function createLibrary({ onChange, onChat }) {
   $('toggle-library').addEventListener('click', () => setOpen(!view.open));
   $('close-library').addEventListener('click', () => setOpen(false));
 
-  return { setOpen, isOpen: () => view.open };
+  return { setOpen };
 }

@@ -196,8 +196,7 @@ fn fetch(args: FetchArgs, root: &std::path::Path) -> Result<()> {
             .iter()
             .map(|n| {
                 catalog::find(n).ok_or_else(|| {
-                    let known: Vec<&str> = catalog::CATALOG.iter().map(|e| e.name).collect();
-                    anyhow::anyhow!("unknown model '{n}'; known: {}", known.join(", "))
+                    anyhow::anyhow!("unknown model '{n}'; known: {}", catalog::known_names())
                 })
             })
             .collect::<Result<_>>()?

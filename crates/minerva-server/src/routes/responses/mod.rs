@@ -17,7 +17,7 @@ mod output;
 
 use crate::extract::{JsonBody, ParseBody};
 use crate::metrics::Metered;
-use crate::routes::{new_id, now_secs};
+use crate::routes::now_secs;
 use crate::{ApiError, AppState};
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, Sse};
@@ -58,8 +58,7 @@ pub async fn create(
     // A request refused before its first token (a queue timeout) still gets a status.
     metered.started().await?;
     let mut chat = ChatStream::new(metered, parser);
-    let id = new_id("resp");
-    let stem = id.trim_start_matches("resp-").to_string();
+    let stem = uuid::Uuid::new_v4().simple().to_string();
     let id = format!("resp_{stem}");
     let keep = match (&state.responses, req.store) {
         (Some(store), None | Some(true)) => Some(Keep {
@@ -237,13 +236,21 @@ impl Keep {
     }
 }
 
-/// An SSE event: `event: <type>`, the object with its `sequence_number` as data.
+/// An SSE event: `event: <type>`, the object with its `sequence_number` as data (written in
+/// one pass, without an intermediate JSON value: this runs once a token).
 fn event(e: &StreamEvent, sequence: u64) -> Result<Event, Infallible> {
-    let mut data = serde_json::to_value(e).unwrap_or_else(|_| json!({}));
-    if let Value::Object(map) = &mut data {
-        map.insert("sequence_number".into(), json!(sequence));
+    #[derive(serde::Serialize)]
+    struct Numbered<'a> {
+        #[serde(flatten)]
+        event: &'a StreamEvent,
+        sequence_number: u64,
     }
-    Ok(Event::default().event(e.name()).data(data.to_string()))
+    let data = serde_json::to_string(&Numbered {
+        event: e,
+        sequence_number: sequence,
+    })
+    .unwrap_or_else(|_| "{}".into());
+    Ok(Event::default().event(e.name()).data(data))
 }
 
 /// What a response says of its request, the same in every event.

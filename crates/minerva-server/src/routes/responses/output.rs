@@ -5,18 +5,11 @@
 use minerva_engine::ChatEvent;
 use minerva_responses::{ContentPart, OutputItem, ReasoningContent, StreamEvent};
 
-/// Which item is open (receiving deltas), by its place in `output`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Open {
-    Text(usize),
-    Reasoning(usize),
-    Call(usize),
-}
-
-/// Output items as they are written.
+/// Output items as they are written. Only the last item can be open (receiving deltas).
 pub struct Output {
     pub items: Vec<OutputItem>,
-    open: Option<Open>,
+    /// The last item is still open.
+    open: bool,
     /// Reasoning pieces streamed (one per token of the reasoning block).
     pub reasoning_pieces: usize,
     /// This response's id without its `resp_` prefix: item ids are made from it.
@@ -27,7 +20,7 @@ impl Output {
     pub fn new(stem: &str) -> Self {
         Output {
             items: Vec::new(),
-            open: None,
+            open: false,
             reasoning_pieces: 0,
             stem: stem.to_string(),
         }
@@ -37,38 +30,53 @@ impl Output {
         format!("{prefix}_{}_{}", self.stem, self.items.len())
     }
 
+    /// The open item, when `is` says it is of the kind wanted.
+    fn open_item(&mut self, is: fn(&OutputItem) -> bool) -> Option<(usize, &mut OutputItem)> {
+        let at = self.items.len().checked_sub(1)?;
+        let item = self.items.last_mut().filter(|i| self.open && is(i))?;
+        Some((at, item))
+    }
+
+    /// Closes the open item and opens `item`, announcing it; its place in `items`.
+    fn start(&mut self, item: OutputItem, events: &mut Vec<StreamEvent>) -> usize {
+        events.extend(self.close());
+        let at = self.items.len();
+        events.push(StreamEvent::OutputItemAdded {
+            output_index: at,
+            item: item.clone(),
+        });
+        self.items.push(item);
+        self.open = true;
+        at
+    }
+
     /// Takes one chat event (not `Done`); returns the events it makes.
     pub fn push(&mut self, event: ChatEvent) -> Vec<StreamEvent> {
         let mut events = Vec::new();
         match event {
             ChatEvent::Content { text, .. } => {
-                let at = match self.open {
-                    Some(Open::Text(at)) => at,
-                    _ => {
-                        events.extend(self.close());
-                        let at = self.items.len();
-                        let id = self.item_id("msg");
-                        self.items.push(OutputItem::Message {
-                            id: id.clone(),
-                            status: "in_progress",
-                            role: "assistant",
-                            content: vec![text_part(String::new())],
-                        });
-                        events.push(StreamEvent::OutputItemAdded {
-                            output_index: at,
-                            item: self.items[at].clone(),
-                        });
-                        events.push(StreamEvent::ContentPartAdded {
-                            item_id: id,
-                            output_index: at,
-                            content_index: 0,
-                            part: text_part(String::new()),
-                        });
-                        self.open = Some(Open::Text(at));
-                        at
-                    }
-                };
-                if let Some(OutputItem::Message { id, content, .. }) = self.items.get_mut(at) {
+                if self
+                    .open_item(|i| matches!(i, OutputItem::Message { .. }))
+                    .is_none()
+                {
+                    let id = self.item_id("msg");
+                    let message = OutputItem::Message {
+                        id: id.clone(),
+                        status: "in_progress",
+                        role: "assistant",
+                        content: vec![text_part(String::new())],
+                    };
+                    let at = self.start(message, &mut events);
+                    events.push(StreamEvent::ContentPartAdded {
+                        item_id: id,
+                        output_index: at,
+                        content_index: 0,
+                        part: text_part(String::new()),
+                    });
+                }
+                if let Some((at, OutputItem::Message { id, content, .. })) =
+                    self.open_item(|i| matches!(i, OutputItem::Message { .. }))
+                {
                     if let Some(ContentPart::OutputText { text: all, .. }) = content.first_mut() {
                         all.push_str(&text);
                     }
@@ -83,28 +91,23 @@ impl Output {
             }
             ChatEvent::Reasoning { text } => {
                 self.reasoning_pieces += 1;
-                let at = match self.open {
-                    Some(Open::Reasoning(at)) => at,
-                    _ => {
-                        events.extend(self.close());
-                        let at = self.items.len();
-                        self.items.push(OutputItem::Reasoning {
-                            id: self.item_id("rs"),
-                            summary: Vec::new(),
-                            content: vec![ReasoningContent::ReasoningText {
-                                text: String::new(),
-                            }],
-                            status: "in_progress",
-                        });
-                        events.push(StreamEvent::OutputItemAdded {
-                            output_index: at,
-                            item: self.items[at].clone(),
-                        });
-                        self.open = Some(Open::Reasoning(at));
-                        at
-                    }
-                };
-                if let Some(OutputItem::Reasoning { id, content, .. }) = self.items.get_mut(at) {
+                if self
+                    .open_item(|i| matches!(i, OutputItem::Reasoning { .. }))
+                    .is_none()
+                {
+                    let reasoning = OutputItem::Reasoning {
+                        id: self.item_id("rs"),
+                        summary: Vec::new(),
+                        content: vec![ReasoningContent::ReasoningText {
+                            text: String::new(),
+                        }],
+                        status: "in_progress",
+                    };
+                    self.start(reasoning, &mut events);
+                }
+                if let Some((at, OutputItem::Reasoning { id, content, .. })) =
+                    self.open_item(|i| matches!(i, OutputItem::Reasoning { .. }))
+                {
                     if let Some(ReasoningContent::ReasoningText { text: all }) = content.first_mut()
                     {
                         all.push_str(&text);
@@ -118,33 +121,25 @@ impl Output {
                 }
             }
             ChatEvent::ToolCallStart { id, name, .. } => {
-                events.extend(self.close());
-                let at = self.items.len();
-                self.items.push(OutputItem::FunctionCall {
+                let call = OutputItem::FunctionCall {
                     id: self.item_id("fc"),
                     call_id: id,
                     name,
                     arguments: String::new(),
                     status: "in_progress",
-                });
-                events.push(StreamEvent::OutputItemAdded {
-                    output_index: at,
-                    item: self.items[at].clone(),
-                });
-                self.open = Some(Open::Call(at));
+                };
+                self.start(call, &mut events);
             }
             ChatEvent::ToolCallArgs { delta, .. } => {
-                if let Some(Open::Call(at)) = self.open {
-                    if let Some(OutputItem::FunctionCall { id, arguments, .. }) =
-                        self.items.get_mut(at)
-                    {
-                        arguments.push_str(&delta);
-                        events.push(StreamEvent::FunctionCallArgumentsDelta {
-                            item_id: id.clone(),
-                            output_index: at,
-                            delta,
-                        });
-                    }
+                if let Some((at, OutputItem::FunctionCall { id, arguments, .. })) =
+                    self.open_item(|i| matches!(i, OutputItem::FunctionCall { .. }))
+                {
+                    arguments.push_str(&delta);
+                    events.push(StreamEvent::FunctionCallArgumentsDelta {
+                        item_id: id.clone(),
+                        output_index: at,
+                        delta,
+                    });
                 }
             }
             ChatEvent::ToolCallEnd { .. } => events.extend(self.close()),
@@ -155,14 +150,8 @@ impl Output {
 
     /// Closes the open item, if any: its `done` events.
     pub fn close(&mut self) -> Vec<StreamEvent> {
-        let Some(open) = self.open.take() else {
-            return Vec::new();
-        };
         let mut events = Vec::new();
-        let at = match open {
-            Open::Text(at) | Open::Reasoning(at) | Open::Call(at) => at,
-        };
-        let Some(item) = self.items.get_mut(at) else {
+        let Some((at, item)) = self.open_item(|_| true) else {
             return events;
         };
         match item {
@@ -173,7 +162,7 @@ impl Output {
                 ..
             } => {
                 *status = "completed";
-                if let Some(part @ ContentPart::OutputText { .. }) = content.first() {
+                if let Some(part) = content.first() {
                     let ContentPart::OutputText { text, .. } = part;
                     events.push(StreamEvent::OutputTextDone {
                         item_id: id.clone(),
@@ -226,6 +215,7 @@ impl Output {
             output_index: at,
             item: item.clone(),
         });
+        self.open = false;
         events
     }
 }
