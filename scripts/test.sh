@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs Minerva's whole test suite: Rust unit and integration tests (real models), then the
 # end-to-end tests that drive a real `minerva serve` with the official `openai` and `ollama` clients,
-# then the chat UI's tests in headless Chromium (tests/ui: the chat, the models view).
+# then the chat UI's tests in headless Chromium (tests/ui: the chat, the models view, images).
 # Installs what is missing first (scripts/setup.sh --test), then fetches the test models into
 # Minerva's models directory (cached, sha256-verified).
 set -euo pipefail
@@ -48,6 +48,16 @@ if [ "$(cat "$HF_DIR/.minerva-stamp" 2>/dev/null)" != "$stamp" ]; then
   echo "$stamp" > "$HF_DIR/.minerva-stamp"
 fi
 export MINERVA_QWEN_HF="$HF_DIR"
+
+echo "== vision test model (scripts/fixtures/tiny_vlm.py: the Qwen weights plus a tiny random projector)"
+VLM_DIR="$HOME/.cache/minerva/fixtures/tiny-vlm"
+stamp="$(sha256sum scripts/fixtures/tiny_vlm.py | cut -c1-64) $(stat -c %s "$MINERVA_QWEN_GGUF")"
+if [ "$(cat "$VLM_DIR/.minerva-stamp" 2>/dev/null)" != "$stamp" ]; then
+  rm -rf "$VLM_DIR"
+  "$VENV/bin/python" scripts/fixtures/tiny_vlm.py "$VLM_DIR" --qwen "$MINERVA_QWEN_GGUF"
+  echo "$stamp" > "$VLM_DIR/.minerva-stamp"
+fi
+export MINERVA_VLM_DIR="$VLM_DIR"
 export MINERVA_PYTHON="$VENV/bin/python"
 
 echo "== cargo test"
@@ -63,3 +73,4 @@ node20="${MINERVA_CACHE:-$HOME/.cache/minerva}/node20/node_modules/.bin/node"
 if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then node="$node20"; fi
 "$node" --test tests/ui/chat.spec.mjs
 "$node" --test tests/ui/library.spec.mjs
+"$node" --test tests/ui/vision.spec.mjs

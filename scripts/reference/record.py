@@ -317,6 +317,21 @@ def sha256(path):
     return h.hexdigest()
 
 
+def reference_server(path=None):
+    """`path`, or the llama-server build.sh made; exits when it is not there."""
+    binary = path or os.path.join(CACHE, f"build-{LLAMA_CPP_PYTHON_VERSION}", "bin", "llama-server")
+    if not os.access(binary, os.X_OK):
+        sys.exit(f"no llama-server at {binary}; run scripts/reference/build.sh first")
+    return binary
+
+
+def check_model(key, path):
+    """Exits unless `path` is the model `key` of MODELS (by its sha256)."""
+    digest = sha256(path)
+    if digest != MODELS[key]["sha256"]:
+        sys.exit(f"{path}: sha256 {digest}, expected {MODELS[key]['sha256']}")
+
+
 def llama_cpp_commit():
     head = os.path.join(CACHE, f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}", ".git", "modules",
                         "vendor", "llama.cpp", "HEAD")

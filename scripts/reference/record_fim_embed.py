@@ -67,13 +67,8 @@ def main():
     m = record.MODELS["qwen"]
     ap.add_argument("--qwen", default=os.environ.get(m["env"], m["default"]), help=f"{m['name']} GGUF")
     args = ap.parse_args()
-    binary = args.server or os.path.join(record.CACHE, f"build-{record.LLAMA_CPP_PYTHON_VERSION}", "bin",
-                                         "llama-server")
-    if not os.access(binary, os.X_OK):
-        sys.exit(f"no llama-server at {binary}; run scripts/reference/build.sh first")
-    digest = record.sha256(args.qwen)
-    if digest != m["sha256"]:
-        sys.exit(f"{args.qwen}: sha256 {digest}, expected {m['sha256']}")
+    binary = record.reference_server(args.server)
+    record.check_model("qwen", args.qwen)
     common = {
         "model": "qwen",
         "model_name": m["name"],

@@ -1,5 +1,6 @@
 // Minerva's chat UI: conversations kept on the server, replies streamed from
-// /v1/chat/completions.
+// /v1/chat/completions. A user message with images has OpenAI content parts as its content
+// (text, then each image as a data: URI), stored so with the conversation.
 import { conversations as api, models as fetchModels, streamChat, explain } from './api.js';
 import { render, addCopyButtons } from './markdown.js';
 import { createLibrary } from './library.js';
@@ -7,6 +8,10 @@ import { createLibrary } from './library.js';
 const $ = (id) => document.getElementById(id);
 const SETTINGS = ['temperature', 'top_p', 'top_k', 'max_tokens', 'seed'];
 const INTEGER = new Set(['top_k', 'max_tokens', 'seed']);
+// What the server takes: PNG, JPEG, WebP and GIF, up to 20 MiB an image, 16 images a request.
+const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/webp', 'image/gif']);
+const MAX_IMAGE_BYTES = 20 * 1024 * 1024;
+const MAX_IMAGES = 16;
 
 const state = {
   list: [], // summaries
@@ -14,7 +19,31 @@ const state = {
   models: [],
   generation: null, // {controller, index}
   search: '',
+  pending: [], // images to send with the next message: [{url, name}]
 };
+
+// ---------- message content: text, or OpenAI content parts ----------
+
+/** The text of a message's content (its text parts, for content parts). */
+function textOf(content) {
+  if (typeof content === 'string') return content;
+  return (content || []).filter((p) => p.type === 'text').map((p) => p.text).join('\n');
+}
+
+/** The images of a message's content: their data: URIs. */
+function imagesOf(content) {
+  if (!Array.isArray(content)) return [];
+  return content.filter((p) => p.type === 'image_url' && p.image_url && p.image_url.url).map((p) => p.image_url.url);
+}
+
+/** A user message's content: the text alone, or content parts when there are images. */
+function contentOf(text, images) {
+  if (!images.length) return text;
+  return [
+    ...(text ? [{ type: 'text', text }] : []),
+    ...images.map((url) => ({ type: 'image_url', image_url: { url } })),
+  ];
+}
 
 // ---------- theme ----------
 
@@ -89,6 +118,13 @@ function showModelState() {
   const label = $('model-state');
   label.textContent = model ? `${model.state}${model.backend ? ` · ${model.backend}` : ''}` : 'no models';
   label.dataset.state = model ? model.state : 'none';
+  showAttach();
+}
+
+/** True when the model `id` reads images (`vision` among its capabilities). */
+function canSee(id) {
+  const model = state.models.find((m) => m.id === id);
+  return Boolean(model && model.meta && (model.meta.capabilities || []).includes('vision'));
 }
 
 $('model').addEventListener('change', async () => {
@@ -289,7 +325,9 @@ function messageNode(message, index) {
 
 function fillContent(body, message) {
   if (message.role === 'user') {
-    body.textContent = message.content;
+    const images = imagesOf(message.content);
+    body.textContent = textOf(message.content);
+    if (images.length) body.prepend(thumbnails(images));
   } else {
     body.innerHTML = render(message.content);
     addCopyButtons(body);
@@ -308,6 +346,42 @@ function fillContent(body, message) {
     }
   }
 }
+
+/** The images of a message as thumbnails; a click shows one larger. `onRemove(i)`, when given,
+ * adds a button that removes image i. */
+function thumbnails(images, onRemove) {
+  const strip = document.createElement('div');
+  strip.className = 'thumbs';
+  images.forEach((url, i) => {
+    const item = document.createElement('span');
+    item.className = 'thumb';
+    const img = document.createElement('img');
+    img.src = url;
+    img.alt = `Image ${i + 1}`;
+    img.title = 'Show larger';
+    img.addEventListener('click', () => showImage(url));
+    item.append(img);
+    if (onRemove) {
+      const remove = document.createElement('button');
+      remove.type = 'button';
+      remove.className = 'icon remove';
+      remove.textContent = '✕';
+      remove.setAttribute('aria-label', `Remove image ${i + 1}`);
+      remove.addEventListener('click', () => onRemove(i));
+      item.append(remove);
+    }
+    strip.append(item);
+  });
+  return strip;
+}
+
+function showImage(url) {
+  $('viewer-image').src = url;
+  $('viewer').showModal();
+}
+$('viewer').addEventListener('click', (e) => {
+  if (e.target === $('viewer') || e.target === $('viewer-image')) $('viewer').close();
+});
 
 function actionButton(text, role, onClick) {
   const button = document.createElement('button');
@@ -335,13 +409,22 @@ function editMessage(node, index) {
   const area = document.createElement('textarea');
   area.className = 'edit-area';
   area.setAttribute('aria-label', 'Edit the message');
-  area.value = state.current.messages[index].content;
+  const content = state.current.messages[index].content;
+  area.value = textOf(content);
   area.rows = Math.min(12, area.value.split('\n').length + 1);
+  // The message's images go with it, unless removed here.
+  const images = imagesOf(content);
+  const strip = document.createElement('div');
+  const showImages = () => strip.replaceChildren(...(images.length ? [thumbnails(images, (i) => {
+    images.splice(i, 1);
+    showImages();
+  })] : []));
+  showImages();
   const send = actionButton('Send', 'resend', () => {
     const text = area.value.trim();
-    if (!text) return;
+    if (!text && !images.length) return;
     state.current.messages = state.current.messages.slice(0, index);
-    generate(text);
+    generate(contentOf(text, images));
   });
   const cancel = actionButton('Cancel', 'cancel', () => renderMessages());
   area.addEventListener('keydown', (e) => {
@@ -350,16 +433,17 @@ function editMessage(node, index) {
       send.click();
     }
   });
-  body.replaceChildren(area);
+  body.replaceChildren(strip, area);
   node.querySelector('.meta').replaceChildren(send, cancel);
   area.focus();
 }
 
 // ---------- generating ----------
 
-async function ensureConversation(firstText) {
+async function ensureConversation(first) {
   if (state.current) return;
-  const title = firstText.replace(/\s+/g, ' ').slice(0, 48) || 'New chat';
+  const title = textOf(first || '').replace(/\s+/g, ' ').trim().slice(0, 48) ||
+    (imagesOf(first).length ? 'Image' : 'New chat');
   state.current = await api.create({
     title,
     model: $('model').value || null,
@@ -368,8 +452,11 @@ async function ensureConversation(firstText) {
   });
 }
 
-/** Sends `text` as a new user message (or, when null, answers the messages as they are). */
-async function generate(text) {
+/**
+ * Sends `content` (text, or content parts with images) as a new user message (or, when null,
+ * answers the messages as they are).
+ */
+async function generate(content) {
   if (state.generation) return;
   const model = $('model').value;
   if (!model) {
@@ -378,7 +465,7 @@ async function generate(text) {
   }
   showError(null);
   try {
-    await ensureConversation(text || '');
+    await ensureConversation(content);
   } catch (e) {
     showError(e);
     return;
@@ -387,7 +474,7 @@ async function generate(text) {
   conversation.model = model;
   conversation.system = $('system').value;
   conversation.settings = readSettings();
-  if (text !== null) conversation.messages.push({ role: 'user', content: text });
+  if (content !== null) conversation.messages.push({ role: 'user', content });
   const history = conversation.messages.map(({ role, content }) => ({ role, content }));
   const reply = { role: 'assistant', content: '' };
   conversation.messages.push(reply);
@@ -479,9 +566,16 @@ function setGenerating(on) {
 $('composer').addEventListener('submit', (e) => {
   e.preventDefault();
   const text = $('prompt').value.trim();
-  if (!text || state.generation) return;
+  const images = state.pending.map((p) => p.url);
+  if ((!text && !images.length) || state.generation) return;
+  if (images.length && !canSee($('model').value)) {
+    showError(`${$('model').value || 'This model'} cannot read images. Pick a model with vision, or remove the attached images.`);
+    return;
+  }
   $('prompt').value = '';
-  generate(text);
+  state.pending = [];
+  showPending();
+  generate(contentOf(text, images));
 });
 $('prompt').addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
@@ -491,11 +585,135 @@ $('prompt').addEventListener('keydown', (e) => {
 });
 $('stop').addEventListener('click', stop);
 document.addEventListener('keydown', (e) => {
-  if (e.key === 'Escape' && state.generation) {
+  // Esc in the image viewer only closes it.
+  if (e.key === 'Escape' && state.generation && !$('viewer').open) {
     e.preventDefault();
     stop();
   }
 });
+
+// ---------- attaching images: the button, paste, drag and drop ----------
+
+/** The attach button shows only for a model that reads images. */
+let attachShownFor = null;
+function showAttach() {
+  const model = $('model').value;
+  const vision = canSee(model);
+  // The models refresh every few seconds: redraw only when the picked model changed.
+  if (attachShownFor === `${vision} ${model}`) return;
+  attachShownFor = `${vision} ${model}`;
+  $('attach').hidden = !vision;
+  $('attach').disabled = !vision;
+  showPending();
+}
+
+function showPending() {
+  const box = $('attachments');
+  box.hidden = state.pending.length === 0;
+  if (box.hidden) {
+    box.replaceChildren();
+    return;
+  }
+  const strip = thumbnails(state.pending.map((p) => p.url), (i) => {
+    state.pending.splice(i, 1);
+    showPending();
+  });
+  strip.querySelectorAll('img').forEach((img, i) => {
+    img.alt = state.pending[i].name;
+    img.title = state.pending[i].name;
+  });
+  const children = [strip];
+  if (!canSee($('model').value)) {
+    const note = document.createElement('span');
+    note.className = 'attach-note';
+    note.textContent = `${$('model').value || 'This model'} cannot read images: pick a model with vision, or remove them.`;
+    children.push(note);
+  }
+  box.replaceChildren(...children);
+}
+
+const readAsDataURL = (file) => new Promise((resolve, reject) => {
+  const reader = new FileReader();
+  reader.onload = () => resolve(reader.result);
+  reader.onerror = () => reject(reader.error);
+  reader.readAsDataURL(file);
+});
+
+const megabytes = (bytes) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+
+/** Adds `files` to the images to send, refusing (with why) what the server would refuse. */
+async function attachFiles(files) {
+  if (!files.length) return;
+  const model = $('model').value;
+  if (!canSee(model)) {
+    showError(`${model || 'This model'} cannot read images: pick a model with vision to attach them.`);
+    return;
+  }
+  const refused = [];
+  const sent = state.current ? state.current.messages.reduce((n, m) => n + imagesOf(m.content).length, 0) : 0;
+  for (const file of files) {
+    const name = file.name || 'the pasted file';
+    if (!file.type.startsWith('image/')) {
+      refused.push(`“${name}” is not an image`);
+    } else if (!IMAGE_TYPES.has(file.type)) {
+      refused.push(`“${name}” is ${file.type.slice(6).toUpperCase()}: the server reads PNG, JPEG, WebP and GIF`);
+    } else if (file.size > MAX_IMAGE_BYTES) {
+      refused.push(`“${name}” is ${megabytes(file.size)}, over the 20 MB an image may be`);
+    } else if (sent + state.pending.length >= MAX_IMAGES) {
+      refused.push(`“${name}”: one request carries at most ${MAX_IMAGES} images, this conversation's included`);
+    } else {
+      try {
+        state.pending.push({ url: await readAsDataURL(file), name: file.name || 'pasted image' });
+      } catch (e) {
+        refused.push(`“${name}” could not be read (${e && e.message ? e.message : e})`);
+      }
+    }
+  }
+  showPending();
+  if (refused.length) showError(`Not attached: ${refused.join('; ')}.`);
+  else showError(null);
+}
+
+$('attach').addEventListener('click', () => $('attach-input').click());
+$('attach-input').addEventListener('change', async () => {
+  const files = [...$('attach-input').files];
+  $('attach-input').value = '';
+  await attachFiles(files);
+  $('prompt').focus();
+});
+$('prompt').addEventListener('paste', (e) => {
+  const data = e.clipboardData;
+  if (!data) return;
+  const files = [...data.items].filter((item) => item.kind === 'file').map((item) => item.getAsFile()).filter(Boolean);
+  // Text that came with an image (a copied spreadsheet cell) is pasted as text.
+  if (!files.length || data.types.includes('text/plain')) return;
+  e.preventDefault();
+  attachFiles(files);
+});
+const carriesFiles = (e) => e.dataTransfer && [...e.dataTransfer.types].includes('Files');
+const composer = $('composer');
+composer.addEventListener('dragover', (e) => {
+  if (!carriesFiles(e)) return;
+  e.preventDefault();
+  // A model without vision says why it cannot take the images when they are dropped.
+  e.dataTransfer.dropEffect = 'copy';
+  composer.classList.add('drop-target');
+});
+composer.addEventListener('dragleave', (e) => {
+  if (!composer.contains(e.relatedTarget)) composer.classList.remove('drop-target');
+});
+composer.addEventListener('drop', (e) => {
+  if (!carriesFiles(e)) return;
+  e.preventDefault();
+  composer.classList.remove('drop-target');
+  attachFiles([...e.dataTransfer.files]);
+});
+// A file dropped anywhere else must not replace the page with itself.
+for (const type of ['dragover', 'drop']) {
+  window.addEventListener(type, (e) => {
+    if (carriesFiles(e) && !composer.contains(e.target)) e.preventDefault();
+  });
+}
 
 // ---------- the models view ----------
 

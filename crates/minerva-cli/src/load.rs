@@ -120,7 +120,12 @@ pub fn backend(placement: Placement) -> Result<Arc<dyn Backend>> {
 }
 
 pub fn load(args: &ModelArgs, root: &Path, placement: Placement) -> Result<Arc<dyn Model>> {
-    let model = describe(&args.model, args.load.backend.as_deref(), root)?;
+    let model = describe(
+        &args.model,
+        args.load.backend.as_deref(),
+        args.load.mmproj.as_deref(),
+        root,
+    )?;
     let backend = backends(placement, None)?.for_model(&model)?;
     let o = options(&args.load)?;
     let spec = ModelSpec {
@@ -134,6 +139,7 @@ pub fn load(args: &ModelArgs, root: &Path, placement: Placement) -> Result<Arc<d
         chat_template: o.chat_template,
         queue_timeout: o.queue_timeout,
         cache_bytes: o.cache_bytes,
+        projector: model.projector,
     };
     tracing::info!(model = %spec.id, backend = backend.name(), ?placement, "loading");
     Ok(backend.load(&spec)?)
@@ -141,8 +147,14 @@ pub fn load(args: &ModelArgs, root: &Path, placement: Placement) -> Result<Arc<d
 
 /// The library entry for `--model`: the store's manifest for a stored name, else what the
 /// GGUF file or Hugging Face directory says about itself. `backend` (the `--backend` flag)
-/// replaces the model's choice, and must be able to load its format.
-pub fn describe(model: &str, backend: Option<&str>, root: &Path) -> Result<LibraryModel> {
+/// replaces the model's choice, and must be able to load its format. `mmproj` (the `--mmproj`
+/// flag) is the vision projector to load with it, replacing any the library keeps.
+pub fn describe(
+    model: &str,
+    backend: Option<&str>,
+    mmproj: Option<&Path>,
+    root: &Path,
+) -> Result<LibraryModel> {
     let resolved = resolve(model, root)?;
     let mut described = match library::open(root)?.get(&resolved.id) {
         Ok(stored) if stored.path == resolved.path => stored,
@@ -153,6 +165,18 @@ pub fn describe(model: &str, backend: Option<&str>, root: &Path) -> Result<Libra
         minerva_engine::check_backend(backend, &described.format)
             .with_context(|| format!("--backend {backend} for {model}"))?;
         described.backend = Some(backend.to_string());
+    }
+    if let Some(mmproj) = mmproj {
+        if described.format != "gguf" {
+            bail!(
+                "--mmproj goes with a GGUF model; {model} is {}",
+                described.format
+            );
+        }
+        if !mmproj.is_file() {
+            bail!("--mmproj {}: no such file", mmproj.display());
+        }
+        described.projector = Some(mmproj.to_path_buf());
     }
     Ok(described)
 }
@@ -182,6 +206,7 @@ fn describe_gguf(resolved: Resolved) -> Result<LibraryModel> {
         fill_in_middle: info.fill_in_middle,
         backend: None,
         path: resolved.path,
+        projector: None,
     })
 }
 

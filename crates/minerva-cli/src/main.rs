@@ -113,6 +113,10 @@ pub struct LoadArgs {
     /// choice (minerva config NAME --backend).
     #[arg(long)]
     pub backend: Option<String>,
+    /// The multimodal projector (llama.cpp's mmproj GGUF) of a vision model named with
+    /// --model, so it reads images; with several --model, it goes with the first.
+    #[arg(long)]
+    pub mmproj: Option<PathBuf>,
 }
 
 #[derive(Args)]

@@ -65,6 +65,7 @@ pub fn run(args: RunArgs, models_dir: &Path) -> Result<()> {
             tools: Default::default(),
             keep_alive: None,
             reasoning: Default::default(),
+            images: Vec::new(),
         };
         let reply = rt.block_on(async {
             let mut stream = engine.complete(job).await?;

@@ -157,8 +157,17 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
         None => total_memory().map_or(u64::MAX, |total| total / 4 * 3),
     };
     let mut extra = Vec::new();
-    for model in &args.model {
-        extra.push(load::describe(model, args.load.backend.as_deref(), root)?);
+    for (i, model) in args.model.iter().enumerate() {
+        let mmproj = args.load.mmproj.as_deref().filter(|_| i == 0);
+        extra.push(load::describe(
+            model,
+            args.load.backend.as_deref(),
+            mmproj,
+            root,
+        )?);
+    }
+    if args.load.mmproj.is_some() && args.model.is_empty() {
+        bail!("--mmproj goes with a model named with --model");
     }
     if args.load.backend.is_some() && args.model.is_empty() {
         bail!("--backend applies to the models named with --model; for a library model use minerva config NAME --backend");

@@ -1,6 +1,6 @@
 use crate::{
     CoreError, EmbedRequest, EmbeddingInfo, FimTokens, GenerateRequest, GenerationStream, Result,
-    TokenId,
+    TokenId, VisionInfo,
 };
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -33,6 +33,9 @@ pub struct ModelSpec {
     /// The file's sha256 (hex) when the loader already knows it (a verified download), so that
     /// listings can show it without hashing the file.
     pub sha256: Option<String>,
+    /// The multimodal projector (llama.cpp's `mmproj` GGUF) that lets the model read images.
+    #[serde(default)]
+    pub projector: Option<PathBuf>,
 }
 
 /// Facts about a loaded model.
@@ -60,6 +63,9 @@ pub struct ModelInfo {
     /// The vocabulary's fill-in-the-middle tokens (all `None` for a backend that cannot tell).
     #[serde(default)]
     pub fim: FimTokens,
+    /// Whether and how the model reads images (`None`: text only).
+    #[serde(default)]
+    pub vision: Option<VisionInfo>,
 }
 
 /// Facts about a model's file: size, hash, architecture, parameters, quantization, metadata.

@@ -182,6 +182,7 @@ impl HfConfig {
             fill_in_middle: false,
             backend: None,
             path,
+            projector: None,
         }
     }
 }

@@ -23,6 +23,7 @@ mod event;
 pub mod gguf;
 pub mod hf;
 pub mod library;
+mod media;
 mod nonfinite;
 mod reasoning;
 mod request;
@@ -36,6 +37,7 @@ pub use embed::{fim_token_kind, EmbedRequest, EmbeddingInfo, FimTokens, Pooling}
 pub use error::{CoreError, Result};
 pub use event::{FinishReason, GenEvent, GenerationStream, TokenLogprob, TokenOut, Usage};
 pub use library::{Library, LibraryModel, PullProgress};
+pub use media::{media_marker, Image, PromptImage, VisionInfo};
 pub use reasoning::{ReasoningPiece, ReasoningSpec, ReasoningSplitter, ReasoningState};
 pub use request::{GenerateRequest, GrammarSpec, LogprobRequest, OutputFormat, SamplingParams};
 

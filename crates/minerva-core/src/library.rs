@@ -48,6 +48,9 @@ pub struct LibraryModel {
     pub backend: Option<String>,
     /// What a backend loads: a GGUF blob inside the store, or a directory of the model's files.
     pub path: PathBuf,
+    /// The multimodal projector (llama.cpp's `mmproj` GGUF) kept with a vision model.
+    #[serde(default)]
+    pub projector: Option<PathBuf>,
 }
 
 /// One step of a pull, as Ollama's `/api/pull` streams it.

@@ -1,4 +1,4 @@
-use crate::{ReasoningSpec, TokenId};
+use crate::{PromptImage, ReasoningSpec, TokenId};
 use serde::{Deserialize, Serialize};
 
 /// How the next token is chosen. Defaults follow llama-server's (temperature 0.8,
@@ -127,4 +127,8 @@ pub struct GenerateRequest {
     /// all answer, constrained from its first token.
     #[serde(default)]
     pub reasoning: Option<ReasoningSpec>,
+    /// Images among the prompt's tokens, in order of `at` (empty: a text prompt). A backend
+    /// without vision refuses a request with any (`InvalidRequest`).
+    #[serde(default)]
+    pub images: Vec<PromptImage>,
 }

@@ -162,6 +162,7 @@ mod tests {
             fill_in_middle: false,
             backend: None,
             path: "m".into(),
+            projector: None,
         }
     }
 

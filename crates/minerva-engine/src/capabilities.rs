@@ -9,7 +9,7 @@ use minerva_core::{LibraryModel, ModelInfo};
 /// mean-pooled unless the model says otherwise); `insert` (fill-in-the-middle) when the
 /// vocabulary has prefix, suffix and middle tokens: the loaded model's vocabulary, else what
 /// the store read from the file (a GGUF's token texts; a Hugging Face directory says once it
-/// is loaded).
+/// is loaded); `vision` when a projector goes with the model (loaded: when it loaded).
 pub fn capabilities(model: &LibraryModel, loaded: Option<&ModelInfo>) -> Vec<&'static str> {
     let template = match loaded {
         Some(info) => info.chat_template.as_str(),
@@ -35,6 +35,13 @@ pub fn capabilities(model: &LibraryModel, loaded: Option<&ModelInfo>) -> Vec<&'s
     };
     if inserts {
         caps.push("insert");
+    }
+    let sees = match loaded {
+        Some(info) => info.vision.is_some(),
+        None => model.projector.is_some(),
+    };
+    if sees {
+        caps.push("vision");
     }
     caps
 }

@@ -125,6 +125,7 @@ mod tests {
                 file: ModelFile::default(),
                 embedding: None,
                 fim: Default::default(),
+                vision: None,
             },
             calls: Mutex::new(Vec::new()),
         })
@@ -152,6 +153,7 @@ mod tests {
             tools: Default::default(),
             reasoning: Default::default(),
             keep_alive: None,
+            images: Vec::new(),
         };
         let task = tokio::spawn(async move { engine.complete_n(job, 3).await });
         for _ in 0..200 {
@@ -198,6 +200,7 @@ mod tests {
             tools: Default::default(),
             reasoning: Default::default(),
             keep_alive: None,
+            images: Vec::new(),
         };
         assert!(engine.complete_n(job.clone(), 0).await.is_err());
         assert!(engine.complete_n(job, MAX_CHOICES + 1).await.is_err());

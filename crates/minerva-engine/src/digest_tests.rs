@@ -21,6 +21,7 @@ fn by_path(name: &str, digest: &str) -> LibraryModel {
         fill_in_middle: false,
         backend: None,
         path: format!("/models/{name}.gguf").into(),
+        projector: None,
     }
 }
 

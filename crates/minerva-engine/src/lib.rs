@@ -17,6 +17,7 @@ mod digest_tests;
 mod embed;
 mod infill;
 pub mod manager;
+pub mod media;
 mod stream;
 
 pub use chat::{ChatEvent, ChatReply, ChatStream, TextSource, ToolCall};
@@ -109,7 +110,15 @@ pub struct CompletionJob {
     pub tools: ToolRequest,
     /// The reasoning block (chat prompts only).
     pub reasoning: ReasoningRequest,
+    /// The images of a chat or text prompt, in order: each stands in the prompt's text (a
+    /// chat message's content) as [`minerva_core::media_marker`]. A text prompt without
+    /// markers gets them before its text. Only for models with `vision` in their info.
+    pub images: Vec<minerva_core::Image>,
 }
+
+/// llama.cpp's default media marker (`mtmd_default_marker()`), which places an image in a
+/// raw text prompt.
+pub const LLAMA_MEDIA_MARKER: &str = "<__media__>";
 
 /// The served models: the library's, loaded on demand by the [`manager`], and any handed over
 /// already loaded.
@@ -403,7 +412,8 @@ impl Engine {
     /// read it (template, BOS); `tools` as in [`CompletionJob::tools`].
     pub async fn count_prompt(&self, model: &str, prompt: Prompt) -> Result<usize> {
         let m = Arc::clone(self.model(Some(model)).await?.model());
-        let prepared = blocking(move || prepare_prompt(m.as_ref(), prompt, None)).await?;
+        let prepared =
+            blocking(move || prepare_prompt(m.as_ref(), prompt, None, Vec::new())).await?;
         Ok(prepared.tokens.len())
     }
 
@@ -426,7 +436,18 @@ impl Engine {
             }
         }
         let budget = job.reasoning.budget;
-        let prepared = blocking(move || prepare_prompt(m.as_ref(), prompt, budget)).await?;
+        let images = job.images.clone();
+        if !images.is_empty() && m.info().vision.is_none() {
+            return Err(CoreError::invalid(
+                format!(
+                    "model '{}' cannot read images (it has no vision projector); use a vision model",
+                    m.info().id
+                ),
+                Some("messages"),
+            ));
+        }
+        media::check_images(&images, "messages")?;
+        let prepared = blocking(move || prepare_prompt(m.as_ref(), prompt, budget, images)).await?;
         Ok((lease, prepared))
     }
 }
@@ -435,6 +456,8 @@ impl Engine {
 #[derive(Debug, Clone)]
 struct Prepared {
     tokens: Vec<TokenId>,
+    /// Images among `tokens`.
+    images: Vec<minerva_core::PromptImage>,
     /// The reply's reasoning block, for a chat prompt to a model that thinks.
     reasoning: Option<ReasoningSpec>,
 }
@@ -446,7 +469,11 @@ async fn start(
     job: &CompletionJob,
     seed: Option<u32>,
 ) -> Result<CompletionStream> {
-    let Prepared { tokens, reasoning } = prepared;
+    let Prepared {
+        tokens,
+        images,
+        reasoning,
+    } = prepared;
     let model = Arc::clone(lease.model());
     let format = ToolFormat::detect(&model.info().chat_template);
     let names = if job.tools.active() {
@@ -472,6 +499,7 @@ async fn start(
         logprobs: job.logprobs,
         cache_prompt: job.cache_prompt,
         reasoning: reasoning.clone(),
+        images,
     };
     // A model in a worker process answers `generate` after a round trip: off the async
     // workers.
@@ -533,29 +561,69 @@ fn tool_grammar(
     })))
 }
 
-/// Renders (chat) and tokenizes a prompt. A chat prompt to a model that thinks gets its
-/// reasoning block's spec: open from the start when the rendered prompt opened it.
-fn prepare_prompt(model: &dyn Model, prompt: Prompt, budget: Option<u32>) -> Result<Prepared> {
+/// Renders (chat) and tokenizes a prompt, placing `images` where their markers are (see
+/// [`CompletionJob::images`]). A chat prompt to a model that thinks gets its reasoning block's
+/// spec: open from the start when the rendered prompt opened it.
+fn prepare_prompt(
+    model: &dyn Model,
+    prompt: Prompt,
+    budget: Option<u32>,
+    images: Vec<minerva_core::Image>,
+) -> Result<Prepared> {
     let plain = |tokens| Prepared {
         tokens,
+        images: Vec::new(),
         reasoning: None,
+    };
+    let no_images = |images: &[minerva_core::Image], what: &str| {
+        if images.is_empty() {
+            Ok(())
+        } else {
+            Err(CoreError::invalid(
+                format!("images cannot go with {what}"),
+                Some("images"),
+            ))
+        }
     };
     match prompt {
         // Token ids are checked against the vocabulary by `Model::generate`.
-        Prompt::Tokens(tokens) => Ok(plain(tokens)),
-        Prompt::Text(text) => Ok(plain(model.tokenize(&text, true, true)?)),
-        Prompt::Infill(infill) => Ok(plain(infill::infill_tokens(model, &infill)?)),
-        Prompt::Continue { context, then } => {
-            let mut prepared = prepare_prompt(model, *then, budget)?;
-            let bos = model.tokenize("", true, false)?;
-            let own = if !bos.is_empty() && prepared.tokens.starts_with(&bos) {
-                &prepared.tokens[bos.len()..]
+        Prompt::Tokens(tokens) => {
+            no_images(&images, "a prompt of token ids")?;
+            Ok(plain(tokens))
+        }
+        Prompt::Text(text) if images.is_empty() => Ok(plain(model.tokenize(&text, true, true)?)),
+        Prompt::Text(text) => {
+            // llama.cpp's default marker places an image in a raw prompt, as llama-server's
+            // `/completion` with `multimodal_data`; without one the images go first.
+            let marker = minerva_core::media_marker();
+            let text = text.replace(LLAMA_MEDIA_MARKER, marker);
+            let text = if text.contains(marker) {
+                text
             } else {
-                &prepared.tokens[..]
+                marker.repeat(images.len()) + &text
+            };
+            let (tokens, images) = media::tokenize_with_images(model, &text, images)?;
+            Ok(with_bos(model, tokens, images, None)?)
+        }
+        Prompt::Infill(infill) => {
+            no_images(&images, "fill-in-the-middle")?;
+            Ok(plain(infill::infill_tokens(model, &infill)?))
+        }
+        Prompt::Continue { context, then } => {
+            let mut prepared = prepare_prompt(model, *then, budget, images)?;
+            let bos = model.tokenize("", true, false)?;
+            let skip = if !bos.is_empty() && prepared.tokens.starts_with(&bos) {
+                bos.len()
+            } else {
+                0
             };
             let mut tokens = context;
-            tokens.extend_from_slice(own);
+            let shift = tokens.len();
+            tokens.extend_from_slice(&prepared.tokens[skip..]);
             prepared.tokens = tokens;
+            for image in &mut prepared.images {
+                image.at = (image.at + shift).saturating_sub(skip);
+            }
             Ok(prepared)
         }
         Prompt::Chat {
@@ -569,19 +637,43 @@ fn prepare_prompt(model: &dyn Model, prompt: Prompt, budget: Option<u32>) -> Res
                 spec.inside = minerva_chat::prompt_opens_block(&text, &spec);
                 spec
             });
-            // Templates that write the BOS token themselves must not get a second one.
-            let bos = model.tokenize("", true, false)?;
-            let with_bos = model.tokenize(&text, false, true)?;
-            let tokens = if !bos.is_empty() && !with_bos.starts_with(&bos) {
-                let mut tokens = bos;
-                tokens.extend(with_bos);
-                tokens
+            let (tokens, images) = if images.is_empty() {
+                (model.tokenize(&text, false, true)?, Vec::new())
             } else {
-                with_bos
+                media::tokenize_with_images(model, &text, images)?
             };
-            Ok(Prepared { tokens, reasoning })
+            with_bos(model, tokens, images, reasoning)
         }
     }
+}
+
+/// `tokens` with the model's BOS token first when it adds one and the text did not start
+/// with it (templates that write the BOS token themselves must not get a second one).
+fn with_bos(
+    model: &dyn Model,
+    tokens: Vec<TokenId>,
+    mut images: Vec<minerva_core::PromptImage>,
+    reasoning: Option<ReasoningSpec>,
+) -> Result<Prepared> {
+    let bos = model.tokenize("", true, false)?;
+    let image_first = images.first().is_some_and(|i| i.at == 0);
+    if bos.is_empty() || (tokens.starts_with(&bos) && !image_first) {
+        return Ok(Prepared {
+            tokens,
+            images,
+            reasoning,
+        });
+    }
+    for image in &mut images {
+        image.at += bos.len();
+    }
+    let mut with = bos;
+    with.extend(tokens);
+    Ok(Prepared {
+        tokens: with,
+        images,
+        reasoning,
+    })
 }
 
 /// The chat prompt of `messages`. A last message from the assistant with text is continued
@@ -639,5 +731,6 @@ pub fn describe(info: &ModelInfo) -> LibraryModel {
         fill_in_middle: info.fim.missing().is_empty(),
         backend: Some(info.backend.clone()),
         path: info.path.clone(),
+        projector: info.vision.as_ref().map(|v| v.projector.clone()),
     }
 }

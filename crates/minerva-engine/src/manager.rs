@@ -92,11 +92,13 @@ impl LoadOptions {
             queue_timeout: self.queue_timeout,
             cache_bytes: self.cache_bytes,
             sha256: Some(model.digest.clone()).filter(|d| !d.is_empty()),
+            projector: model.projector.clone(),
         }
     }
 
-    /// Memory a load of `model` is expected to take: the weights plus the KV cache of every
-    /// sequence (the backend's defaults when the options leave them open).
+    /// Memory a load of `model` is expected to take: the weights (and the vision projector's)
+    /// plus the KV cache of every sequence (the backend's defaults when the options leave them
+    /// open).
     pub fn estimate(&self, model: &LibraryModel) -> u64 {
         let ctx = u64::from(self.ctx_size.unwrap_or(4096).max(1));
         // The llama.cpp backend's default: 16384 tokens of KV, in 1 to 4 sequences.
@@ -109,7 +111,12 @@ impl LoadOptions {
             .kv_bytes_per_token
             .unwrap_or(0)
             .saturating_mul(ctx.saturating_mul(parallel));
-        model.size.saturating_add(kv)
+        let projector = model
+            .projector
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map_or(0, |m| m.len());
+        model.size.saturating_add(kv).saturating_add(projector)
     }
 }
 

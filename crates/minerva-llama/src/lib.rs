@@ -12,6 +12,7 @@ mod cache;
 mod embed;
 mod grammar;
 mod logprobs;
+mod media;
 mod meta;
 mod model;
 mod reasoning;

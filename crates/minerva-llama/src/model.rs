@@ -1,6 +1,7 @@
 //! A loaded GGUF model: vocabulary and template on the caller's side, the context on its own thread.
 
 use crate::embed::{self, EmbedConfig, EmbedJob};
+use crate::media::{Layout, Vision};
 use crate::worker::{self, Job, Shared, WorkerConfig};
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -34,6 +35,8 @@ const DEFAULT_PARALLEL: u32 = 4;
 /// A GGUF model loaded through llama.cpp.
 pub struct LlamaModelHandle {
     info: ModelInfo,
+    /// The projector (declared before `model`, which it refers to, so it is dropped first).
+    vision: Option<Arc<Vision>>,
     model: Arc<LlamaModel>,
     template: ChatTemplate,
     jobs: Sender<Job>,
@@ -89,6 +92,11 @@ impl LlamaModelHandle {
             .parallel
             .unwrap_or_else(|| default_parallel(n_ctx))
             .max(1);
+        let vision = spec
+            .projector
+            .as_deref()
+            .map(|path| Vision::load(path, &model, threads))
+            .transpose()?;
         let kv_per_token = kv_bytes_per_token(&model);
         let kv_bytes = kv_per_token
             .saturating_mul(u64::from(n_ctx))
@@ -108,6 +116,7 @@ impl LlamaModelHandle {
                 cache_bytes: spec.cache_bytes.unwrap_or(CACHE_BYTES),
                 model_id: spec.id.clone(),
                 shared: Arc::clone(&shared),
+                vision: vision.clone(),
             },
         )?;
 
@@ -119,6 +128,7 @@ impl LlamaModelHandle {
             threads,
             parallel,
             params = model.n_params(),
+            projector = vision.as_ref().map(|v| v.info.projector.display().to_string()),
             "model loaded"
         );
         Ok(LlamaModelHandle {
@@ -139,7 +149,9 @@ impl LlamaModelHandle {
                     n_ctx: n_ctx.min(embed::MAX_WINDOW) as usize,
                 }),
                 fim: fim_tokens(&model),
+                vision: vision.as_ref().map(|v| v.info.clone()),
             },
+            vision,
             model,
             template,
             jobs,
@@ -246,6 +258,7 @@ impl Model for LlamaModelHandle {
     /// The weights, the KV cache of every sequence, the prompt cache's host memory and, once
     /// started, the embedding context's KV.
     fn memory_bytes(&self) -> u64 {
+        let projector = self.vision.as_ref().map_or(0, |v| v.info.projector_bytes);
         let embed_kv = match (&self.info.embedding, self.embedder_started()) {
             (Some(info), true) => embed::memory_bytes(&self.model, info.n_ctx, self.kv_per_token),
             _ => 0,
@@ -255,6 +268,7 @@ impl Model for LlamaModelHandle {
             .saturating_add(self.kv_bytes)
             .saturating_add(embed_kv)
             .saturating_add(self.shared.status().cache.bytes)
+            .saturating_add(projector)
     }
 
     fn embed(&self, request: EmbedRequest) -> Result<GenerationStream> {
@@ -336,12 +350,40 @@ impl Model for LlamaModelHandle {
 
     fn generate(&self, mut request: GenerateRequest) -> Result<GenerationStream> {
         self.check_vocab(&request.prompt, "prompt")?;
-        if request.prompt.is_empty() {
+        if request.prompt.is_empty() && request.images.is_empty() {
             return Err(CoreError::invalid("the prompt is empty", Some("prompt")));
         }
-        if request.prompt.len() >= self.info.n_ctx {
+        let (prompt, layout) = match (&self.vision, request.images.is_empty()) {
+            (_, true) => (
+                request.prompt.iter().map(|&t| LlamaToken(t)).collect(),
+                Layout::default(),
+            ),
+            (Some(vision), false) => Layout::build(vision, &request.prompt, &request.images)?,
+            (None, false) => {
+                return Err(CoreError::invalid(
+                    format!(
+                        "model '{}' cannot read images: it was loaded without a projector (mmproj)",
+                        self.info.id
+                    ),
+                    Some("messages"),
+                ))
+            }
+        };
+        // The pixels are in the chunks now.
+        request.images = Vec::new();
+        if layout
+            .pieces
+            .last()
+            .is_some_and(|p| p.start + p.n_tokens == prompt.len())
+        {
+            return Err(CoreError::invalid(
+                "the prompt ends with an image: some text must follow it",
+                Some("prompt"),
+            ));
+        }
+        if prompt.len() >= self.info.n_ctx {
             return Err(CoreError::ContextOverflow {
-                prompt_tokens: request.prompt.len(),
+                prompt_tokens: prompt.len(),
                 n_ctx: self.info.n_ctx,
             });
         }
@@ -365,6 +407,8 @@ impl Model for LlamaModelHandle {
         let (events, stream) = mpsc::unbounded_channel();
         let job = Job {
             request,
+            prompt,
+            layout,
             events,
             enqueued: Instant::now(),
         };
@@ -394,7 +438,7 @@ fn default_threads() -> i32 {
 }
 
 /// Refuses anything that is not a GGUF file before llama.cpp sees it.
-fn check_gguf_magic(path: &std::path::Path) -> Result<()> {
+pub(crate) fn check_gguf_magic(path: &std::path::Path) -> Result<()> {
     use std::io::Read;
     let mut magic = [0u8; 4];
     let mut file = std::fs::File::open(path)

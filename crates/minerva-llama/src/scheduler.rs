@@ -2,6 +2,7 @@
 //! and from which cached prefix, and what goes into the next `llama_batch`.
 
 use crate::cache::{common_prefix, HostCache};
+use crate::media::{Layout, Vision};
 use crate::slot::{Slot, Step};
 use crate::worker::{Job, Shared};
 use llama_cpp_2::context::LlamaContext;
@@ -57,6 +58,10 @@ pub struct Scheduler<'m> {
     queue_timeout: Option<Duration>,
     tick: u64,
     shared: Arc<Shared>,
+    /// The projector, for a model that reads images.
+    vision: Option<Arc<Vision>>,
+    /// Most tokens one `llama_decode` call takes (an image's embeddings go in calls this size).
+    n_batch: usize,
 }
 
 pub struct SchedulerConfig {
@@ -66,6 +71,8 @@ pub struct SchedulerConfig {
     pub queue_timeout: Option<Duration>,
     pub cache_bytes: u64,
     pub shared: Arc<Shared>,
+    pub vision: Option<Arc<Vision>>,
+    pub n_batch: usize,
 }
 
 impl<'m> Scheduler<'m> {
@@ -83,6 +90,8 @@ impl<'m> Scheduler<'m> {
             queue_timeout: config.queue_timeout,
             tick: 0,
             shared: config.shared,
+            vision: config.vision,
+            n_batch: config.n_batch,
         }
     }
 
@@ -160,7 +169,7 @@ impl<'m> Scheduler<'m> {
     }
 
     /// Starts `job` on a free sequence, reusing the longest cached prefix of its prompt.
-    fn start(&mut self, job: Job, ctx: &mut LlamaContext<'_>) {
+    fn start(&mut self, mut job: Job, ctx: &mut LlamaContext<'_>) {
         let sampler = match crate::sampler::build(&job.request.sampling, self.model) {
             Ok(s) => s,
             Err(e) => {
@@ -169,9 +178,10 @@ impl<'m> Scheduler<'m> {
                 return;
             }
         };
-        let prompt: Vec<LlamaToken> = job.request.prompt.iter().map(|&t| LlamaToken(t)).collect();
+        let prompt = std::mem::take(&mut job.prompt);
+        let layout = std::mem::take(&mut job.layout);
         let (dst, cached) = if job.request.cache_prompt && self.reuse {
-            self.place_cached(&prompt, ctx)
+            self.place_cached(&prompt, &layout, ctx)
         } else {
             let dst = self.first_free();
             self.evict(dst, ctx);
@@ -187,7 +197,13 @@ impl<'m> Scheduler<'m> {
             cached_tokens = cached,
             "sequence started"
         );
-        seq.running = Some(Slot::new(dst as i32, job, prompt, cached, sampler));
+        seq.running = Some(Slot::new(
+            dst as i32,
+            job,
+            (prompt, layout),
+            cached,
+            sampler,
+        ));
     }
 
     /// Picks the sequence for `prompt` and fills its KV with the longest cached prefix it can
@@ -203,15 +219,18 @@ impl<'m> Scheduler<'m> {
     fn place_cached(
         &mut self,
         prompt: &[LlamaToken],
+        layout: &Layout,
         ctx: &mut LlamaContext<'_>,
     ) -> (usize, usize) {
-        // At least one prompt token is always computed: its logits start the reply.
+        // At least one prompt token is always computed: its logits start the reply. A prefix
+        // never ends inside an image.
         let usable = prompt.len().saturating_sub(1);
+        let reusable = |n: usize| layout.boundary(n.min(usable));
         let dst = self.first_free();
         let shared: Vec<usize> = self
             .seqs
             .iter()
-            .map(|s| common_prefix(s.tokens(), prompt).min(usable))
+            .map(|s| reusable(common_prefix(s.tokens(), prompt)))
             .collect();
         let (src, src_n) = (0..self.seqs.len())
             .filter(|&i| i != dst)
@@ -226,7 +245,7 @@ impl<'m> Scheduler<'m> {
         let (host, host_n) = self
             .host
             .best(prompt)
-            .map_or((0, 0), |(i, n)| (i, n.min(usable)));
+            .map_or((0, 0), |(i, n)| (i, reusable(n)));
         let own_n = shared[dst];
 
         if own_n > 0 && own_n + MIN_GAIN > src_n.max(host_n) {
@@ -234,7 +253,7 @@ impl<'m> Scheduler<'m> {
                 let tokens = self.seqs[dst].kept.clone();
                 self.host.save(ctx, dst as i32, tokens, self.tick);
             }
-            return (dst, self.cut(dst, own_n, ctx));
+            return (dst, self.cut(dst, own_n, layout.pos_of(own_n), ctx));
         }
         self.evict(dst, ctx);
         if src_n > 0 && src_n >= host_n {
@@ -245,7 +264,7 @@ impl<'m> Scheduler<'m> {
                     tokens = src_n,
                     "prompt cache: copied another sequence's prefix"
                 );
-                return (dst, self.cut(dst, src_n, ctx));
+                return (dst, self.cut(dst, src_n, layout.pos_of(src_n), ctx));
             }
             return (dst, 0);
         }
@@ -256,18 +275,19 @@ impl<'m> Scheduler<'m> {
                     tokens = host_n,
                     "prompt cache: restored from host memory"
                 );
-                return (dst, self.cut(dst, host_n, ctx));
+                return (dst, self.cut(dst, host_n, layout.pos_of(host_n), ctx));
             }
             free_seq(ctx, dst as i32);
         }
         (dst, 0)
     }
 
-    /// Cuts sequence `dst`'s KV back to its first `n` tokens; the prefix length it keeps
-    /// (0 when the cut is impossible, e.g. a sliding window already dropped needed cells).
-    fn cut(&mut self, dst: usize, n: usize, ctx: &mut LlamaContext<'_>) -> usize {
+    /// Cuts sequence `dst`'s KV back to its first `n` tokens, which end before position
+    /// `pos` ([`Layout::pos_of`]); the prefix length it keeps (0 when the cut is impossible,
+    /// e.g. a sliding window already dropped needed cells).
+    fn cut(&mut self, dst: usize, n: usize, pos: usize, ctx: &mut LlamaContext<'_>) -> usize {
         let seq = dst as i32;
-        let removed = u32::try_from(n).is_ok_and(|p0| {
+        let removed = u32::try_from(pos).is_ok_and(|p0| {
             matches!(
                 ctx.clear_kv_cache_seq(Some(dst as u32), Some(p0), None),
                 Ok(true)
@@ -280,11 +300,14 @@ impl<'m> Scheduler<'m> {
         let oldest_needed = if self.n_swa == 0 {
             0
         } else {
-            n.saturating_sub(self.n_swa)
+            pos.saturating_sub(self.n_swa)
         };
+        // After an image of an M-RoPE model the last cell's position is the image's first,
+        // not `pos - 1`: such a prefix is computed again (pieces end with text for the
+        // projectors llama.cpp knows, so this is rare).
         let complete = pos_min >= 0
             && pos_min as usize <= oldest_needed
-            && usize::try_from(pos_max + 1).is_ok_and(|end| end == n);
+            && usize::try_from(pos_max + 1).is_ok_and(|end| end == pos);
         if removed && complete {
             return n;
         }
@@ -336,6 +359,7 @@ impl<'m> Scheduler<'m> {
     /// shortest remaining prompt first: a short chat arriving beside a long document gets its
     /// first token after one step instead of waiting for the document's chunks.
     pub fn step(&mut self, ctx: &mut LlamaContext<'_>, batch: &mut LlamaBatch<'_>) -> Result<()> {
+        self.image_step(ctx);
         batch.clear();
         for slot in self.seqs.iter_mut().filter_map(|s| s.running.as_mut()) {
             slot.add_pending(batch)?;
@@ -350,7 +374,7 @@ impl<'m> Scheduler<'m> {
             .seqs
             .iter_mut()
             .filter_map(|s| s.running.as_mut())
-            .filter(|s| s.prompt_left() > 0)
+            .filter(|s| s.prompt_left() > 0 && !s.at_image())
             .collect();
         reading.sort_by_key(|s| s.prompt_left());
         for slot in reading {
@@ -403,6 +427,43 @@ impl<'m> Scheduler<'m> {
             }
         }
         Ok(())
+    }
+}
+
+impl Scheduler<'_> {
+    /// Encodes one image, in a `llama_decode` of its own: of the sequences whose prompt has
+    /// reached an image, the one with the least prompt left (as prompt chunks are ordered).
+    /// The step's batch then goes on as usual, so the other sequences keep decoding between
+    /// images. A sequence whose image fails ends with the error; its KV is dropped.
+    fn image_step(&mut self, ctx: &mut LlamaContext<'_>) {
+        let Some(vision) = self.vision.clone() else {
+            return;
+        };
+        let next = self
+            .seqs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.running.as_ref().map(|slot| (i, slot)))
+            .filter(|(_, slot)| slot.at_image())
+            .min_by_key(|(_, slot)| slot.prompt_left())
+            .map(|(i, _)| i);
+        let Some(i) = next else {
+            return;
+        };
+        let n_batch = i32::try_from(self.n_batch).unwrap_or(i32::MAX);
+        let failed = match self.seqs[i].running.as_mut() {
+            Some(slot) => slot.eval_image(&vision, ctx, n_batch).err(),
+            None => None,
+        };
+        if let Some(e) = failed {
+            tracing::warn!(seq = i, error = %e, "image failed");
+            self.seqs[i].kept.clear();
+            free_seq(ctx, i as i32);
+            if let Some(slot) = self.seqs[i].running.take() {
+                let _ = slot.job.events.send(Err(e));
+            }
+            self.publish();
+        }
     }
 }
 

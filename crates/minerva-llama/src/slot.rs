@@ -1,6 +1,7 @@
 //! One sequence of the batch: a request from its prompt to its last token.
 
 use crate::logprobs;
+use crate::media::{is_stand_in, Layout, Vision};
 use crate::reasoning::Reasoning;
 use crate::sampler::Samplers;
 use crate::worker::Job;
@@ -33,14 +34,18 @@ pub struct Slot {
     grammar: Option<LlamaSampler>,
     /// The reply's reasoning block, when the model thinks.
     reasoning: Option<Reasoning>,
+    /// One token per KV cell: text token ids, and stand-ins for images' embedding tokens.
     prompt: Vec<LlamaToken>,
-    /// The tokens whose KV this sequence holds (positions 0..), as sent to the context.
+    /// Where the prompt's images are, and their positions.
+    layout: Layout,
+    /// The tokens whose KV this sequence holds (cells 0..), as sent to the context.
     pub kv: Vec<LlamaToken>,
     /// Prompt tokens whose KV came from the prompt cache.
     cached: usize,
     /// Prompt tokens already sent to the context.
     prefilled: usize,
-    /// Tokens of this sequence in the KV cache (the next position).
+    /// The next token's position (the number of cells, except after an image of a model with
+    /// M-RoPE).
     pos: usize,
     /// Sampled and sent, not yet decoded.
     pending: Option<LlamaToken>,
@@ -55,11 +60,12 @@ pub struct Slot {
 
 impl Slot {
     /// A sequence for `job`, whose first `cached` prompt tokens are already in the KV cache,
-    /// sampling with `sampler` (see [`crate::sampler::build`]).
+    /// sampling with `sampler` (see [`crate::sampler::build`]). `cached` never ends inside an
+    /// image ([`Layout::boundary`]).
     pub fn new(
         seq: i32,
         job: Job,
-        prompt: Vec<LlamaToken>,
+        (prompt, layout): (Vec<LlamaToken>, Layout),
         cached: usize,
         samplers: Samplers,
     ) -> Self {
@@ -68,7 +74,7 @@ impl Slot {
             grammar,
         } = samplers;
         // Penalties look back over the prompt too, as in llama-server.
-        sampler.accept_many(prompt.iter());
+        sampler.accept_many(prompt.iter().filter(|&&t| !is_stand_in(t)));
         let limit = job.request.max_tokens.map_or(usize::MAX, |m| m as usize);
         let reasoning = job.request.reasoning.as_ref().map(Reasoning::new);
         Slot {
@@ -78,10 +84,11 @@ impl Slot {
             grammar,
             reasoning,
             kv: prompt[..cached].to_vec(),
+            pos: layout.pos_of(cached),
             prompt,
+            layout,
             cached,
             prefilled: cached,
-            pos: cached,
             pending: None,
             logits_row: None,
             generated: 0,
@@ -130,9 +137,40 @@ impl Slot {
         self.prompt.len() - self.prefilled
     }
 
-    /// Adds up to `budget` prompt tokens; logits only for the prompt's last token.
+    /// Whether the prompt's next tokens are an image's (read by [`Slot::eval_image`], not in
+    /// a batch).
+    pub fn at_image(&self) -> bool {
+        self.layout.piece_at(self.prefilled).is_some()
+    }
+
+    /// Encodes the image the prompt has reached and decodes its piece into the sequence, in
+    /// a `llama_decode` of its own (`n_batch` tokens at most per call).
+    pub fn eval_image(
+        &mut self,
+        vision: &Vision,
+        ctx: &mut LlamaContext<'_>,
+        n_batch: i32,
+    ) -> Result<()> {
+        let Some(piece) = self.layout.piece_at(self.prefilled) else {
+            return Ok(());
+        };
+        let end = piece.start + piece.n_tokens;
+        // `Model::generate` refuses a prompt that ends with an image: the logits that start the
+        // reply come from a text token in a batch of ours.
+        self.pos = vision.eval(piece, ctx, self.pos, self.seq, n_batch, false)?;
+        self.kv.extend_from_slice(&self.prompt[self.prefilled..end]);
+        self.prefilled = end;
+        Ok(())
+    }
+
+    /// Adds up to `budget` prompt tokens, stopping before the next image; logits only for the
+    /// prompt's last token.
     pub fn add_prompt_chunk(&mut self, batch: &mut LlamaBatch<'_>, budget: usize) -> Result<()> {
-        let rest = &self.prompt[self.prefilled..];
+        let until = self
+            .layout
+            .next_start(self.prefilled)
+            .unwrap_or(self.prompt.len());
+        let rest = &self.prompt[self.prefilled..until];
         let take = rest.len().min(budget);
         for (i, &token) in rest[..take].iter().enumerate() {
             let last = self.prefilled + i + 1 == self.prompt.len();
@@ -197,8 +235,9 @@ impl Slot {
             tracing::debug!(seq = self.seq, generated = self.generated, "cancelled");
             return Step::Finished(None);
         }
-        // The token just sampled sits at `pos`: stop when prompt plus reply fill the window.
-        if self.generated >= self.limit || self.pos + 1 >= n_ctx {
+        // The token just sampled takes the next cell: stop when prompt plus reply fill the
+        // window.
+        if self.generated >= self.limit || self.kv.len() + 1 >= n_ctx {
             return self.finish(FinishReason::Length, gen_started);
         }
         self.pending = Some(token);

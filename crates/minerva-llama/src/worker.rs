@@ -9,11 +9,13 @@
 //! away has its sequence stopped at once (a waiting request leaves the queue); the others are
 //! untouched. A sequence's KV outlives its request as prompt cache (see `cache`).
 
+use crate::media::{Layout, Vision};
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
 use minerva_core::{
     CacheStatus, CoreError, GenEvent, GenerateRequest, ModelStatus, Result, SlotStatus,
 };
@@ -33,6 +35,9 @@ const N_UBATCH: u32 = 512;
 
 pub struct Job {
     pub request: GenerateRequest,
+    /// The prompt as one token per KV cell (`request.prompt` with its images laid out).
+    pub prompt: Vec<LlamaToken>,
+    pub layout: Layout,
     pub events: UnboundedSender<Result<GenEvent>>,
     pub enqueued: Instant,
 }
@@ -70,6 +75,8 @@ pub struct WorkerConfig {
     pub cache_bytes: u64,
     pub model_id: String,
     pub shared: Arc<Shared>,
+    /// The projector, for a model that reads images.
+    pub vision: Option<Arc<Vision>>,
 }
 
 /// Starts the context thread; returns once the context exists (or failed to be created).
@@ -83,7 +90,12 @@ pub fn spawn(
     let (ready_tx, ready_rx) = sync_channel::<Result<()>>(1);
     std::thread::Builder::new()
         .name(format!("llama-ctx-{}", config.model_id))
-        .spawn(move || run(&backend, &model, &config, &jobs_rx, &ready_tx))
+        .spawn(move || {
+            run(&backend, &model, &config, &jobs_rx, &ready_tx);
+            // The projector refers to the model: it goes first.
+            drop(config);
+            drop(model);
+        })
         .map_err(|e| CoreError::Load(format!("cannot start the context thread: {e}")))?;
     ready_rx
         .recv()
@@ -136,6 +148,8 @@ fn run(
             queue_timeout: config.queue_timeout,
             cache_bytes: config.cache_bytes,
             shared: Arc::clone(&config.shared),
+            vision: config.vision.clone(),
+            n_batch: n_batch as usize,
         },
     );
     loop {

@@ -33,6 +33,7 @@ fn start(model: &dyn Model, prompt: &str) -> GenerationStream {
             logprobs: Some(LogprobRequest { top: 5 }),
             cache_prompt: false,
             reasoning: None,
+            images: Vec::new(),
         })
         .unwrap()
 }

@@ -74,6 +74,7 @@ fn qwen_with_template(
         queue_timeout: None,
         cache_bytes: None,
         sha256: None,
+        projector: None,
     };
     minerva_llama::LlamaCppBackend::new().load(&spec)
 }
@@ -122,6 +123,7 @@ fn not_a_gguf_file_is_a_clear_load_error() {
             queue_timeout: None,
             cache_bytes: None,
             sha256: None,
+            projector: None,
         };
         let err = minerva_llama::LlamaCppBackend::new()
             .load(&spec)

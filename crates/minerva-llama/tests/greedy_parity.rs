@@ -63,6 +63,7 @@ fn run(m: &TestModel) -> Outcome {
                 logprobs: Some(LogprobRequest { top: 5 }),
                 cache_prompt: false,
                 reasoning: None,
+                images: Vec::new(),
             })
             .unwrap();
         let mut ours = Vec::new();

@@ -38,6 +38,7 @@ fn start(model: &dyn Model, prompt: &[i32], n_gen: u32, cache: bool) -> Generati
             logprobs: None,
             cache_prompt: cache,
             reasoning: None,
+            images: Vec::new(),
         })
         .unwrap()
 }

@@ -32,6 +32,7 @@ fn run(
             logprobs: None,
             cache_prompt: false,
             reasoning: None,
+            images: Vec::new(),
         })
         .unwrap();
     let mut bytes = Vec::new();

@@ -156,6 +156,8 @@ impl MlxBackend {
                         .special_id(text)
                         .and_then(|id| TokenId::try_from(id).ok())
                 }),
+                // Vision models on MLX (mlx-vlm) are not served.
+                vision: None,
             },
             tokenizer,
             template,

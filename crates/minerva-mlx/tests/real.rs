@@ -30,6 +30,7 @@ fn spec(path: PathBuf) -> ModelSpec {
         queue_timeout: None,
         cache_bytes: Some(0),
         sha256: None,
+        projector: None,
     }
 }
 
@@ -134,6 +135,7 @@ fn greedy(prompt: Vec<i32>, max_tokens: u32) -> GenerateRequest {
         logprobs: None,
         cache_prompt: false,
         reasoning: None,
+        images: Vec::new(),
     }
 }
 

@@ -163,6 +163,11 @@ pub struct ShowResponse {
     pub template: String,
     pub details: ModelDetails,
     pub model_info: Map<String, Value>,
+    /// A vision model's projector (Ollama's `projector_info`): `clip.projector_type` when the
+    /// file names it, and Minerva's `minerva.projector.path` and `minerva.projector.size`
+    /// (bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projector_info: Option<Map<String, Value>>,
     pub capabilities: Vec<&'static str>,
     pub modified_at: String,
 }

@@ -36,6 +36,12 @@ impl ApiError {
         self
     }
 
+    /// The same error naming field `param`.
+    pub fn with_param(mut self, param: &str) -> Self {
+        self.param = Some(param.to_string());
+        self
+    }
+
     pub fn with_code(mut self, code: &'static str) -> Self {
         self.code = Some(code);
         self

@@ -51,6 +51,10 @@ pub(crate) struct Manifest {
     /// The backend the user chose (`None`: by the format).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
+    /// Hex sha256 of the vision projector's blob (llama.cpp's `mmproj` GGUF) kept with the
+    /// model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projector: Option<String>,
 }
 
 impl Manifest {
@@ -77,6 +81,7 @@ impl Manifest {
             } else {
                 snapshots.join(&self.digest)
             },
+            projector: self.projector.as_ref().map(|d| blob_path(blobs, d)),
         }
     }
 
@@ -100,6 +105,7 @@ impl Manifest {
             fill_in_middle: model.fill_in_middle,
             files,
             backend: model.backend.clone(),
+            projector: None,
         }
     }
 
@@ -125,8 +131,13 @@ impl Manifest {
         }
         // Digests name blobs and file names name links in a snapshot: a manifest must never
         // point outside the store.
-        if !is_sha256_hex(&manifest.digest) {
-            return Err(bad("the digest is not 64 hex characters".into()));
+        if !is_sha256_hex(&manifest.digest)
+            || manifest
+                .projector
+                .as_ref()
+                .is_some_and(|d| !is_sha256_hex(d))
+        {
+            return Err(bad("a digest is not 64 hex characters".into()));
         }
         for file in &manifest.files {
             if !is_sha256_hex(&file.digest) || !minerva_core::hf::is_model_file(&file.name) {

@@ -385,6 +385,7 @@ impl Store {
             fill_in_middle: info.fill_in_middle,
             files: Vec::new(),
             backend: None,
+            projector: None,
         };
         manifest.write(&self.manifest_path(name))?;
         tracing::info!(model = %name, digest = %sha, size, "added to the store");

@@ -20,7 +20,7 @@ pub mod store;
 
 pub use responses::StoredResponse;
 pub use routes::{attach, Offer, ServerFacts};
-pub use store::{Changes, Conversation, Message, Store, Summary};
+pub use store::{Changes, Content, Conversation, Message, Store, Summary};
 
 use std::path::PathBuf;
 

@@ -16,7 +16,10 @@
 //! - `DELETE /ui/api/v1/conversations/{id}`: 204.
 //!
 //! A summary is `{id, title, model, system, settings, created_ms, updated_ms}`; a message is
-//! `{role: "system"|"user"|"assistant", content, stats?}`.
+//! `{role: "system"|"user"|"assistant", content, stats?}`, `content` being text or OpenAI
+//! content parts (text, and images as `data:image/` URIs; see [`crate::Content`]). A body may
+//! be up to [`MAX_BODY_BYTES`] (the UI sends a conversation's images with it); a larger one is
+//! a 413, `payload_too_large`.
 //!
 //! What the models view needs beyond the server's own APIs:
 //! - `GET /ui/api/v1/server`: [`ServerFacts`] as JSON, `{memory_budget_bytes, catalog: [{name,
@@ -27,7 +30,7 @@ use crate::store::{Changes, Conversation, Store, Summary};
 use crate::Error;
 use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -40,6 +43,11 @@ use std::sync::Arc;
 /// The page may load only what the binary serves: nothing from the network.
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
                    connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The largest body the conversation API takes: a conversation is saved whole, images
+/// included (base64 data URIs, a third larger than the files). Twice the 32 MiB a chat request
+/// may carry, so any conversation the chat API can still answer can be saved with its reply.
+pub const MAX_BODY_BYTES: usize = 64 << 20;
 
 /// What the server tells the models view about itself (`GET /ui/api/v1/server`).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -70,6 +78,7 @@ pub fn attach(app: Router, store: Arc<Store>, facts: ServerFacts) -> Router {
             "/ui/api/v1/conversations/{id}",
             get(one).patch(update).delete(remove),
         )
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(store)
         .route(
             "/ui/api/v1/server",
@@ -211,6 +220,7 @@ async fn blocking<T: Send + 'static>(
 enum ApiError {
     NotFound,
     BadRequest(String),
+    TooLarge,
     Internal,
 }
 
@@ -229,6 +239,9 @@ impl From<Error> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> ApiError {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::TooLarge;
+        }
         ApiError::BadRequest(e.body_text())
     }
 }
@@ -242,6 +255,15 @@ impl IntoResponse for ApiError {
                 "no such conversation".to_string(),
             ),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "invalid_request", m),
+            ApiError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "the conversation is larger than {} MiB, the most one request may carry; \
+                     remove images from it or start a new chat",
+                    MAX_BODY_BYTES >> 20
+                ),
+            ),
             ApiError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",

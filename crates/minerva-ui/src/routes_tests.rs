@@ -155,6 +155,57 @@ async fn conversation_api_round_trip() {
 }
 
 #[tokio::test]
+async fn messages_with_images_fit_up_to_the_body_limit() {
+    let (_dir, app) = app();
+    let base = "/ui/api/v1/conversations";
+    // A few images' worth of base64: more than axum's default limit of 2 MiB.
+    let data = "A".repeat(6 << 20);
+    let messages = json!([
+        {"role": "user", "content": [
+            {"type": "text", "text": "what is in these?"},
+            {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{data}")}},
+            {"type": "image_url", "image_url": {"url": format!("data:image/jpeg;base64,{data}")}}
+        ]},
+        {"role": "assistant", "content": "two pictures"}
+    ]);
+    let (status, body) = send(&app, "POST", base, Some(json!({"messages": messages}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = json_of(&body)["id"].as_str().unwrap().to_string();
+    let (status, body) = send(&app, "GET", &format!("{base}/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json_of(&body)["messages"], messages);
+    let (_, body) = send(&app, "GET", &format!("{base}?q=in%20these"), None).await;
+    assert_eq!(json_of(&body)["conversations"][0]["id"], id.as_str());
+    let (_, body) = send(&app, "GET", &format!("{base}?q=AAAA"), None).await;
+    assert_eq!(json_of(&body)["conversations"], json!([]));
+
+    // Past the limit: a 413 that says what to do.
+    let mut huge = br#"{"messages": [{"role": "user", "content": ""#.to_vec();
+    huge.resize(MAX_BODY_BYTES + 1, b'A');
+    huge.extend_from_slice(br#""}]}"#);
+    let response = app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .method("PATCH")
+                .uri(format!("{base}/{id}"))
+                .header("content-type", "application/json")
+                .body(Body::from(huge))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let error = &json_of(&body)["error"];
+    assert_eq!(error["code"], "payload_too_large");
+    assert!(
+        error["message"].as_str().unwrap().contains("64 MiB"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn the_page_is_the_build_or_says_how_to_build_it() {
     let (_dir, app) = app();
     let (status, page) = send(&app, "GET", "/ui/", None).await;

@@ -8,11 +8,17 @@
 //! A conversation holds its settings (model, system prompt, sampling) and its messages in
 //! order. The UI replaces a conversation's messages as a whole after each turn: a reply that
 //! was regenerated, or a user message edited and resent, simply drops what followed it.
+//!
+//! A message's content is text, or OpenAI content parts (text, and images as `data:image/`
+//! URIs) as the UI attached them ([`Content`]). A message with parts keeps its text in the
+//! `content` column (what search looks through, never the images' base64) and the parts as
+//! JSON in `parts`.
 
 use crate::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,8 +26,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// How long a writer waits for another writer's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The schema; `user_version` says which one a file holds.
-const SCHEMA_VERSION: i64 = 1;
+/// The schema; `user_version` says which one a file holds. Version 2 added `messages.parts`
+/// (a file of version 1 gains the column when opened).
+const SCHEMA_VERSION: i64 = 2;
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS conversations (
     id         TEXT PRIMARY KEY,
@@ -38,6 +45,7 @@ CREATE TABLE IF NOT EXISTS messages (
     role            TEXT NOT NULL,
     content         TEXT NOT NULL,
     stats           TEXT,
+    parts           TEXT,
     PRIMARY KEY (conversation_id, position)
 );
 CREATE TABLE IF NOT EXISTS responses (
@@ -67,9 +75,79 @@ pub struct Summary {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     pub role: String,
-    pub content: String,
+    pub content: Content,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<Value>,
+}
+
+/// A message's content, as OpenAI's chat API has it: text, or an array of parts, each
+/// `{"type": "text", "text": ...}` or `{"type": "image_url", "image_url": {"url":
+/// "data:image/...;base64,..."}}` (kept as given, other fields included).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "content must be a string or an array of content parts"
+)]
+pub enum Content {
+    Text(String),
+    Parts(Vec<Value>),
+}
+
+impl Content {
+    /// The text: the text itself, or the text parts joined by newlines.
+    pub fn text(&self) -> Cow<'_, str> {
+        match self {
+            Content::Text(text) => Cow::Borrowed(text),
+            Content::Parts(parts) => Cow::Owned(
+                parts
+                    .iter()
+                    .filter(|p| p["type"] == "text")
+                    .filter_map(|p| p["text"].as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+        }
+    }
+
+    /// Refuses parts the UI cannot show or send back: each must be a text part with its text,
+    /// or an image given inline as a `data:image/` URI (never a URL to fetch).
+    fn check(&self, position: usize) -> Result<()> {
+        let Content::Parts(parts) = self else {
+            return Ok(());
+        };
+        let bad = |message: String| Err(Error::Invalid(format!("message {position}: {message}")));
+        if parts.is_empty() {
+            return bad("content has no parts".into());
+        }
+        for (i, part) in parts.iter().enumerate() {
+            match part["type"].as_str() {
+                Some("text") if part["text"].is_string() => {}
+                Some("text") => return bad(format!("part {i}: a text part needs its 'text'")),
+                Some("image_url") => {
+                    let url = part["image_url"]["url"].as_str().unwrap_or_default();
+                    if !url.starts_with("data:image/") {
+                        return bad(format!(
+                            "part {i}: an image_url part needs image_url.url, a data:image/... URI"
+                        ));
+                    }
+                }
+                _ => return bad(format!("part {i}: type must be text or image_url")),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl From<&str> for Content {
+    fn from(text: &str) -> Content {
+        Content::Text(text.to_string())
+    }
+}
+
+impl From<String> for Content {
+    fn from(text: String) -> Content {
+        Content::Text(text)
+    }
 }
 
 /// A conversation with its messages.
@@ -118,7 +196,7 @@ impl Store {
                 source,
             })?;
         }
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -129,8 +207,12 @@ impl Store {
                 version,
             });
         }
-        conn.execute_batch(SCHEMA)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        // One writer at a time creates or migrates the schema (two servers may open one file).
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(SCHEMA)?;
+        migrate(&tx)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
         tracing::debug!(path = %path.display(), "conversation store open");
         Ok(Store {
             path: path.to_path_buf(),
@@ -264,6 +346,21 @@ impl Store {
     }
 }
 
+/// Brings a file of an older schema up to this one (`CREATE TABLE IF NOT EXISTS` left its
+/// tables as they were).
+fn migrate(conn: &Connection) -> Result<()> {
+    let has_parts: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('messages') WHERE name = 'parts'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_parts {
+        conn.execute_batch("ALTER TABLE messages ADD COLUMN parts TEXT")?;
+        tracing::info!("conversation store: messages can now hold images (schema 2)");
+    }
+    Ok(())
+}
+
 fn read(conn: &Connection, id: &str) -> Result<Option<Conversation>> {
     let summary = conn
         .query_row(
@@ -277,19 +374,25 @@ fn read(conn: &Connection, id: &str) -> Result<Option<Conversation>> {
         return Ok(None);
     };
     let mut stmt = conn.prepare(
-        "SELECT role, content, stats FROM messages WHERE conversation_id = ?1 ORDER BY position",
+        "SELECT role, content, stats, parts FROM messages WHERE conversation_id = ?1
+         ORDER BY position",
     )?;
     let rows = stmt.query_map([id], |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
             r.get::<_, Option<String>>(2)?,
+            r.get::<_, Option<String>>(3)?,
         ))
     })?;
     let mut messages = Vec::new();
     for row in rows {
-        let (role, content, stats) = row?;
+        let (role, text, stats, parts) = row?;
         let stats = stats.map(|s| serde_json::from_str(&s)).transpose()?;
+        let content = match parts {
+            Some(parts) => Content::Parts(serde_json::from_str(&parts)?),
+            None => Content::Text(text),
+        };
         messages.push(Message {
             role,
             content,
@@ -318,8 +421,8 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Summary> {
 
 fn write_messages(tx: &rusqlite::Transaction<'_>, id: &str, messages: &[Message]) -> Result<()> {
     let mut stmt = tx.prepare(
-        "INSERT INTO messages (conversation_id, position, role, content, stats)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO messages (conversation_id, position, role, content, stats, parts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for (position, m) in messages.iter().enumerate() {
         if !ROLES.contains(&m.role.as_str()) {
@@ -328,8 +431,20 @@ fn write_messages(tx: &rusqlite::Transaction<'_>, id: &str, messages: &[Message]
                 m.role
             )));
         }
+        m.content.check(position)?;
         let stats = m.stats.as_ref().map(serde_json::to_string).transpose()?;
-        stmt.execute(params![id, position as i64, m.role, m.content, stats])?;
+        let parts = match &m.content {
+            Content::Text(_) => None,
+            Content::Parts(parts) => Some(serde_json::to_string(parts)?),
+        };
+        stmt.execute(params![
+            id,
+            position as i64,
+            m.role,
+            m.content.text(),
+            stats,
+            parts
+        ])?;
     }
     Ok(())
 }

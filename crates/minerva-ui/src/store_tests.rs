@@ -222,8 +222,160 @@ fn two_writers_at_once_lose_nothing() {
     let last = second.get(&shared).unwrap().unwrap();
     assert_eq!(last.messages.len(), 1);
     assert!(
-        last.messages[0].content.ends_with("/24"),
+        last.messages[0].content.text().ends_with("/24"),
         "{:?}",
         last.messages
     );
+}
+
+/// A user message with text and an image, as the UI sends it.
+fn with_image(text: &str, data: &str) -> Message {
+    Message {
+        role: "user".into(),
+        content: Content::Parts(vec![
+            json!({"type": "text", "text": text}),
+            json!({"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{data}")}}),
+        ]),
+        stats: None,
+    }
+}
+
+#[test]
+fn content_parts_are_kept_and_searched_by_their_text() {
+    let (_dir, store) = temp_store();
+    let messages = vec![
+        with_image("describe the cat", "iVBORw0KGgoSECRETBASE64"),
+        message("assistant", "a grey cat"),
+    ];
+    let c = store
+        .create(Changes {
+            messages: Some(messages.clone()),
+            ..Changes::default()
+        })
+        .unwrap();
+    assert_eq!(c.messages, messages);
+    assert_eq!(
+        store.get(&c.summary.id).unwrap().unwrap().messages,
+        messages
+    );
+    assert_eq!(messages[0].content.text(), "describe the cat");
+    // Search reads the text parts, never the image's base64.
+    assert_eq!(store.list(Some("THE CAT")).unwrap().len(), 1);
+    assert!(store.list(Some("SECRETBASE64")).unwrap().is_empty());
+    assert!(store.list(Some("image_url")).unwrap().is_empty());
+    // As JSON: the parts as given, next to text content.
+    let value = serde_json::to_value(&c.messages).unwrap();
+    assert_eq!(value[0]["content"][1]["type"], "image_url");
+    assert_eq!(value[1]["content"], "a grey cat");
+    let back: Vec<Message> = serde_json::from_value(value).unwrap();
+    assert_eq!(back, messages);
+}
+
+#[test]
+fn content_parts_the_ui_cannot_show_are_refused() {
+    let (_dir, store) = temp_store();
+    let c = store.create(Changes::default()).unwrap();
+    let parts = |parts: Vec<Value>| Message {
+        role: "user".into(),
+        content: Content::Parts(parts),
+        stats: None,
+    };
+    for (bad, says) in [
+        (parts(vec![]), "no parts"),
+        (parts(vec![json!({"type": "text"})]), "'text'"),
+        (
+            parts(vec![json!({"type": "audio", "audio": {}})]),
+            "type must be",
+        ),
+        (parts(vec![json!("text")]), "type must be"),
+        (
+            parts(vec![
+                json!({"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}),
+            ]),
+            "data:image/",
+        ),
+        (
+            parts(vec![
+                json!({"type": "image_url", "image_url": "data:image/png;base64,AAAA"}),
+            ]),
+            "data:image/",
+        ),
+    ] {
+        let result = store.update(
+            &c.summary.id,
+            Changes {
+                messages: Some(vec![message("user", "fine"), bad.clone()]),
+                ..Changes::default()
+            },
+        );
+        match result {
+            Err(Error::Invalid(m)) => {
+                assert!(m.starts_with("message 1: ") && m.contains(says), "{m}")
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+    assert!(store
+        .get(&c.summary.id)
+        .unwrap()
+        .unwrap()
+        .messages
+        .is_empty());
+    // Neither text nor parts: not a message at all.
+    let parsed = serde_json::from_value::<Message>(json!({"role": "user", "content": 5}));
+    assert!(parsed
+        .unwrap_err()
+        .to_string()
+        .contains("a string or an array of content parts"));
+}
+
+#[test]
+fn a_file_of_schema_1_gains_parts_and_keeps_its_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("minerva.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE conversations (
+                 id TEXT PRIMARY KEY, title TEXT NOT NULL, model TEXT,
+                 system TEXT NOT NULL DEFAULT '', settings TEXT NOT NULL DEFAULT '{}',
+                 created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
+             CREATE TABLE messages (
+                 conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+                 position INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL, stats TEXT,
+                 PRIMARY KEY (conversation_id, position));
+             INSERT INTO conversations VALUES ('old', 'Old chat', NULL, '', '{}', 1, 1);
+             INSERT INTO messages VALUES ('old', 0, 'user', 'from before', NULL);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let old = store.get("old").unwrap().unwrap();
+    assert_eq!(old.messages, vec![message("user", "from before")]);
+    let messages = vec![
+        message("user", "from before"),
+        with_image("and now", "AAAA"),
+    ];
+    let updated = store
+        .update(
+            "old",
+            Changes {
+                messages: Some(messages.clone()),
+                ..Changes::default()
+            },
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.messages, messages);
+    let version: i64 = store
+        .conn()
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    drop(store);
+    // Opening it again changes nothing.
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.get("old").unwrap().unwrap().messages, messages);
 }

@@ -341,6 +341,7 @@ mod tests {
             queue_timeout: None,
             cache_bytes: None,
             sha256: None,
+            projector: None,
         };
         let err = ProcessBackend::new("/nonexistent/minerva")
             .load(&spec)

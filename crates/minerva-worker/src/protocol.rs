@@ -16,11 +16,12 @@ use std::io::{Read, Write};
 use std::sync::{Mutex, PoisonError};
 
 /// Bumped on any change to the messages below; both sides refuse a peer with another.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The largest frame either side accepts (a long conversation to render, a large batch of
-/// token bytes): a corrupt length is refused instead of allocated.
-pub const MAX_FRAME: usize = 64 << 20;
+/// token bytes, a request's images as base64 RGB: at most `MAX_REQUEST_PIXELS` × 3 bytes,
+/// 128 MiB as base64): a corrupt length is refused instead of allocated.
+pub const MAX_FRAME: usize = 256 << 20;
 
 /// Parent to worker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -328,6 +329,7 @@ mod tests {
             logprobs: None,
             cache_prompt: true,
             reasoning: None,
+            images: Vec::new(),
         };
         let ToWorker::Generate { id, request: back } = round_trip(&ToWorker::Generate {
             id: 9,
@@ -363,6 +365,7 @@ mod tests {
                 logprobs: None,
                 cache_prompt: false,
                 reasoning: None,
+                images: Vec::new(),
             };
             let ToWorker::Generate { request: back, .. } = round_trip(&ToWorker::Generate {
                 id: 1,

@@ -34,6 +34,7 @@ pub fn spec(path: PathBuf) -> ModelSpec {
         queue_timeout: None,
         cache_bytes: Some(0),
         sha256: None,
+        projector: None,
     }
 }
 
@@ -54,6 +55,7 @@ pub fn greedy(prompt: Vec<TokenId>, max_tokens: u32, ignore_eos: bool) -> Genera
         logprobs: None,
         cache_prompt: false,
         reasoning: None,
+        images: Vec::new(),
     }
 }
 

@@ -54,6 +54,7 @@ pub fn load_parallel(m: &TestModel, ctx: u32, threads: u32, parallel: u32) -> Ar
         queue_timeout: None,
         cache_bytes: None,
         sha256: None,
+        projector: None,
     };
     minerva_llama::LlamaCppBackend::new()
         .load(&spec)

@@ -197,7 +197,12 @@ pub(crate) async fn job(
 ) -> Result<CompletionJob, ApiError> {
     let model = engine.model(Some(&req.model)).await?;
     super::contract::refuse_chat_fields(req)?;
-    let messages = normalize_messages(&super::contract::clean_messages(&req.messages)?)?;
+    let mut raw_images = Vec::new();
+    let messages = normalize_messages(
+        &super::contract::clean_messages(&req.messages)?,
+        &mut raw_images,
+    )?;
+    let images = super::images::decode(raw_images).await?;
     let messages = super::contract::developer_as_system(messages, &model.info().chat_template);
     let format = super::format::openai(req.response_format.as_ref(), &req.sampling).await?;
     let tools = params::tools(req.tools.as_ref())?;
@@ -229,6 +234,7 @@ pub(crate) async fn job(
         keep_alive: None,
         tools: tool_request,
         reasoning: thinking.request,
+        images,
     };
     Ok(job)
 }
@@ -276,8 +282,12 @@ fn chat_logprobs(tokens: &[TokenOut]) -> ChatLogprobs {
 }
 
 /// Checks the messages and puts them in the shape chat templates expect: `content` as a
-/// string (text parts joined), tool-call arguments as objects when they are JSON.
-fn normalize_messages(messages: &[Value]) -> Result<Vec<Value>, ApiError> {
+/// string (text parts joined; each image part becomes the media marker, its bytes go to
+/// `images`), tool-call arguments as objects when they are JSON.
+fn normalize_messages(
+    messages: &[Value],
+    images: &mut Vec<super::images::RawImage>,
+) -> Result<Vec<Value>, ApiError> {
     if messages.is_empty() {
         return Err(ApiError::bad_request(
             "'messages' must contain at least one message",
@@ -287,11 +297,15 @@ fn normalize_messages(messages: &[Value]) -> Result<Vec<Value>, ApiError> {
     messages
         .iter()
         .enumerate()
-        .map(|(i, m)| normalize_message(i, m))
+        .map(|(i, m)| normalize_message(i, m, images))
         .collect()
 }
 
-fn normalize_message(i: usize, message: &Value) -> Result<Value, ApiError> {
+fn normalize_message(
+    i: usize,
+    message: &Value,
+    images: &mut Vec<super::images::RawImage>,
+) -> Result<Value, ApiError> {
     let param = format!("messages[{i}]");
     let bad = |msg: String, p: &str| {
         let mut e = ApiError::bad_request(msg, None);
@@ -326,7 +340,7 @@ fn normalize_message(i: usize, message: &Value) -> Result<Value, ApiError> {
             }
         }
         Some(Value::String(s)) => Value::String(s.clone()),
-        Some(Value::Array(parts)) => Value::String(join_parts(parts, &param)?),
+        Some(Value::Array(parts)) => Value::String(join_parts(parts, &param, images)?),
         Some(_) => {
             return Err(bad(
                 format!("{param}.content must be a string or an array of content parts"),
@@ -341,12 +355,50 @@ fn normalize_message(i: usize, message: &Value) -> Result<Value, ApiError> {
     Ok(Value::Object(out))
 }
 
-fn join_parts(parts: &[Value], param: &str) -> Result<String, ApiError> {
+/// The text of a message's content parts. Text parts are joined as they are; with images,
+/// as llama-server joins them (`common_chat_msg::to_json_oaicompat` in llama.cpp's
+/// `common/chat.cpp`): text parts on lines of their own, nothing added around an image's
+/// marker.
+fn join_parts(
+    parts: &[Value],
+    param: &str,
+    images: &mut Vec<super::images::RawImage>,
+) -> Result<String, ApiError> {
+    let has_media = parts
+        .iter()
+        .any(|p| p.get("type").and_then(Value::as_str) == Some("image_url"));
     let mut text = String::new();
+    let mut after_media = false;
     for (j, part) in parts.iter().enumerate() {
         match part.get("type").and_then(Value::as_str) {
+            Some("image_url") => {
+                let at = format!("{param}.content[{j}].image_url");
+                let url = match part.get("image_url") {
+                    Some(Value::String(url)) => url.as_str(),
+                    Some(obj) => obj.get("url").and_then(Value::as_str).ok_or_else(|| {
+                        ApiError::bad_request(format!("{at}.url must be a string"), None)
+                            .with_param(&format!("{at}.url"))
+                    })?,
+                    None => {
+                        return Err(ApiError::bad_request(
+                            format!("{at} is required for a part of type 'image_url'"),
+                            None,
+                        )
+                        .with_param(&at))
+                    }
+                };
+                images.push(super::images::from_url(url, &at)?);
+                text.push_str(minerva_core::media_marker());
+                after_media = true;
+            }
             Some("text") => match part.get("text").and_then(Value::as_str) {
-                Some(t) => text.push_str(t),
+                Some(t) => {
+                    if has_media && !after_media && !text.is_empty() {
+                        text.push('\n');
+                    }
+                    after_media = false;
+                    text.push_str(t);
+                }
                 None => {
                     return Err(ApiError::bad_request(
                         format!("{param}.content[{j}].text must be a string"),

@@ -55,6 +55,7 @@ pub async fn handle(
         tools: Default::default(),
         keep_alive: None,
         reasoning: Default::default(),
+        images: Vec::new(),
     };
     let mut streams = choices::start(&engine, job, n, &metrics, started)
         .await

@@ -54,6 +54,7 @@ pub async fn handle(
         tools: Default::default(),
         keep_alive: None,
         reasoning: Default::default(),
+        images: Vec::new(),
     };
     drop(model);
     let mut streams = choices::start(&engine, job, 1, &metrics, started)

@@ -1,6 +1,7 @@
 //! Anthropic request parts into the shapes the engine and chat templates take.
 
 use crate::error::AnthropicError;
+use crate::routes::images::RawImage;
 use crate::routes::reasoning::Thinking;
 use minerva_engine::{ReasoningRequest, ToolRequest};
 use serde_json::{json, Map, Value};
@@ -12,8 +13,14 @@ fn bad(message: impl Into<String>) -> AnthropicError {
 /// `system` (a string or text blocks) and `messages` as chat-template messages: a user
 /// message's `tool_result` blocks become `tool` messages (before its text), an assistant's
 /// `tool_use` blocks its `tool_calls` and its `thinking` blocks `reasoning_content`.
-/// `cache_control` is accepted without effect. Errors name the block.
-pub fn messages(system: Option<&Value>, messages: &[Value]) -> Result<Vec<Value>, AnthropicError> {
+/// `cache_control` is accepted without effect. A user message's `image` blocks (base64
+/// sources) stand in its text as the media marker, their bytes go to `images`. Errors name
+/// the block.
+pub fn messages(
+    system: Option<&Value>,
+    messages: &[Value],
+    images: &mut Vec<RawImage>,
+) -> Result<Vec<Value>, AnthropicError> {
     let mut out = Vec::new();
     match system {
         None | Some(Value::Null) => {}
@@ -49,13 +56,40 @@ pub fn messages(system: Option<&Value>, messages: &[Value]) -> Result<Vec<Value>
             }
         };
         if role == "user" {
-            user(&blocks, &at, &mut out)?;
+            user(&blocks, &at, &mut out, images)?;
         } else {
             out.push(assistant(&blocks, &at)?);
         }
     }
     // A last message from the assistant is continued (prefill): see the engine's chat prompt.
     Ok(out)
+}
+
+/// An `image` block's bytes: a `base64` source (`media_type` image/jpeg, png, gif or webp).
+/// `url` sources are not fetched.
+fn image(block: &Value, at: &str) -> Result<RawImage, AnthropicError> {
+    let source = block
+        .get("source")
+        .filter(|s| s.is_object())
+        .ok_or_else(|| {
+            bad(format!(
+                "{at}.source: an image block needs a 'source' object"
+            ))
+        })?;
+    match source.get("type").and_then(Value::as_str) {
+        Some("base64") => {
+            let data = string(source, "data", &format!("{at}.source"))?;
+            crate::routes::images::from_base64(data, &format!("{at}.source.data"))
+                .map_err(AnthropicError::from)
+        }
+        Some("url") => Err(bad(format!(
+            "{at}.source.type: image URLs are not fetched; send the image as a base64 source"
+        ))),
+        other => Err(bad(format!(
+            "{at}.source.type: must be 'base64', got {}",
+            other.map_or("nothing".to_string(), |t| format!("'{t}'"))
+        ))),
+    }
 }
 
 fn block_type<'a>(block: &'a Value, at: &str) -> Result<&'a str, AnthropicError> {
@@ -89,7 +123,12 @@ fn string<'a>(block: &'a Value, field: &str, at: &str) -> Result<&'a str, Anthro
         .ok_or_else(|| bad(format!("{at}.{field}: must be a string")))
 }
 
-fn user(blocks: &[Value], at: &str, out: &mut Vec<Value>) -> Result<(), AnthropicError> {
+fn user(
+    blocks: &[Value],
+    at: &str,
+    out: &mut Vec<Value>,
+    images: &mut Vec<RawImage>,
+) -> Result<(), AnthropicError> {
     let mut text = String::new();
     for (j, block) in blocks.iter().enumerate() {
         let at = format!("{at}.content.{j}");
@@ -115,10 +154,13 @@ fn user(blocks: &[Value], at: &str, out: &mut Vec<Value>) -> Result<(), Anthropi
                 };
                 out.push(json!({"role": "tool", "tool_call_id": id, "content": content}));
             }
-            "image" | "document" => {
+            "image" => {
+                images.push(image(block, &at)?);
+                text.push_str(minerva_core::media_marker());
+            }
+            "document" => {
                 return Err(bad(format!(
-                    "{at}.type: '{}' blocks are not supported: no vision model is served",
-                    block_type(block, &at)?
+                    "{at}.type: 'document' blocks are not supported: send the text as a text block"
                 )))
             }
             other => {
@@ -311,6 +353,7 @@ mod tests {
                     {"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "21 C"}],
                      "cache_control": {"type": "ephemeral"}}]}),
             ],
+            &mut Vec::new(),
         )
         .unwrap();
         assert_eq!(out[0], json!({"role": "system", "content": "Be brief."}));
@@ -337,21 +380,21 @@ mod tests {
             ),
             (
                 json!({"role": "user", "content": [{"type": "image", "source": {}}]}),
-                "not supported",
+                "must be 'base64'",
             ),
             (
                 json!({"role": "user", "content": [{"type": "tool_result"}]}),
                 "tool_use_id",
             ),
         ] {
-            let e = messages(None, &[m]).unwrap_err();
+            let e = messages(None, &[m], &mut Vec::new()).unwrap_err();
             assert!(e.0.message.contains(says), "{}", e.0.message);
         }
         let prefill = [
             json!({"role": "user", "content": "Hi"}),
             json!({"role": "assistant", "content": "Hel"}),
         ];
-        let kept = messages(None, &prefill).unwrap_or_default();
+        let kept = messages(None, &prefill, &mut Vec::new()).unwrap_or_default();
         assert_eq!(
             kept.last(),
             Some(&json!({"role": "assistant", "content": "Hel"}))

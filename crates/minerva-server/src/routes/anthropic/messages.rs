@@ -43,7 +43,9 @@ pub async fn handle(
         }
         Some(n) => n,
     };
-    let messages = convert::messages(req.system.as_ref(), &req.messages)?;
+    let mut raw_images = Vec::new();
+    let messages = convert::messages(req.system.as_ref(), &req.messages, &mut raw_images)?;
+    let images = crate::routes::images::decode(raw_images).await?;
     let tools = convert::tools(req.tools.as_ref(), req.tool_choice.as_ref())?;
     let thinking = convert::thinking(req.thinking.as_ref())?;
     let fields = SamplingFields {
@@ -71,6 +73,7 @@ pub async fn handle(
         keep_alive: None,
         tools: tools.request,
         reasoning: thinking.request,
+        images,
     };
     let completion = state.engine.complete(job).await?;
     let parser = completion.reply_parser();

@@ -21,7 +21,13 @@ pub async fn count_tokens(
     AnthropicJson(req): AnthropicJson<CountTokensRequest>,
 ) -> Result<Json<TokenCount>, AnthropicError> {
     engine.model(Some(&req.model)).await?;
-    let messages = convert::messages(req.system.as_ref(), &req.messages)?;
+    let mut images = Vec::new();
+    let messages = convert::messages(req.system.as_ref(), &req.messages, &mut images)?;
+    if !images.is_empty() {
+        return Err(AnthropicError::bad_request(
+            "counting the tokens of image blocks is not supported yet: send the request to /v1/messages and read usage.input_tokens",
+        ));
+    }
     let tools = convert::tools(req.tools.as_ref(), req.tool_choice.as_ref())?;
     let thinking = convert::thinking(req.thinking.as_ref())?;
     let active = tools.request.active();

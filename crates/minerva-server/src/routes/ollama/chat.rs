@@ -49,12 +49,14 @@ pub async fn handle(
     let (model, timing, thinking) = (started.model, started.timing, started.thinking);
     let generation = super::options::generation(req.options.as_ref(), model.info())?;
     let logprobs = super::logprob_request(req.logprobs, req.top_logprobs)?;
+    let mut raw_images = Vec::new();
     let messages = req
         .messages
         .iter()
         .enumerate()
-        .map(|(i, m)| message(i, m))
+        .map(|(i, m)| message(i, m, &mut raw_images))
         .collect::<Result<Vec<_>, _>>()?;
+    let images = crate::routes::images::decode(raw_images).await?;
 
     let make = make_chat(req.model);
     if messages.is_empty() {
@@ -70,6 +72,7 @@ pub async fn handle(
     job.reasoning = thinking.request;
     job.tools = tool_request;
     job.sampling.format = started.format;
+    job.images = images;
     let stream = req.stream.unwrap_or(true);
     respond::reply(&state, job, stream, timing, started.show_thinking, make).await
 }
@@ -95,7 +98,11 @@ fn make_chat(name: String) -> impl Fn(Piece) -> ChatResponse + Send + 'static {
 /// Ollama reads it), `content` a string (empty when absent). `tool_calls` arguments are
 /// already objects in Ollama's shape, `thinking` is also given as `reasoning_content` (the
 /// name chat templates read), and other fields (`tool_name`) pass through.
-fn message(i: usize, message: &Value) -> Result<Value, OllamaError> {
+fn message(
+    i: usize,
+    message: &Value,
+    images: &mut Vec<crate::routes::images::RawImage>,
+) -> Result<Value, OllamaError> {
     let bad = |what: String| OllamaError::bad_request(format!("messages[{i}]{what}"));
     let obj = message
         .as_object()
@@ -116,7 +123,9 @@ fn message(i: usize, message: &Value) -> Result<Value, OllamaError> {
         Some(Value::String(s)) => s.clone(),
         Some(_) => return Err(bad(".content must be a string".into())),
     };
-    super::refuse_images(obj.get("images"))?;
+    let own = super::images(obj.get("images"), &format!("messages[{i}].images"))?;
+    let content = super::place_images(&content, own.len());
+    images.extend(own);
     let mut out: Map<String, Value> = obj.clone();
     out.remove("images");
     if let Some(calls) = out.get_mut("tool_calls").filter(|c| !c.is_null()) {

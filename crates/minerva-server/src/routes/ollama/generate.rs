@@ -42,7 +42,7 @@ pub async fn handle(
     )
     .await?;
     let (model, timing, thinking) = (started.model, started.timing, started.thinking);
-    super::refuse_images(req.images.as_ref())?;
+    let raw_images = super::images(req.images.as_ref(), "images")?;
     let given = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.is_empty());
     if given(&req.suffix) && req.raw {
         return Err(OllamaError::bad_request(
@@ -70,6 +70,7 @@ pub async fn handle(
     if text.is_empty() && suffix.is_none() {
         return Ok(respond::loaded(make, timing));
     }
+    let images = crate::routes::images::decode(raw_images).await?;
     let prompt = if let Some(suffix) = suffix {
         // As Ollama's fill-in-the-middle templates: prefix-suffix-middle, no system prompt.
         Prompt::Infill(minerva_engine::Infill {
@@ -86,7 +87,8 @@ pub async fn handle(
         if let Some(system) = system {
             messages.push(json!({"role": "system", "content": system}));
         }
-        messages.push(json!({"role": "user", "content": text}));
+        let content = super::place_images(&text, images.len());
+        messages.push(json!({"role": "user", "content": content}));
         Prompt::Chat {
             messages,
             tools: None,
@@ -106,6 +108,7 @@ pub async fn handle(
     job.keep_alive = started.keep_alive;
     job.sampling.format = started.format;
     job.reasoning = thinking.request;
+    job.images = images;
     let stream = req.stream.unwrap_or(true);
     respond::reply(&state, job, stream, timing, started.show_thinking, make).await
 }

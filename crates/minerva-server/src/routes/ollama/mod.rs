@@ -122,15 +122,45 @@ pub(crate) fn tool_request(
         .map_err(|e| OllamaError::bad_request(e.message))
 }
 
-/// Images are refused: no vision model is served yet.
-pub(crate) fn refuse_images(images: Option<&Value>) -> Result<(), OllamaError> {
+/// Ollama's `images`: a list of base64-encoded images (`param` names the field in errors).
+pub(crate) fn images(
+    images: Option<&Value>,
+    param: &str,
+) -> Result<Vec<crate::routes::images::RawImage>, OllamaError> {
     match images {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::Array(list)) if list.is_empty() => Ok(()),
-        Some(_) => Err(OllamaError::bad_request(
-            "images are not supported: this model has no vision capability",
-        )),
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(i, image)| match image {
+                Value::String(data) => {
+                    crate::routes::images::from_base64(data, &format!("{param}[{i}]"))
+                        .map_err(OllamaError::from)
+                }
+                _ => Err(OllamaError::bad_request(format!(
+                    "{param}[{i}] must be a base64-encoded image"
+                ))),
+            })
+            .collect(),
+        Some(_) => Err(OllamaError::bad_request(format!(
+            "{param} must be a list of base64-encoded images"
+        ))),
     }
+}
+
+/// A message's content with its images placed as Ollama places them (`server/prompt.go`):
+/// each replaces an `[img]` in the text, or, where there is none left, goes before the text.
+pub(crate) fn place_images(content: &str, count: usize) -> String {
+    let marker = minerva_core::media_marker();
+    let mut text = content.to_string();
+    let mut prefix = String::new();
+    for _ in 0..count {
+        match text.find("[img]") {
+            Some(at) => text.replace_range(at..at + "[img]".len(), marker),
+            None => prefix.push_str(marker),
+        }
+    }
+    prefix + &text
 }
 
 /// `logprobs` and `top_logprobs` (0 to 20, only with `logprobs`).

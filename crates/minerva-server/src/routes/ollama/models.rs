@@ -130,15 +130,43 @@ pub async fn show(
         ),
     };
     let capabilities = minerva_engine::capabilities(&m, loaded.as_ref().map(|l| l.info()));
+    let projector_info = projector_info(&m, loaded.as_ref().map(|l| l.info()));
     Ok(Json(ShowResponse {
         license: m.license.clone(),
         parameters,
         template,
         details: details(&m),
         model_info,
+        projector_info,
         capabilities,
         modified_at: timestamp(m.modified),
     }))
+}
+
+/// `projector_info` of a vision model: what the loaded projector says, else where the
+/// library keeps it.
+fn projector_info(m: &LibraryModel, loaded: Option<&ModelInfo>) -> Option<Map<String, Value>> {
+    let vision = loaded.and_then(|info| info.vision.clone());
+    let path = vision
+        .as_ref()
+        .map(|v| v.projector.clone())
+        .or_else(|| m.projector.clone())?;
+    let mut map = Map::new();
+    if let Some(kind) = vision.as_ref().and_then(|v| v.projector_type.clone()) {
+        map.insert("clip.projector_type".into(), Value::from(kind));
+    }
+    let size = match &vision {
+        Some(v) => Some(v.projector_bytes),
+        None => std::fs::metadata(&path).ok().map(|meta| meta.len()),
+    };
+    map.insert(
+        "minerva.projector.path".into(),
+        Value::from(path.display().to_string()),
+    );
+    if let Some(size) = size {
+        map.insert("minerva.projector.size".into(), Value::from(size));
+    }
+    Some(map)
 }
 
 fn details(m: &LibraryModel) -> ModelDetails {

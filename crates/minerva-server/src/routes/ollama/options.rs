@@ -45,6 +45,7 @@ impl Generation {
             tools: Default::default(),
             keep_alive: None,
             reasoning: Default::default(),
+            images: Vec::new(),
         }
     }
 }
@@ -148,6 +149,7 @@ mod tests {
             file: Default::default(),
             embedding: None,
             fim: Default::default(),
+            vision: None,
         }
     }
 

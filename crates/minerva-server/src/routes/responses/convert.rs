@@ -241,6 +241,16 @@ fn message(item: &Value, at: &str) -> Result<Value, ApiError> {
     };
     let content = match item.get("content") {
         Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts))
+            if role == "user"
+                && parts
+                    .iter()
+                    .any(|p| p.get("type").and_then(Value::as_str) == Some("input_image")) =>
+        {
+            return Ok(
+                json!({"role": role, "content": chat_parts(parts, &format!("{at}.content"))?}),
+            );
+        }
         Some(Value::Array(parts)) => text_of(parts, &format!("{at}.content"), allowed)?,
         _ => {
             return Err(bad(
@@ -252,6 +262,39 @@ fn message(item: &Value, at: &str) -> Result<Value, ApiError> {
     Ok(json!({"role": role, "content": content}))
 }
 
+/// A user message's `input_text` and `input_image` parts as chat content parts (`text`,
+/// `image_url`), for the chat route to read; images by `file_id` are refused.
+fn chat_parts(parts: &[Value], at: &str) -> Result<Value, ApiError> {
+    let mut out = Vec::with_capacity(parts.len());
+    for (j, part) in parts.iter().enumerate() {
+        match part.get("type").and_then(Value::as_str).unwrap_or("") {
+            "input_text" => {
+                let text = part
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad(format!("{at}[{j}].text: a string is required"), at))?;
+                out.push(json!({"type": "text", "text": text}));
+            }
+            "input_image" => {
+                let url = part.get("image_url").and_then(Value::as_str).ok_or_else(|| {
+                    bad(
+                        format!("{at}[{j}].image_url: a data URI is required (file_id is not supported)"),
+                        at,
+                    )
+                })?;
+                out.push(json!({"type": "image_url", "image_url": {"url": url}}));
+            }
+            other => {
+                return Err(bad(
+                    format!("{at}[{j}].type: '{other}' is not supported here; use input_text or input_image"),
+                    at,
+                ))
+            }
+        }
+    }
+    Ok(Value::Array(out))
+}
+
 /// The text of content parts of the `allowed` types, joined.
 fn text_of(parts: &[Value], at: &str, allowed: &[&str]) -> Result<String, ApiError> {
     let mut text = String::new();
@@ -259,9 +302,8 @@ fn text_of(parts: &[Value], at: &str, allowed: &[&str]) -> Result<String, ApiErr
         let kind = part.get("type").and_then(Value::as_str).unwrap_or("");
         if !allowed.contains(&kind) {
             let why = match kind {
-                "input_image" | "input_file" | "input_audio" => {
-                    " (images, files and audio need a multimodal model, which Minerva does not serve yet)"
-                }
+                "input_image" => " (images go in user messages)",
+                "input_file" | "input_audio" => " (files and audio are not supported)",
                 _ => "",
             };
             return Err(bad(
@@ -437,8 +479,8 @@ mod tests {
                 "input[0].role",
             ),
             (
-                json!({"model": "m", "input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]}),
-                "input[0].content[0].type",
+                json!({"model": "m", "input": [{"role": "user", "content": [{"type": "input_image", "file_id": "x"}]}]}),
+                "input[0].content[0].image_url",
             ),
             (
                 json!({"model": "m", "input": [{"type": "function_call", "name": "f"}]}),
