@@ -316,3 +316,62 @@ def test_text_only_model_refuses_images(client):
             messages=[{"role": "user", "content": [image_part(png(28, 28)),
                                                    {"type": "text", "text": "What is this?"}]}])
     assert "cannot read images" in err.value.body["message"]
+
+
+# --- image URLs (--image-urls) --------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def image_host():
+    """A local web server with one PNG (/ok.png), a 404 and an image over the size limit."""
+    import http.server
+    import threading
+
+    picture = png(64, 48, seed=5)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path == "/ok.png":
+                body, status = picture, 200
+            elif self.path == "/huge.png":
+                body, status = b"\0" * (21 << 20), 200
+            else:
+                body, status = b"not found", 404
+            self.send_response(status)
+            self.send_header("content-type", "image/png")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", picture
+    server.shutdown()
+
+
+def test_image_urls_when_the_server_fetches_them(image_host):
+    """`serve --image-urls` fetches http(s) image URLs: the same answer as the image inline; a
+    404 and an image over 20 MB are 400s naming the field."""
+    base_url, picture = image_host
+    d = _vlm_dir()
+    proc, base, log = _start_server(
+        ["--mmproj", os.path.join(d, "mmproj.gguf"), "--ctx-size", "4096", "--image-urls"],
+        os.path.join(LOG_DIR, "minerva-e2e-vision-urls-{port}.log"),
+        model=os.path.join(d, "model.gguf"),
+    )
+    try:
+        client = openai.OpenAI(base_url=f"{base}/v1", api_key="none", max_retries=0, timeout=600)
+        text = {"type": "text", "text": "Describe this image."}
+        by_url = ask(client, [{"type": "image_url", "image_url": {"url": f"{base_url}/ok.png"}}, text])
+        inline = ask(client, [image_part(picture), text])
+        assert by_url.choices[0].message.content == inline.choices[0].message.content
+        assert by_url.usage.prompt_tokens == inline.usage.prompt_tokens
+        for path, says in [("/missing.png", "HTTP 404"), ("/huge.png", "at most")]:
+            with pytest.raises(openai.BadRequestError) as err:
+                ask(client, [{"type": "image_url", "image_url": {"url": base_url + path}}, text])
+            assert says in err.value.body["message"], err.value.body
+            assert err.value.body["param"] == "messages[0].content[0].image_url"
+    finally:
+        _stop_server(proc, log)

@@ -23,6 +23,11 @@ pub struct ServeArgs {
     /// first (the chat UI then offers the default model for download).
     #[arg(long, env = "MINERVA_NO_DEFAULT_MODEL")]
     pub no_default_model: bool,
+    /// Fetch http(s) image URLs that requests name (at most 20 MB each, 10 s). Off by default:
+    /// only inline images (data URIs, base64) are read. On, the server fetches whatever URL a
+    /// client sends, local network included.
+    #[arg(long, env = "MINERVA_IMAGE_URLS")]
+    pub image_urls: bool,
     #[command(flatten)]
     pub load: LoadArgs,
     #[arg(long, default_value = "127.0.0.1", env = "MINERVA_HOST")]
@@ -268,7 +273,13 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
         });
         let app = minerva_server::protect(
             minerva_ui::attach(
-                minerva_server::router_with(engine, responses),
+                minerva_server::router_with(
+                    engine,
+                    minerva_server::Options {
+                        responses,
+                        image_urls: args.image_urls.then(minerva_server::ImageUrls::default),
+                    },
+                ),
                 conversations,
                 facts,
             ),

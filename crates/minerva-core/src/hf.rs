@@ -149,6 +149,8 @@ pub struct HfConfig {
     pub kv_bytes_per_token: Option<u64>,
     /// The `license:` of README.md's front matter (the hub's model card).
     pub license: Option<String>,
+    /// config.json describes a vision encoder (`vision_config`): a vision-language model.
+    pub vision: bool,
 }
 
 impl HfConfig {
@@ -317,6 +319,7 @@ pub fn read_config(dir: &Path) -> Result<HfConfig, FormatError> {
         n_params,
         kv_bytes_per_token: kv_bytes_per_token(&config, dtype),
         license: card_license(&dir.join("README.md")),
+        vision: config.get("vision_config").is_some_and(|v| !v.is_null()),
     })
 }
 

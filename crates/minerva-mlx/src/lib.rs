@@ -89,6 +89,14 @@ impl MlxBackend {
     pub fn load_mlx(&self, spec: &ModelSpec) -> Result<MlxModel> {
         let dir = &spec.path;
         let config = hf::read_config(dir).map_err(|e| CoreError::Load(e.to_string()))?;
+        if config.vision {
+            // mlx-vlm would serve these, but its releases pull in transformers 5 and more beside
+            // mlx-lm's pins; until it is set up (issue 13), refuse rather than serve the text half.
+            return Err(CoreError::Load(format!(
+                "{}: a vision-language model (config.json has vision_config); the MLX backend serves text models only. For images, serve a GGUF of the model with its mmproj file (minerva serve --model MODEL.gguf --mmproj MMPROJ.gguf)",
+                dir.display()
+            )));
+        }
         let health = resolve_health_timeout(self.health_timeout)?;
         let found = find_python(self.python.as_deref(), self.managed_venv.as_deref())?;
         let python = found.python;

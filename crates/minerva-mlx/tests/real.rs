@@ -344,3 +344,30 @@ fn another_protocol_version_is_refused() {
     let expected = format!("protocol 99, Minerva speaks {}", minerva_mlx::PROTOCOL);
     assert!(e.contains(&expected), "{e}");
 }
+
+/// A Hugging Face vision-language directory (config.json with `vision_config`) is refused with
+/// what to do instead, before any Python starts: the MLX backend serves text models only.
+#[test]
+fn vision_directories_are_refused() {
+    let src = env_path("MINERVA_QWEN_HF");
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name != "config.json" {
+            std::os::unix::fs::symlink(entry.path(), dir.path().join(&name)).unwrap();
+        }
+    }
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(src.join("config.json")).unwrap()).unwrap();
+    config["vision_config"] = serde_json::json!({"depth": 2, "hidden_size": 32});
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let err = match MlxBackend::with_python(env_path("MINERVA_PYTHON"))
+        .load(&spec(dir.path().to_path_buf()))
+    {
+        Err(e) => e,
+        Ok(_) => panic!("a vision directory loaded"),
+    };
+    assert!(matches!(err, CoreError::Load(_)), "{err}");
+    assert!(err.to_string().contains("--mmproj"), "{err}");
+}

@@ -41,6 +41,8 @@ pub struct AppState {
     metrics: Arc<metrics::Metrics>,
     /// Where `/v1/responses` keeps responses (`None`: it keeps none).
     responses: Option<Arc<dyn ResponseStore>>,
+    /// Whether and how image URLs in requests are fetched (`None`: only inline images).
+    image_urls: Option<routes::images::ImageUrls>,
 }
 
 /// Where the Responses API keeps responses (`store: true`) for `previous_response_id` and
@@ -69,23 +71,42 @@ impl FromRef<AppState> for Engine {
     }
 }
 
+impl FromRef<AppState> for Option<routes::images::ImageUrls> {
+    fn from_ref(state: &AppState) -> Option<routes::images::ImageUrls> {
+        state.image_urls
+    }
+}
+
 impl FromRef<AppState> for Arc<metrics::Metrics> {
     fn from_ref(state: &AppState) -> Arc<metrics::Metrics> {
         Arc::clone(&state.metrics)
     }
 }
 
-/// The routes, ready to serve; `/v1/responses` keeps no responses.
+/// The routes, ready to serve; `/v1/responses` keeps no responses, image URLs are not fetched.
 pub fn router(engine: Engine) -> Router {
-    router_with(engine, None)
+    router_with(engine, Options::default())
 }
 
-/// The routes, with `/v1/responses` keeping responses in `responses`.
-pub fn router_with(engine: Engine, responses: Option<Arc<dyn ResponseStore>>) -> Router {
+/// What the routes may do beyond answering from the engine.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Where `/v1/responses` keeps responses (`None`: it keeps none).
+    pub responses: Option<Arc<dyn ResponseStore>>,
+    /// Fetch `http(s)` image URLs that requests name (`None`, the default: only inline images;
+    /// a URL is a 400).
+    pub image_urls: Option<ImageUrls>,
+}
+
+pub use routes::images::ImageUrls;
+
+/// The routes, with `options`.
+pub fn router_with(engine: Engine, options: Options) -> Router {
     let state = AppState {
         engine,
         metrics: Arc::new(metrics::Metrics::default()),
-        responses,
+        responses: options.responses,
+        image_urls: options.image_urls,
     };
     Router::new()
         .route("/health", get(routes::health))

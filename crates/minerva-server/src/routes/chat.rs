@@ -24,10 +24,11 @@ const ROLES: [&str; 5] = ["system", "developer", "user", "assistant", "tool"];
 pub async fn handle(
     State(engine): State<Engine>,
     State(metrics): State<std::sync::Arc<crate::metrics::Metrics>>,
+    State(urls): State<Option<super::images::ImageUrls>>,
     JsonBody(req): JsonBody<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
-    let job = job(&engine, &req).await?;
+    let job = job(&engine, &req, urls).await?;
     let logprobs = job.logprobs;
     let n = params::choices(&req.sampling)?;
     let streams = choices::start(&engine, job, n, &metrics, started).await?;
@@ -190,17 +191,21 @@ fn tool_delta(call: ToolCallDelta) -> ChatDelta {
 
 /// The engine job of a chat completion request: messages checked and normalised, tools,
 /// output format, sampling, stops and reasoning read. Also how `/v1/responses` runs, after
-/// translating its request into this one.
+/// translating its request into this one. `urls`: whether image URLs are fetched.
 pub(crate) async fn job(
     engine: &Engine,
     req: &ChatCompletionRequest,
+    urls: Option<super::images::ImageUrls>,
 ) -> Result<CompletionJob, ApiError> {
     let model = engine.model(Some(&req.model)).await?;
     super::contract::refuse_chat_fields(req)?;
     let mut raw_images = Vec::new();
     let messages = normalize_messages(
         &super::contract::clean_messages(&req.messages)?,
-        &mut raw_images,
+        &mut Images {
+            raw: &mut raw_images,
+            urls,
+        },
     )?;
     let images = super::images::decode(raw_images).await?;
     let messages = super::contract::developer_as_system(messages, &model.info().chat_template);
@@ -284,10 +289,7 @@ fn chat_logprobs(tokens: &[TokenOut]) -> ChatLogprobs {
 /// Checks the messages and puts them in the shape chat templates expect: `content` as a
 /// string (text parts joined; each image part becomes the media marker, its bytes go to
 /// `images`), tool-call arguments as objects when they are JSON.
-fn normalize_messages(
-    messages: &[Value],
-    images: &mut Vec<super::images::RawImage>,
-) -> Result<Vec<Value>, ApiError> {
+fn normalize_messages(messages: &[Value], images: &mut Images) -> Result<Vec<Value>, ApiError> {
     if messages.is_empty() {
         return Err(ApiError::bad_request(
             "'messages' must contain at least one message",
@@ -301,11 +303,13 @@ fn normalize_messages(
         .collect()
 }
 
-fn normalize_message(
-    i: usize,
-    message: &Value,
-    images: &mut Vec<super::images::RawImage>,
-) -> Result<Value, ApiError> {
+/// Where a request's images go as its messages are read, and whether URLs may be fetched.
+struct Images<'a> {
+    raw: &'a mut Vec<super::images::RawImage>,
+    urls: Option<super::images::ImageUrls>,
+}
+
+fn normalize_message(i: usize, message: &Value, images: &mut Images) -> Result<Value, ApiError> {
     let param = format!("messages[{i}]");
     let bad = |msg: String, p: &str| {
         let mut e = ApiError::bad_request(msg, None);
@@ -359,11 +363,7 @@ fn normalize_message(
 /// as llama-server joins them (`common_chat_msg::to_json_oaicompat` in llama.cpp's
 /// `common/chat.cpp`): text parts on lines of their own, nothing added around an image's
 /// marker.
-fn join_parts(
-    parts: &[Value],
-    param: &str,
-    images: &mut Vec<super::images::RawImage>,
-) -> Result<String, ApiError> {
+fn join_parts(parts: &[Value], param: &str, images: &mut Images) -> Result<String, ApiError> {
     let has_media = parts
         .iter()
         .any(|p| p.get("type").and_then(Value::as_str) == Some("image_url"));
@@ -387,7 +387,8 @@ fn join_parts(
                         .with_param(&at))
                     }
                 };
-                images.push(super::images::from_url(url, &at)?);
+                let image = super::images::from_url(url, &at, images.urls)?;
+                images.raw.push(image);
                 text.push_str(minerva_core::media_marker());
                 after_media = true;
             }

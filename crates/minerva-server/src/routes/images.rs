@@ -1,25 +1,60 @@
 //! Images in requests: what each API sends (OpenAI `image_url` data URIs, Ollama's base64
-//! `images`), turned into bytes and then, off the async workers, into decoded pixels.
+//! `images`, and `http(s)` URLs when the server fetches them), turned into bytes and then, off
+//! the async workers, into decoded pixels.
 
 use crate::ApiError;
 use base64::Engine as _;
 use minerva_core::Image;
+use std::io::Read;
+use std::time::Duration;
+
+/// How image URLs are fetched when the server is started to fetch them (`--image-urls`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageUrls {
+    /// Most bytes one image may have (larger: a 400).
+    pub max_bytes: usize,
+    /// Longest the whole fetch of one image may take.
+    pub timeout: Duration,
+}
+
+impl Default for ImageUrls {
+    /// 20 MB ([`minerva_engine::media::MAX_IMAGE_BYTES`]) and 10 seconds.
+    fn default() -> Self {
+        ImageUrls {
+            max_bytes: minerva_engine::media::MAX_IMAGE_BYTES,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
 
 /// An image as a request sent it, before decoding, and the request field it came from.
 pub struct RawImage {
-    pub bytes: Vec<u8>,
+    pub source: Source,
     pub param: String,
 }
 
-/// The bytes of an OpenAI `image_url.url`: a `data:image/…;base64,…` URI. Image URLs on the
-/// network are not fetched (a server fetching what a request names is a hazard; llama-server
-/// fetches them only when asked to), and never a file path.
-pub fn from_url(url: &str, param: &str) -> Result<RawImage, ApiError> {
+/// Where an image's bytes are.
+pub enum Source {
+    Bytes(Vec<u8>),
+    /// An `http(s)` URL, fetched by [`decode`].
+    Url(String, ImageUrls),
+}
+
+/// The image of an OpenAI `image_url.url`: a `data:image/…;base64,…` URI, or an `http(s)` URL
+/// when `urls` allows fetching (off by default: a server fetching whatever a request names is
+/// a hazard, and llama-server too fetches only when asked to); never a file path.
+pub fn from_url(url: &str, param: &str, urls: Option<ImageUrls>) -> Result<RawImage, ApiError> {
     let bad = |message: String| ApiError::bad_request(message, None).with_param(param);
     if url.starts_with("http://") || url.starts_with("https://") {
-        return Err(bad(format!(
-            "{param}: image URLs are not fetched; send the image inline as a data URI (data:image/png;base64,...)"
-        )));
+        return match urls {
+            Some(urls) => Ok(RawImage {
+                source: Source::Url(url.to_string(), urls),
+                param: param.to_string(),
+            }),
+            None => Err(bad(format!(
+                "{param}: image URLs are not fetched by this server (start it with --image-urls to allow that); send the image inline as a data URI (data:image/png;base64,...)"
+            ))),
+        };
     }
     let Some(rest) = url.strip_prefix("data:") else {
         return Err(bad(format!(
@@ -57,9 +92,44 @@ pub fn from_base64(data: &str, param: &str) -> Result<RawImage, ApiError> {
                 .with_param(param)
         })?;
     Ok(RawImage {
-        bytes,
+        source: Source::Bytes(bytes),
         param: param.to_string(),
     })
+}
+
+/// The bytes at `url`: a 200 answer of at most `urls.max_bytes`, within `urls.timeout`.
+fn fetch(url: &str, urls: ImageUrls) -> Result<Vec<u8>, String> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(urls.timeout)
+        .redirects(3)
+        .build();
+    let response = agent.get(url).call().map_err(|e| match e {
+        ureq::Error::Status(code, _) => format!("fetching {url} answered HTTP {code}"),
+        other => format!("cannot fetch {url}: {other}"),
+    })?;
+    let announced = response
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > urls.max_bytes) {
+        return Err(format!(
+            "{url} is {} bytes; at most {} are accepted",
+            announced.unwrap_or_default(),
+            urls.max_bytes
+        ));
+    }
+    let mut bytes = Vec::new();
+    response
+        .into_reader()
+        .take(urls.max_bytes as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot fetch {url}: {e}"))?;
+    if bytes.len() > urls.max_bytes {
+        return Err(format!(
+            "{url} is over {} bytes; at most that many are accepted",
+            urls.max_bytes
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Decodes the images on a blocking thread (a large JPEG takes tens of milliseconds). An
@@ -79,16 +149,22 @@ pub async fn decode(raw: Vec<RawImage>) -> Result<Vec<Image>, ApiError> {
         ));
     }
     tokio::task::spawn_blocking(move || {
-        raw.iter()
+        raw.into_iter()
             .map(|r| {
-                minerva_engine::media::decode_image(&r.bytes).map_err(|e| {
-                    let message = match e {
-                        minerva_core::CoreError::InvalidRequest { message, .. } => message,
-                        other => other.to_string(),
-                    };
+                let bad = |message: String| {
                     ApiError::bad_request(format!("{}: {message}", r.param), None)
                         .with_param(&r.param)
                         .with_code("invalid_image")
+                };
+                let bytes = match r.source {
+                    Source::Bytes(bytes) => bytes,
+                    Source::Url(ref url, urls) => fetch(url, urls).map_err(bad)?,
+                };
+                minerva_engine::media::decode_image(&bytes).map_err(|e| {
+                    bad(match e {
+                        minerva_core::CoreError::InvalidRequest { message, .. } => message,
+                        other => other.to_string(),
+                    })
                 })
             })
             .collect()

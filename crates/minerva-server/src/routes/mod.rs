@@ -6,7 +6,7 @@ pub mod completions;
 pub mod embeddings;
 mod format;
 mod history;
-mod images;
+pub mod images;
 pub mod infill;
 pub mod models;
 pub mod ollama;

@@ -19,7 +19,7 @@ fn bad(message: impl Into<String>) -> AnthropicError {
 pub fn messages(
     system: Option<&Value>,
     messages: &[Value],
-    images: &mut Vec<RawImage>,
+    images: &mut Images,
 ) -> Result<Vec<Value>, AnthropicError> {
     let mut out = Vec::new();
     match system {
@@ -65,9 +65,19 @@ pub fn messages(
     Ok(out)
 }
 
-/// An `image` block's bytes: a `base64` source (`media_type` image/jpeg, png, gif or webp).
-/// `url` sources are not fetched.
-fn image(block: &Value, at: &str) -> Result<RawImage, AnthropicError> {
+/// Where a request's images go as its messages are read, and whether URLs may be fetched.
+pub struct Images {
+    pub raw: Vec<RawImage>,
+    pub urls: Option<crate::routes::images::ImageUrls>,
+}
+
+/// An `image` block's bytes: a `base64` source (`media_type` image/jpeg, png, gif or webp), or
+/// a `url` source when the server fetches image URLs.
+fn image(
+    block: &Value,
+    at: &str,
+    urls: Option<crate::routes::images::ImageUrls>,
+) -> Result<RawImage, AnthropicError> {
     let source = block
         .get("source")
         .filter(|s| s.is_object())
@@ -82,9 +92,14 @@ fn image(block: &Value, at: &str) -> Result<RawImage, AnthropicError> {
             crate::routes::images::from_base64(data, &format!("{at}.source.data"))
                 .map_err(AnthropicError::from)
         }
-        Some("url") => Err(bad(format!(
-            "{at}.source.type: image URLs are not fetched; send the image as a base64 source"
-        ))),
+        Some("url") => {
+            let url = string(source, "url", &format!("{at}.source"))?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(bad(format!("{at}.source.url: must be an http(s) URL")));
+            }
+            crate::routes::images::from_url(url, &format!("{at}.source.url"), urls)
+                .map_err(AnthropicError::from)
+        }
         other => Err(bad(format!(
             "{at}.source.type: must be 'base64', got {}",
             other.map_or("nothing".to_string(), |t| format!("'{t}'"))
@@ -127,7 +142,7 @@ fn user(
     blocks: &[Value],
     at: &str,
     out: &mut Vec<Value>,
-    images: &mut Vec<RawImage>,
+    images: &mut Images,
 ) -> Result<(), AnthropicError> {
     let mut text = String::new();
     for (j, block) in blocks.iter().enumerate() {
@@ -155,7 +170,8 @@ fn user(
                 out.push(json!({"role": "tool", "tool_call_id": id, "content": content}));
             }
             "image" => {
-                images.push(image(block, &at)?);
+                let raw = image(block, &at, images.urls)?;
+                images.raw.push(raw);
                 text.push_str(minerva_core::media_marker());
             }
             "document" => {
@@ -339,6 +355,13 @@ pub fn thinking(thinking: Option<&Value>) -> Result<Thinking, AnthropicError> {
 mod tests {
     use super::*;
 
+    fn no_images() -> Images {
+        Images {
+            raw: Vec::new(),
+            urls: None,
+        }
+    }
+
     #[test]
     fn blocks_become_template_messages() {
         let out = messages(
@@ -353,7 +376,7 @@ mod tests {
                     {"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "21 C"}],
                      "cache_control": {"type": "ephemeral"}}]}),
             ],
-            &mut Vec::new(),
+            &mut no_images(),
         )
         .unwrap();
         assert_eq!(out[0], json!({"role": "system", "content": "Be brief."}));
@@ -387,14 +410,14 @@ mod tests {
                 "tool_use_id",
             ),
         ] {
-            let e = messages(None, &[m], &mut Vec::new()).unwrap_err();
+            let e = messages(None, &[m], &mut no_images()).unwrap_err();
             assert!(e.0.message.contains(says), "{}", e.0.message);
         }
         let prefill = [
             json!({"role": "user", "content": "Hi"}),
             json!({"role": "assistant", "content": "Hel"}),
         ];
-        let kept = messages(None, &prefill, &mut Vec::new()).unwrap_or_default();
+        let kept = messages(None, &prefill, &mut no_images()).unwrap_or_default();
         assert_eq!(
             kept.last(),
             Some(&json!({"role": "assistant", "content": "Hel"}))

@@ -43,9 +43,12 @@ pub async fn handle(
         }
         Some(n) => n,
     };
-    let mut raw_images = Vec::new();
-    let messages = convert::messages(req.system.as_ref(), &req.messages, &mut raw_images)?;
-    let images = crate::routes::images::decode(raw_images).await?;
+    let mut images = convert::Images {
+        raw: Vec::new(),
+        urls: state.image_urls,
+    };
+    let messages = convert::messages(req.system.as_ref(), &req.messages, &mut images)?;
+    let images = crate::routes::images::decode(images.raw).await?;
     let tools = convert::tools(req.tools.as_ref(), req.tool_choice.as_ref())?;
     let thinking = convert::thinking(req.thinking.as_ref())?;
     let fields = SamplingFields {

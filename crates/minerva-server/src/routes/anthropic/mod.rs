@@ -21,9 +21,12 @@ pub async fn count_tokens(
     AnthropicJson(req): AnthropicJson<CountTokensRequest>,
 ) -> Result<Json<TokenCount>, AnthropicError> {
     engine.model(Some(&req.model)).await?;
-    let mut images = Vec::new();
+    let mut images = convert::Images {
+        raw: Vec::new(),
+        urls: None,
+    };
     let messages = convert::messages(req.system.as_ref(), &req.messages, &mut images)?;
-    if !images.is_empty() {
+    if !images.raw.is_empty() {
         return Err(AnthropicError::bad_request(
             "counting the tokens of image blocks is not supported yet: send the request to /v1/messages and read usage.input_tokens",
         ));

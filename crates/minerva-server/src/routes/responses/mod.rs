@@ -51,7 +51,7 @@ pub async fn create(
     let chat = convert::chat_request(&req, &history, &input)?;
     let chat = ChatCompletionRequest::parse(chat)
         .map_err(|e| ApiError::bad_request(format!("{}: {}", e.path(), e.inner()), None))?;
-    let job = crate::routes::chat::job(&state.engine, &chat).await?;
+    let job = crate::routes::chat::job(&state.engine, &chat, state.image_urls).await?;
     let completion = state.engine.complete(job).await?;
     let parser = completion.reply_parser();
     let mut metered = Metered::new(completion, state.metrics.clone(), started);
