@@ -2,7 +2,7 @@
 """A stand-in for the Hugging Face hub, for the store's end-to-end tests (standard library only).
 
     python3 tests/e2e/hub.py --root DIR --port 0 --log FILE [--fail-after BYTES] [--bad-etag]
-                             [--rate BYTES_PER_S]
+                             [--bad-etag-for TEXT] [--rate BYTES_PER_S]
 
 Serves DIR/<owner>/<repo>/<file> the way huggingface.co does:
 
@@ -16,8 +16,9 @@ Serves DIR/<owner>/<repo>/<file> the way huggingface.co does:
 The first line on stdout is `PORT <n>`. Each request appends one JSON line to the log: method,
 path, range (or null), status, bytes (of body sent). --fail-after BYTES drops the connection
 after BYTES bytes of the first full-body download of each file (to test resuming). --bad-etag
-announces a wrong sha256 in X-Linked-Etag (to test verification). --rate sends file bodies at
-about BYTES_PER_S (to watch a download's progress).
+announces a wrong sha256 in X-Linked-Etag (to test verification), --bad-etag-for TEXT only for
+the files whose name contains TEXT. --rate sends file bodies at about BYTES_PER_S (to watch a
+download's progress).
 """
 import argparse
 import hashlib
@@ -34,8 +35,9 @@ COMMIT = "0" * 40
 
 
 class Hub:
-    def __init__(self, root, log_path, fail_after, bad_etag, rate=None):
+    def __init__(self, root, log_path, fail_after, bad_etag, rate=None, bad_etag_for=None):
         self.rate = rate
+        self.bad_etag_for = bad_etag_for
         self.root = os.path.abspath(root)
         self.log_path = log_path
         self.fail_after = fail_after
@@ -138,7 +140,8 @@ class Handler(BaseHTTPRequestHandler):
         sha = self.hub.repos.get((owner, repo), {}).get(file)
         if sha is None:
             return self.json(404, {"error": "Entry not found"}, head)
-        announced = hashlib.sha256(b"not the file").hexdigest() if self.hub.bad_etag else sha
+        bad = self.hub.bad_etag or (self.hub.bad_etag_for is not None and self.hub.bad_etag_for in file)
+        announced = hashlib.sha256(b"not the file").hexdigest() if bad else sha
         size = os.path.getsize(self.hub.by_sha[sha])
         self.json(
             302,
@@ -225,9 +228,10 @@ def main():
     parser.add_argument("--log", required=True)
     parser.add_argument("--fail-after", type=int, default=None)
     parser.add_argument("--bad-etag", action="store_true")
+    parser.add_argument("--bad-etag-for", default=None)
     parser.add_argument("--rate", type=int, default=None)
     args = parser.parse_args()
-    Handler.hub = Hub(args.root, args.log, args.fail_after, args.bad_etag, args.rate)
+    Handler.hub = Hub(args.root, args.log, args.fail_after, args.bad_etag, args.rate, args.bad_etag_for)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     print(f"PORT {server.server_address[1]}", flush=True)

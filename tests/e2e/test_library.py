@@ -348,6 +348,15 @@ def test_a_model_served_by_path_copies_into_the_library_as_a_clients_model_id(st
         assert listed == {served: False, "claude-sonnet-4-5:latest": True}
         digests = {m.model: m.digest for m in oc.list().models}
         assert digests["claude-sonnet-4-5:latest"] == digests[served] or not digests[served]
+        # Listed as an alias of the served model once that file's digest is known (hashed after start).
+        deadline = time.time() + 60
+        while True:
+            metas = {m["id"]: m["meta"] for m in httpx.get(f"{base}/v1/models").json()["data"]}
+            if metas[served]["digest"] or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        assert metas["claude-sonnet-4-5:latest"].get("alias_of") == served
+        assert "alias_of" not in metas[served]
         ac = anthropic.Anthropic(base_url=base, api_key="x", max_retries=0, timeout=120)
         m = ac.messages.create(model="claude-sonnet-4-5", max_tokens=5,
                                messages=[{"role": "user", "content": "Hi"}])

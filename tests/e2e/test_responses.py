@@ -109,7 +109,7 @@ BAD = [
     ({"model": MODEL_ID}, "input"),
     ({"model": MODEL_ID, "input": [{"role": "robot", "content": "x"}]}, "input[0].role"),
     ({"model": MODEL_ID, "input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
-     "multimodal"),
+     "data URI"),
     ({"model": MODEL_ID, "input": "hi", "tools": [{"type": "web_search"}]}, "hosted tools"),
     ({"model": MODEL_ID, "input": "hi", "max_output_tokens": 0}, "max_output_tokens"),
     ({"model": MODEL_ID, "input": "hi", "previous_response_id": "resp_x"}, "previous_response_id"),

@@ -129,7 +129,7 @@ def test_pull_list_show(env, hubs):
     listing = minerva(env, "list")
     assert listing.returncode == 0, listing.stderr
     header, row = listing.stdout.splitlines()
-    assert header.split() == ["NAME", "ID", "SIZE", "MODIFIED", "BACKEND"]
+    assert header.split() == ["NAME", "ID", "SIZE", "MODIFIED", "BACKEND", "ALIAS", "OF"]
     assert row.split()[:4] == [NAME, GEMMA_SHA256[:12], "253", "MB"]
     assert row.endswith("llama.cpp")
 

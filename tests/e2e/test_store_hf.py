@@ -37,8 +37,9 @@ def _rows(env):
     r = minerva(env, "list")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "ID", "SIZE", "MODIFIED", "BACKEND"]
-    return {line.split()[0]: line.split()[-1] for line in lines[1:]}
+    assert lines[0].split() == ["NAME", "ID", "SIZE", "MODIFIED", "BACKEND", "ALIAS", "OF"]
+    at = lines[0].index("BACKEND")
+    return {line.split()[0]: line[at:].split()[0] for line in lines[1:]}
 
 
 def test_import_list_show_config_rm(env):
@@ -48,6 +49,12 @@ def test_import_list_show_config_rm(env):
     r = minerva(env, "import", os.environ["MINERVA_QWEN_GGUF"], "--name", "qwen-gguf")
     assert r.returncode == 0, r.stderr
     assert _rows(env) == {"qwen-gguf:latest": "llama.cpp", "qwen-hf:latest": "mlx"}
+    # A second name for the same files is listed as an alias of the first.
+    assert minerva(env, "cp", "qwen-gguf", "claude-sonnet-4-5").returncode == 0
+    lines = minerva(env, "list").stdout.splitlines()
+    alias = next(line for line in lines if line.startswith("claude-sonnet-4-5:latest"))
+    assert alias[lines[0].index("ALIAS OF"):].strip() == "qwen-gguf:latest", lines
+    assert minerva(env, "rm", "claude-sonnet-4-5").returncode == 0
 
     show = minerva(env, "show", "qwen-hf").stdout
     assert "format          safetensors" in show and "backend         mlx (by format)" in show, show

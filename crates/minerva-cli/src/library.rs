@@ -42,6 +42,10 @@ pub struct ImportArgs {
     /// The backend the model loads with (default: by its format; see minerva config).
     #[arg(long)]
     pub backend: Option<String>,
+    /// The vision projector (llama.cpp's mmproj GGUF) to keep with a GGUF model: the model
+    /// then reads images. A re-import without it makes the name a text model again.
+    #[arg(long, value_name = "FILE")]
+    pub mmproj: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -179,8 +183,19 @@ pub fn import(args: ImportArgs, root: &Path) -> Result<()> {
         let format = minerva_core::hf::detect(&args.path)?;
         minerva_engine::check_backend(backend, format.as_str())?;
     }
-    eprintln!("importing {} as {name}", args.path.display());
-    let model = store.import(&args.path, &name)?;
+    match &args.mmproj {
+        Some(mmproj) => eprintln!(
+            "importing {} with the projector {} as {name}",
+            args.path.display(),
+            mmproj.display()
+        ),
+        None => eprintln!("importing {} as {name}", args.path.display()),
+    }
+    let options = ImportOptions {
+        projector: args.mmproj.clone(),
+        ..ImportOptions::default()
+    };
+    let model = store.import_with(&args.path, &name, &options)?;
     let model = choose_backend(&store, model, args.backend.as_deref())?;
     println!("{}\tsha256:{}\t{}", model.name, model.digest, model.size);
     Ok(())
@@ -198,6 +213,7 @@ pub fn import_fetched(store: &Store, entry: &catalog::Entry, file: &Path) -> Res
     let options = ImportOptions {
         source: Some(format!("minerva fetch {}", entry.name)),
         verified_sha256: verified,
+        ..ImportOptions::default()
     };
     store
         .import_with(file, entry.name, &options)
@@ -208,7 +224,8 @@ pub fn import_fetched(store: &Store, entry: &catalog::Entry, file: &Path) -> Res
 pub fn list(root: &Path) -> Result<()> {
     let mut models = open(root)?.list()?;
     models.sort_by_key(|m| std::cmp::Reverse(m.modified));
-    let rows: Vec<[String; 5]> = models
+    let aliases = minerva_engine::aliases(&models);
+    let rows: Vec<[String; 6]> = models
         .iter()
         .map(|m| {
             [
@@ -217,11 +234,15 @@ pub fn list(root: &Path) -> Result<()> {
                 human_size(m.size),
                 ago(m.modified),
                 backend_of(m),
+                aliases.get(&m.name).cloned().unwrap_or_default(),
             ]
         })
         .collect();
     let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
-    print_table(&["NAME", "ID", "SIZE", "MODIFIED", "BACKEND"], &rows);
+    print_table(
+        &["NAME", "ID", "SIZE", "MODIFIED", "BACKEND", "ALIAS OF"],
+        &rows,
+    );
     Ok(())
 }
 
@@ -302,6 +323,21 @@ pub fn show(args: ShowArgs, root: &Path) -> Result<()> {
     ];
     for (k, v) in rows {
         println!("    {k:<16}{v}");
+    }
+    if let Some(projector) = &m.projector {
+        let size = std::fs::metadata(projector)
+            .map(|meta| human_size(meta.len()))
+            .unwrap_or_else(|e| format!("unreadable: {e}"));
+        println!();
+        println!("  Projector");
+        if let Some(kind) = minerva_store::gguf::read(projector)
+            .ok()
+            .and_then(|info| info.projector_type)
+        {
+            println!("    {:<16}{kind}", "type");
+        }
+        println!("    {:<16}{size}", "size");
+        println!("    {:<16}{}", "file", projector.display());
     }
     println!();
     println!("  License");

@@ -68,8 +68,13 @@ impl Library for WithCatalog {
         Library::set_backend(&self.store, name, backend)
     }
 
-    fn import(&self, path: &Path, name: &str) -> minerva_core::Result<LibraryModel> {
-        Library::import(&self.store, path, name)
+    fn import(
+        &self,
+        path: &Path,
+        projector: Option<&Path>,
+        name: &str,
+    ) -> minerva_core::Result<LibraryModel> {
+        Library::import(&self.store, path, projector, name)
     }
 
     /// A catalog name (stored under that name; another name is refused) fetches the catalog's

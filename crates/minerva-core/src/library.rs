@@ -96,9 +96,15 @@ pub trait Library: Send + Sync {
     fn copy(&self, from: &str, to: &str) -> Result<()>;
 
     /// Adds the local GGUF file or model directory at `path` under `name` (hard-linked where it
-    /// can be, else copied; hashed). The default refuses: a library that cannot take files.
-    fn import(&self, path: &std::path::Path, name: &str) -> Result<LibraryModel> {
-        let _ = (path, name);
+    /// can be, else copied; hashed), with the vision projector `projector` (a GGUF model's
+    /// `mmproj` file) when given. The default refuses: a library that cannot take files.
+    fn import(
+        &self,
+        path: &std::path::Path,
+        projector: Option<&std::path::Path>,
+        name: &str,
+    ) -> Result<LibraryModel> {
+        let _ = (path, projector, name);
         Err(crate::CoreError::Unsupported(
             "this library cannot add local files".into(),
         ))

@@ -8,6 +8,7 @@
 //!
 //! It depends on `minerva-core` only: no HTTP, no wire formats, no backend crate.
 
+mod alias;
 mod backends;
 mod capabilities;
 mod chat;
@@ -26,6 +27,7 @@ pub use minerva_chat::{
     ToolChoice, ToolDef, ToolError, ToolFormat, ToolRequest,
 };
 
+pub use alias::aliases;
 pub use backends::{backend_for_format, backend_of, check_backend, Backends, POLICY};
 pub use capabilities::capabilities;
 pub use choices::{choice_seed, merged_usage, MAX_CHOICES};
@@ -147,6 +149,8 @@ pub struct ModelEntry {
     /// True for the library's models; false for those served by path (`--model FILE`) or
     /// handed over loaded, which the library cannot delete.
     pub in_library: bool,
+    /// The older name this one is an alias of (same files, see [`aliases`]).
+    pub alias_of: Option<String>,
 }
 
 impl ModelEntry {
@@ -229,6 +233,8 @@ impl Engine {
             }
         }
         let loaded = self.inner.manager.loaded();
+        let models: Vec<LibraryModel> = all.iter().map(|(m, _)| m.clone()).collect();
+        let mut alias_of = aliases(&models);
         Ok(all
             .into_iter()
             .map(|(model, in_library)| {
@@ -238,6 +244,7 @@ impl Engine {
                     .find(|(n, _)| *n == model.name)
                     .map(|(_, l)| l.clone());
                 ModelEntry {
+                    alias_of: alias_of.remove(&model.name),
                     model,
                     state,
                     error,

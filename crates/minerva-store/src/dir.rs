@@ -168,7 +168,7 @@ impl Store {
             std::time::UNIX_EPOCH,
         );
         let manifest = Manifest::directory(&described, files, now_ms());
-        manifest.write(&self.manifest_path(name))?;
+        self.write_manifest(name, &manifest)?;
         tracing::info!(model = %name, digest = %manifest.digest, files = manifest.files.len(), size = manifest.size, format = %manifest.format, "added to the store");
         Ok(self.model(&manifest))
     }

@@ -39,6 +39,21 @@ pub(crate) struct Downloaded {
     pub partial: Option<(PathBuf, PartialLock)>,
 }
 
+impl Downloaded {
+    /// Removes the verified partial file, if any (a pull that fails after this file was
+    /// verified leaves nothing of it behind).
+    pub(crate) fn discard(self) {
+        if let Some((path, _lock)) = self.partial {
+            remove(&path);
+        }
+    }
+
+    /// The verified partial file, if any.
+    pub(crate) fn file(&self) -> Option<&Path> {
+        self.partial.as_ref().map(|(path, _)| path.as_path())
+    }
+}
+
 /// What the server says about the file before the download.
 struct Probe {
     sha256: Option<String>,

@@ -18,6 +18,10 @@ pub enum StoreError {
     /// The file is not a valid GGUF model.
     #[error("invalid GGUF file {path}: {reason}")]
     InvalidGguf { path: PathBuf, reason: String },
+    /// A file given as a vision projector that is not one (llama.cpp's `mmproj` GGUF, with a
+    /// vision encoder).
+    #[error("{path} is not a vision projector (llama.cpp's mmproj GGUF): {reason}")]
+    NotAProjector { path: PathBuf, reason: String },
     /// A file operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -78,9 +82,9 @@ impl From<StoreError> for CoreError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Invalid(m) => CoreError::invalid(m, Some("model")),
-            e @ (StoreError::InvalidGguf { .. } | StoreError::Format(_)) => {
-                CoreError::invalid(e.to_string(), None)
-            }
+            e @ (StoreError::InvalidGguf { .. }
+            | StoreError::NotAProjector { .. }
+            | StoreError::Format(_)) => CoreError::invalid(e.to_string(), None),
             StoreError::NotFound(name) => CoreError::ModelNotFound(name),
             StoreError::Unsupported(m) => CoreError::Unsupported(m),
             other => CoreError::Backend(other.to_string()),

@@ -45,6 +45,11 @@ pub struct GgufInfo {
     pub kv_bytes_per_token: Option<u64>,
     /// The vocabulary has fill-in-the-middle prefix, suffix and middle tokens.
     pub fill_in_middle: bool,
+    /// `clip.has_vision_encoder`: a multimodal projector (`general.architecture` `clip`, llama.cpp's
+    /// `mmproj` file) that holds a vision encoder.
+    pub has_vision_encoder: bool,
+    /// `clip.projector_type` of a multimodal projector (`mlp`, `qwen2vl_merger`, ...).
+    pub projector_type: Option<String>,
     pub n_tensors: u64,
     /// Where the tensor data starts (the header's length, aligned).
     pub data_start: u64,
@@ -58,9 +63,10 @@ enum Value {
     Uint(u64),
     Int(i64),
     Str(String),
+    Bool(bool),
     /// A numeric array (each element as u64 where it is a non-negative integer).
     Ints(Vec<u64>),
-    /// A value the store does not keep (floats, bools, long strings, string arrays, ...).
+    /// A value the store does not keep (floats, long strings, string arrays, ...).
     Skipped,
 }
 
@@ -90,6 +96,55 @@ pub fn read(path: &Path) -> Result<GgufInfo> {
         fim_seen: [false; 3],
     };
     parse(&mut r)
+}
+
+/// The architecture of llama.cpp's multimodal projectors (`mmproj` files).
+pub const PROJECTOR_ARCHITECTURE: &str = "clip";
+
+/// Reads and validates a model's GGUF file: a complete GGUF ([`read`]) that is not a
+/// multimodal projector.
+pub fn read_model(path: &Path) -> Result<GgufInfo> {
+    let info = read(path)?;
+    check_model(&info, path)?;
+    Ok(info)
+}
+
+/// Fails when `info` (read from `path`) describes a multimodal projector rather than a model.
+pub(crate) fn check_model(info: &GgufInfo, path: &Path) -> Result<()> {
+    if info.architecture.as_deref() == Some(PROJECTOR_ARCHITECTURE) {
+        return Err(StoreError::InvalidGguf {
+            path: path.to_path_buf(),
+            reason: "it is a multimodal projector (an mmproj file, general.architecture clip), not a model: give it with --mmproj beside its model".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Reads and validates a vision projector (llama.cpp's `mmproj` GGUF): a complete GGUF
+/// ([`read`]) whose `general.architecture` is `clip` and which has a vision encoder
+/// (`clip.has_vision_encoder`). Anything else is [`StoreError::NotAProjector`].
+pub fn read_projector(path: &Path) -> Result<GgufInfo> {
+    let info = read(path)?;
+    check_projector(&info, path)?;
+    Ok(info)
+}
+
+/// Fails unless `info` (read from `path`) describes a vision projector (see [`read_projector`]).
+pub(crate) fn check_projector(info: &GgufInfo, path: &Path) -> Result<()> {
+    let reason = match info.architecture.as_deref() {
+        Some(PROJECTOR_ARCHITECTURE) if info.has_vision_encoder => return Ok(()),
+        Some(PROJECTOR_ARCHITECTURE) => {
+            "it has no vision encoder (clip.has_vision_encoder is not true; an audio-only projector?)".to_string()
+        }
+        Some(other) => format!(
+            "its general.architecture is '{other}', a projector's is '{PROJECTOR_ARCHITECTURE}' (is it the model itself?)"
+        ),
+        None => "it has no general.architecture".to_string(),
+    };
+    Err(StoreError::NotAProjector {
+        path: path.to_path_buf(),
+        reason,
+    })
 }
 
 /// True when the file starts with the GGUF magic.
@@ -197,7 +252,7 @@ impl Reader {
                 Value::Skipped
             }
             7 => match self.bytes::<1>(what)?[0] {
-                0 | 1 => Value::Skipped,
+                b @ (0 | 1) => Value::Bool(b == 1),
                 b => return Err(self.bad(format!("{what}: bool byte {b}"))),
             },
             8 => self
@@ -445,6 +500,8 @@ fn facts(
         chat_template: string("tokenizer.chat_template"),
         license,
         fill_in_middle: false,
+        has_vision_encoder: matches!(meta.get("clip.has_vision_encoder"), Some(Value::Bool(true))),
+        projector_type: string("clip.projector_type"),
         n_tensors: tensors.len() as u64,
         data_start,
         data_end,

@@ -33,6 +33,61 @@ pub(crate) fn gemma() -> PathBuf {
     model("MINERVA_GEMMA_GGUF", "gemma-3-270m-q4_k_m.gguf")
 }
 
+/// The tiny vision model's projector (`$MINERVA_VLM_DIR/mmproj.gguf`, which scripts/test.sh
+/// builds); a missing one is a failure.
+pub(crate) fn projector() -> PathBuf {
+    let dir = std::env::var_os("MINERVA_VLM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dirs_home().join(".cache/minerva/fixtures/tiny-vlm"));
+    let path = dir.join("mmproj.gguf");
+    assert!(
+        path.is_file(),
+        "MINERVA_VLM_DIR (or {}) must hold the tiny vision model's mmproj.gguf (run scripts/test.sh)",
+        dir.display()
+    );
+    path
+}
+
+#[test]
+fn reads_a_projector_and_tells_it_from_a_model() -> Result<()> {
+    let info = read_projector(&projector())?;
+    assert_eq!(info.architecture.as_deref(), Some("clip"));
+    assert!(info.has_vision_encoder);
+    assert_eq!(info.projector_type.as_deref(), Some("qwen2vl_merger"));
+    // A projector is not a model, and a model is not a projector.
+    assert!(
+        matches!(read_model(&projector()), Err(StoreError::InvalidGguf { reason, .. }) if reason.contains("--mmproj"))
+    );
+    assert!(
+        matches!(read_projector(&qwen()), Err(StoreError::NotAProjector { reason, .. }) if reason.contains("'qwen2'"))
+    );
+    assert!(!read_model(&qwen())?.has_vision_encoder);
+    // A clip file without a vision encoder (an audio projector) is no vision projector.
+    let dir = tempfile::tempdir().map_err(|e| StoreError::io("tempdir", e))?;
+    let audio = minimal_with(
+        dir.path(),
+        "audio.gguf",
+        &[("general.architecture", "clip")],
+        &[
+            ("clip.has_vision_encoder", false),
+            ("clip.has_audio_encoder", true),
+        ],
+        true,
+    );
+    assert!(
+        matches!(read_projector(&audio), Err(StoreError::NotAProjector { reason, .. }) if reason.contains("no vision encoder"))
+    );
+    let vision = minimal_with(
+        dir.path(),
+        "vision.gguf",
+        &[("general.architecture", "clip")],
+        &[("clip.has_vision_encoder", true)],
+        true,
+    );
+    assert!(read_projector(&vision)?.has_vision_encoder);
+    Ok(())
+}
+
 #[test]
 fn reads_qwen() -> Result<()> {
     let info = read(&qwen())?;
@@ -205,10 +260,21 @@ fn corrupt_headers_are_rejected() -> Result<()> {
 
 /// A GGUF v3 file with the given metadata strings and one 1-element F32 tensor (or none).
 fn minimal(dir: &Path, name: &str, meta: &[(&str, &str)], tensor: bool) -> PathBuf {
+    minimal_with(dir, name, meta, &[], tensor)
+}
+
+/// [`minimal`] with boolean metadata too.
+pub(crate) fn minimal_with(
+    dir: &Path,
+    name: &str,
+    meta: &[(&str, &str)],
+    flags: &[(&str, bool)],
+    tensor: bool,
+) -> PathBuf {
     let mut b: Vec<u8> = b"GGUF".to_vec();
     b.extend(3u32.to_le_bytes());
     b.extend(u64::from(tensor).to_le_bytes());
-    b.extend((meta.len() as u64).to_le_bytes());
+    b.extend(((meta.len() + flags.len()) as u64).to_le_bytes());
     let string = |b: &mut Vec<u8>, s: &str| {
         b.extend((s.len() as u64).to_le_bytes());
         b.extend(s.as_bytes());
@@ -217,6 +283,11 @@ fn minimal(dir: &Path, name: &str, meta: &[(&str, &str)], tensor: bool) -> PathB
         string(&mut b, k);
         b.extend(8u32.to_le_bytes()); // string
         string(&mut b, v);
+    }
+    for (k, v) in flags {
+        string(&mut b, k);
+        b.extend(7u32.to_le_bytes()); // bool
+        b.push(u8::from(*v));
     }
     if tensor {
         string(&mut b, "t");

@@ -2,8 +2,9 @@
 //!
 //! `hf.co/OWNER/REPO[:QUANT]` (also `huggingface.co/...` and `https://huggingface.co/OWNER/REPO`)
 //! lists the repository (`GET {endpoint}/api/models/{owner}/{repo}`) and picks the GGUF whose
-//! name carries the quantization; `OWNER/REPO/FILE.gguf` names a file in a repository; any
-//! other `https://` or `http://` URL is downloaded as it is. The hub's base URL is
+//! name carries the quantization (never an `mmproj` file), and the repository's vision projector
+//! with it when it has one ([`pick_projector`]); `OWNER/REPO/FILE.gguf` names a file in a
+//! repository (that file alone); any other `https://` or `http://` URL is downloaded as it is. The hub's base URL is
 //! `$HF_ENDPOINT` when set, as the hub's own clients do, else `https://huggingface.co`.
 
 use crate::{Result, StoreError};
@@ -242,6 +243,87 @@ pub(crate) fn pick_file(files: &[String], quant: Option<&str>, repo: &str) -> Re
     }
 }
 
+/// The vision projector to pull with the model file `model` of a repository listing, chosen
+/// as llama.cpp's `-hf` chooses it (`find_best_mmproj` in `common/download.cpp`): among the
+/// GGUF files whose path contains `mmproj` (in any case) in the model's directory or one above
+/// it, the one in the deepest directory, then the one whose quantization's bit count is the
+/// closest to the model's (`Q4_K_M` → 4, `Q8_0` → 8, `F16` → 16: a Q4_K_M model gets an
+/// `mmproj-Q8_0` before an `mmproj-F16`), then the first by name. `None` when there is none.
+pub(crate) fn pick_projector(files: &[String], model: &str) -> Option<String> {
+    let parent = |path: &str| -> Vec<String> {
+        let mut parts: Vec<String> = path.split('/').map(str::to_string).collect();
+        parts.pop();
+        parts
+    };
+    let model_dir = parent(model);
+    let model_bits = quant_bits(model);
+    let mut sorted: Vec<&String> = files.iter().collect();
+    sorted.sort();
+    let mut best: Option<(usize, u32, &String)> = None;
+    for file in sorted {
+        let lower = file.to_ascii_lowercase();
+        if !lower.ends_with(".gguf") || !lower.contains("mmproj") {
+            continue;
+        }
+        let dir = parent(file);
+        if !model_dir.starts_with(&dir) {
+            continue;
+        }
+        let depth = dir.len();
+        let diff = quant_bits(file).abs_diff(model_bits);
+        let better = best.is_none_or(|(best_depth, best_diff, _)| {
+            depth > best_depth || (depth == best_depth && diff < best_diff)
+        });
+        if better {
+            best = Some((depth, diff, file));
+        }
+    }
+    best.map(|(_, _, file)| file.clone())
+}
+
+/// The bit count of a GGUF file's quantization, as llama.cpp reads it from the name: the
+/// first number in the last `-` or `.` separated word of the stem (split suffixes such as
+/// `-00001-of-00003` left out); 0 when there is none.
+fn quant_bits(path: &str) -> u32 {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let Some(stem) = name
+        .len()
+        .checked_sub(5)
+        .filter(|&i| name.is_char_boundary(i) && name[i..].eq_ignore_ascii_case(".gguf"))
+        .map(|i| &name[..i])
+    else {
+        return 0;
+    };
+    let stem = strip_split_suffix(stem);
+    let tag = stem.rsplit(['-', '.']).next().unwrap_or(stem);
+    if tag.len() == stem.len() || !tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return 0;
+    }
+    let digits: String = tag
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().unwrap_or(0)
+}
+
+/// `model-Q4_K_M-00001-of-00003` → `model-Q4_K_M`.
+fn strip_split_suffix(stem: &str) -> &str {
+    let bytes = stem.as_bytes();
+    let split = bytes.len() >= 15 && {
+        let tail = &bytes[bytes.len() - 15..];
+        tail[0] == b'-'
+            && tail[1..6].iter().all(u8::is_ascii_digit)
+            && tail[6..10].eq_ignore_ascii_case(b"-of-")
+            && tail[10..].iter().all(u8::is_ascii_digit)
+    };
+    if split {
+        &stem[..stem.len() - 15]
+    } else {
+        stem
+    }
+}
+
 /// True when the file name carries `quant` as a whole word (`q4_k` is not in `q4_k_m`).
 fn names_quant(file: &str, quant: &str) -> bool {
     let name = file.rsplit('/').next().unwrap_or(file).to_ascii_lowercase();
@@ -365,6 +447,80 @@ mod tests {
     }
 
     #[test]
+    fn projector_selection() {
+        let files = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let pick = |names: &[&str], model: &str| pick_projector(&files(names), model);
+        // The only one, in any case.
+        let one = ["m-Q4_K_M.gguf", "MMProj-m-f16.gguf", "README.md"];
+        assert_eq!(
+            pick(&one, "m-Q4_K_M.gguf").as_deref(),
+            Some("MMProj-m-f16.gguf")
+        );
+        assert_eq!(pick(&["m-Q4_K_M.gguf"], "m-Q4_K_M.gguf"), None);
+        assert_eq!(
+            pick(&["m-Q4_K_M.gguf", "mmproj.bin"], "m-Q4_K_M.gguf"),
+            None
+        );
+        // The closest bit count to the model's: Q8_0 for Q4_K_M, F16 for F16, F32 for F32.
+        let several = [
+            "m-F16.gguf",
+            "m-Q4_K_M.gguf",
+            "mmproj-m-F16.gguf",
+            "mmproj-m-F32.gguf",
+            "mmproj-m-Q8_0.gguf",
+        ];
+        assert_eq!(
+            pick(&several, "m-Q4_K_M.gguf").as_deref(),
+            Some("mmproj-m-Q8_0.gguf")
+        );
+        assert_eq!(
+            pick(&several, "m-F16.gguf").as_deref(),
+            Some("mmproj-m-F16.gguf")
+        );
+        assert_eq!(
+            pick(&several, "m-F32.gguf").as_deref(),
+            Some("mmproj-m-F32.gguf")
+        );
+        // A tie goes to the first by name.
+        let tie = ["m-Q4_K_M.gguf", "mmproj-b-BF16.gguf", "mmproj-a-F16.gguf"];
+        assert_eq!(
+            pick(&tie, "m-Q4_K_M.gguf").as_deref(),
+            Some("mmproj-a-F16.gguf")
+        );
+        // The model's own directory first, then one above it; never another directory.
+        let dirs = [
+            "Q4/m-Q4_K_M.gguf",
+            "mmproj-F16.gguf",
+            "Q4/mmproj-F32.gguf",
+            "Q8/mmproj-Q4_0.gguf",
+        ];
+        assert_eq!(
+            pick(&dirs, "Q4/m-Q4_K_M.gguf").as_deref(),
+            Some("Q4/mmproj-F32.gguf")
+        );
+        assert_eq!(
+            pick(&dirs, "m-Q4_K_M.gguf").as_deref(),
+            Some("mmproj-F16.gguf")
+        );
+        assert_eq!(pick(&dirs[2..], "Q5/m-Q5_K_M.gguf"), None);
+    }
+
+    #[test]
+    fn quantization_bits() {
+        for (name, bits) in [
+            ("m-Q4_K_M.gguf", 4),
+            ("dir/m.Q8_0.gguf", 8),
+            ("mmproj-model-f16.gguf", 16),
+            ("m-BF16.gguf", 16),
+            ("m-Q4_K_M-00001-of-00003.gguf", 4),
+            ("mmproj.gguf", 0),
+            ("m-F16.bin", 0),
+        ] {
+            assert_eq!(quant_bits(name), bits, "{name}");
+        }
+    }
+
+    #[test]
     fn quant_selection() -> Result<()> {
         let files: Vec<String> = [
             "README.md",
@@ -391,6 +547,14 @@ mod tests {
         );
         let only = ["x.gguf", "mmproj.gguf"].map(String::from).to_vec();
         assert_eq!(pick_file(&only, None, "r")?, "x.gguf");
+        // A projector is never the model, whatever its name says.
+        let vlm = ["tiny-vlm-Q4_K_M.gguf", "MMPROJ-tiny-vlm-Q4_K_M.gguf"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            pick_file(&vlm, Some("Q4_K_M"), "r")?,
+            "tiny-vlm-Q4_K_M.gguf"
+        );
         assert!(pick_file(&["a.bin".to_string()], None, "r").is_err());
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! A store is a directory, laid out like Ollama's:
 //!
 //! ```text
-//! <dir>/blobs/sha256-<64 hex>             model files, named by their content's sha256
+//! <dir>/blobs/sha256-<64 hex>             model files and vision projectors, named by their sha256
 //! <dir>/blobs/sha256-<64 hex>.partial     a download or import in progress (renamed once verified)
 //! <dir>/manifests/<sha256 of name>.json   one per model name: the name and every fact about it
 //! <dir>/snapshots/<digest>/<file>         a directory model (Hugging Face safetensors): links to

@@ -85,6 +85,15 @@ impl Manifest {
         }
     }
 
+    /// The blobs this manifest uses: a GGUF model's file and its projector, or a directory
+    /// model's files.
+    pub fn blob_digests(&self) -> impl Iterator<Item = &str> {
+        let file = self.files.is_empty().then_some(self.digest.as_str());
+        file.into_iter()
+            .chain(self.projector.as_deref())
+            .chain(self.files.iter().map(|f| f.digest.as_str()))
+    }
+
     /// The manifest of a directory model described as `model`, made of `files`.
     pub fn directory(model: &LibraryModel, files: Vec<ManifestFile>, modified_ms: u64) -> Manifest {
         Manifest {

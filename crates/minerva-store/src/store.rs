@@ -38,6 +38,18 @@ pub struct ImportOptions {
     /// The file's sha256 when the caller has already verified it (`minerva fetch`): the file
     /// is not hashed again. Its GGUF structure is always checked.
     pub verified_sha256: Option<String>,
+    /// A vision projector (llama.cpp's `mmproj` GGUF) to keep with a GGUF model: checked
+    /// ([`gguf::read_projector`]) before anything enters the store, added as a blob, and
+    /// recorded in the manifest.
+    pub projector: Option<PathBuf>,
+}
+
+/// A verified file on its way to its blob name.
+pub(crate) struct Incoming<'a> {
+    pub sha: String,
+    pub size: u64,
+    /// The file to rename to the blob's name (`None`: the blob is already in the store).
+    pub file: Option<&'a Path>,
 }
 
 impl Store {
@@ -192,15 +204,18 @@ impl Store {
             .filter(|m| !m.files.is_empty())
             .map(|m| m.digest.as_str())
             .collect();
+        // A manifest this Minerva cannot read (another version's, a damaged one) may still
+        // name blobs: every digest-like string in it is kept.
+        let kept = self.digests_in_unreadable_manifests();
+        let snapshots: HashSet<&str> = snapshots
+            .into_iter()
+            .chain(kept.iter().map(String::as_str))
+            .collect();
         self.remove_snapshots_but(&snapshots)?;
         let used: HashSet<&str> = manifests
             .iter()
-            .flat_map(|m| {
-                let files = m.files.iter().map(|f| f.digest.as_str());
-                std::iter::once(m.digest.as_str())
-                    .filter(|_| m.files.is_empty())
-                    .chain(files)
-            })
+            .flat_map(Manifest::blob_digests)
+            .chain(kept.iter().map(String::as_str))
             .collect();
         let entries = fs::read_dir(&self.blobs)
             .map_err(|e| StoreError::io(format!("reading {}", self.blobs.display()), e))?;
@@ -221,7 +236,58 @@ impl Store {
         Ok(removed)
     }
 
-    /// Makes `to` a second name for the model `from` (same blob; `to` is replaced if it exists).
+    /// Every run of 64 hex digits in the manifest files that do not read as this Minerva's
+    /// manifests: the blobs and snapshots they may name, which garbage collection keeps.
+    fn digests_in_unreadable_manifests(&self) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(&self.manifests) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for path in entries.flatten().map(|e| e.path()) {
+            if path.extension().and_then(|e| e.to_str()) != Some("json")
+                || Manifest::read(&path).is_ok()
+            {
+                continue;
+            }
+            let Ok(text) = fs::read_to_string(&path) else {
+                continue;
+            };
+            let bytes = text.as_bytes();
+            let mut start = 0;
+            while start < bytes.len() {
+                let run = bytes[start..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+                    .count();
+                if run == 64 {
+                    out.push(text[start..start + 64].to_string());
+                }
+                start += run.max(1);
+            }
+        }
+        out
+    }
+
+    /// Under the lock: writes `manifest` as `name`'s. When it replaces a manifest that used
+    /// other files (another model file, a projector the new one does not have), the blobs no
+    /// name uses any more are removed.
+    pub(crate) fn write_manifest(&self, name: &ModelName, manifest: &Manifest) -> Result<()> {
+        let path = self.manifest_path(name);
+        let old = path.is_file().then(|| Manifest::read(&path).ok()).flatten();
+        manifest.write(&path)?;
+        let replaced = old.is_some_and(|old| {
+            old.digest != manifest.digest || old.projector != manifest.projector
+        });
+        if replaced {
+            if let Err(e) = self.collect_garbage() {
+                tracing::warn!(model = %name, error = %e, "cannot remove the files the replaced model used");
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes `to` a second name for the model `from` (same blobs, the projector's too; `to` is
+    /// replaced if it exists).
     pub fn copy(&self, from: &str, to: &str) -> Result<LibraryModel> {
         let from = ModelName::parse(from)?;
         let to = ModelName::parse(to)?;
@@ -233,7 +299,7 @@ impl Store {
         let mut manifest = Manifest::read(&path)?;
         manifest.name = to.to_string();
         manifest.modified_ms = now_ms();
-        manifest.write(&self.manifest_path(&to))?;
+        self.write_manifest(&to, &manifest)?;
         tracing::info!(from = %from, to = %to, "copied");
         Ok(self.model(&manifest))
     }
@@ -243,10 +309,12 @@ impl Store {
         self.import_with(path, name, &ImportOptions::default())
     }
 
-    /// Adds a local GGUF file or Hugging Face model directory under `name`. The file is
-    /// validated before anything enters the store; then it is hard-linked into the blobs (on
-    /// the same file system) or copied, and hashed either way unless `options.verified_sha256`
-    /// vouches for it. A directory goes file by file ([`Store::import_dir`]).
+    /// Adds a local GGUF file or Hugging Face model directory under `name`. The file (and the
+    /// projector, `options.projector`) is validated before anything enters the store; then it
+    /// is hard-linked into the blobs (on the same file system) or copied, and hashed either way
+    /// unless `options.verified_sha256` vouches for it. A directory goes file by file
+    /// ([`Store::import_dir`]). A name that exists is replaced: its projector is the one given
+    /// now (none without `options.projector`).
     pub fn import_with(
         &self,
         path: &Path,
@@ -262,6 +330,12 @@ impl Store {
         let meta = fs::metadata(path)
             .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
         if meta.is_dir() {
+            if options.projector.is_some() {
+                return Err(StoreError::Invalid(
+                    "a projector (--mmproj) goes with a GGUF model file, not a model directory"
+                        .into(),
+                ));
+            }
             return self.import_dir(path, &name, options.source.clone());
         }
         if !gguf::has_magic(path)? {
@@ -270,21 +344,48 @@ impl Store {
                 reason: "not a GGUF file (it does not start with the GGUF magic)".into(),
             });
         }
-        gguf::read(path)?;
+        gguf::read_model(path)?;
+        if let Some(projector) = &options.projector {
+            gguf::read_projector(projector)?;
+        }
         let tmp = unique_temp(&self.blobs.join("import.partial"));
-        let result = self
-            .import_blob(path, &tmp, trusted.as_deref())
-            .and_then(|(sha, size)| {
-                let info = gguf::read(&tmp)?;
-                let source = options.source.clone().unwrap_or_else(|| {
-                    fs::canonicalize(path)
-                        .unwrap_or_else(|_| path.to_path_buf())
-                        .display()
-                        .to_string()
-                });
-                self.commit(&name, source, &sha, size, &info, Some(&tmp))
+        let projector_tmp = options
+            .projector
+            .as_ref()
+            .map(|_| unique_temp(&self.blobs.join("import.partial")));
+        let result = (|| {
+            let (sha, size) = self.import_blob(path, &tmp, trusted.as_deref())?;
+            // What enters the store is the copy: it is read again.
+            let info = gguf::read_model(&tmp)?;
+            let projector = match (&options.projector, &projector_tmp) {
+                (Some(src), Some(ptmp)) => {
+                    let (sha, size) = self.import_blob(src, ptmp, None)?;
+                    gguf::read_projector(ptmp)?;
+                    Some(Incoming {
+                        sha,
+                        size,
+                        file: Some(ptmp.as_path()),
+                    })
+                }
+                _ => None,
+            };
+            let source = options.source.clone().unwrap_or_else(|| {
+                fs::canonicalize(path)
+                    .unwrap_or_else(|_| path.to_path_buf())
+                    .display()
+                    .to_string()
             });
+            let model = Incoming {
+                sha,
+                size,
+                file: Some(&tmp),
+            };
+            self.commit(&name, source, model, &info, projector)
+        })();
         remove(&tmp);
+        if let Some(ptmp) = &projector_tmp {
+            remove(ptmp);
+        }
         result
     }
 
@@ -337,20 +438,12 @@ impl Store {
         Ok((sha, size))
     }
 
-    /// Under the lock: renames the verified `file` (if any) to its blob name and writes the
-    /// manifest.
-    fn commit(
-        &self,
-        name: &ModelName,
-        source: String,
-        sha: &str,
-        size: u64,
-        info: &GgufInfo,
-        file: Option<&Path>,
-    ) -> Result<LibraryModel> {
-        let _guard = self.guard();
+    /// The caller holds the lock: renames the verified file (if any) to its blob name, or
+    /// checks that the blob is still there.
+    fn place(&self, incoming: &Incoming) -> Result<()> {
+        let sha = &incoming.sha;
         let blob = blob_path(&self.blobs, sha);
-        match file {
+        match incoming.file {
             Some(file) if !blob.exists() => {
                 fs::rename(file, &blob).map_err(|e| {
                     StoreError::io(
@@ -367,11 +460,30 @@ impl Store {
             }
             None => {}
         }
+        Ok(())
+    }
+
+    /// Under the lock: renames the verified model file and projector (if any) to their blob
+    /// names and writes the manifest.
+    fn commit(
+        &self,
+        name: &ModelName,
+        source: String,
+        model: Incoming,
+        info: &GgufInfo,
+        projector: Option<Incoming>,
+    ) -> Result<LibraryModel> {
+        let _guard = self.guard();
+        self.place(&model)?;
+        if let Some(projector) = &projector {
+            self.place(projector)?;
+        }
+        let Incoming { sha, size, .. } = model;
         let manifest = Manifest {
             format_version: FORMAT_VERSION,
             name: name.to_string(),
             source,
-            digest: sha.to_string(),
+            digest: sha.clone(),
             size,
             modified_ms: now_ms(),
             format: "gguf".into(),
@@ -385,10 +497,10 @@ impl Store {
             fill_in_middle: info.fill_in_middle,
             files: Vec::new(),
             backend: None,
-            projector: None,
+            projector: projector.map(|p| p.sha),
         };
-        manifest.write(&self.manifest_path(name))?;
-        tracing::info!(model = %name, digest = %sha, size, "added to the store");
+        self.write_manifest(name, &manifest)?;
+        tracing::info!(model = %name, digest = %sha, size, projector = ?manifest.projector, "added to the store");
         Ok(self.model(&manifest))
     }
 
@@ -407,8 +519,8 @@ impl Store {
                 .map_err(|e| StoreError::Invalid(format!("{e}; give the model a name (--name)")))?,
         };
         progress(status("pulling manifest"));
-        let url = match self.resolve(&parsed)? {
-            Resolved::File(url) => url,
+        let (url, projector) = match self.resolve(&parsed)? {
+            Resolved::File { url, projector } => (url, projector),
             Resolved::Directory { base, files } => {
                 tracing::info!(%source, %base, model = %name, files = files.len(), "pulling a model directory");
                 let model = self.pull_dir(&name, &base, &files, progress, cancel)?;
@@ -416,24 +528,89 @@ impl Store {
                 return Ok(model);
             }
         };
-        tracing::info!(%source, %url, model = %name, "pulling");
-        let got = download::download(&self.agent, &url, &self.blobs, progress, cancel, true)?;
+        tracing::info!(%source, %url, projector = ?projector, model = %name, "pulling");
+        // The projector first: it is small, and one that fails its checks fails the pull
+        // before the model is downloaded.
+        let projector = projector
+            .map(|url| self.pull_gguf(&url, progress, cancel, gguf::check_projector))
+            .transpose()?;
+        let got = match self.pull_gguf(&url, progress, cancel, gguf::check_model) {
+            Ok(got) => got,
+            Err(e) => {
+                // A pull that stopped (cancelled, the network, another pull) resumes next
+                // time; one that failed leaves nothing behind.
+                let resumable = matches!(
+                    e,
+                    StoreError::Cancelled | StoreError::Http(_) | StoreError::Busy(_)
+                );
+                if let Some(projector) = projector.filter(|_| !resumable) {
+                    projector.discard();
+                }
+                return Err(e);
+            }
+        };
         progress(status("writing manifest"));
-        let partial = got.partial.as_ref().map(|(p, _lock)| p.as_path());
         let Some(info) = &got.info else {
             return Err(StoreError::Invalid(format!("{url}: not read as GGUF")));
         };
-        let model = self.commit(&name, url, &got.sha256, got.size, info, partial)?;
+        let model = Incoming {
+            sha: got.sha256.clone(),
+            size: got.size,
+            file: got.file(),
+        };
+        let incoming = projector.as_ref().map(|p| Incoming {
+            sha: p.sha256.clone(),
+            size: p.size,
+            file: p.file(),
+        });
+        let model = self.commit(&name, url, model, info, incoming)?;
         progress(status("success"));
         Ok(model)
     }
 
-    /// The URL of the file a source names (listing the repository for a quantization), or the
-    /// files of a Hugging Face model directory when the repository has no GGUF.
+    /// Downloads a GGUF file, verifies it (size, sha256, structure) and checks what it is
+    /// (`check`: a model, a projector); a file that fails the check is removed.
+    fn pull_gguf(
+        &self,
+        url: &str,
+        progress: &mut dyn FnMut(PullProgress),
+        cancel: &AtomicBool,
+        check: fn(&GgufInfo, &Path) -> Result<()>,
+    ) -> Result<download::Downloaded> {
+        let got = download::download(&self.agent, url, &self.blobs, progress, cancel, true)?;
+        let checked = match &got.info {
+            Some(info) => check(info, Path::new(url)),
+            None => Err(StoreError::Invalid(format!("{url}: not read as GGUF"))),
+        };
+        match checked {
+            Ok(()) => Ok(got),
+            Err(e) => {
+                got.discard();
+                Err(e)
+            }
+        }
+    }
+
+    /// The URL of the file a source names (listing the repository for a quantization, and
+    /// finding the vision projector beside it, [`hub::pick_projector`]), or the files of a
+    /// Hugging Face model directory when the repository has no GGUF.
     fn resolve(&self, source: &Source) -> Result<Resolved> {
-        let (owner, repo, file) = match source {
-            Source::Url(url) => return Ok(Resolved::File(url.clone())),
-            Source::HubFile { owner, repo, file } => (owner, repo, file.clone()),
+        let url = |owner: &str, repo: &str, file: &str| {
+            format!(
+                "{}/{owner}/{repo}/resolve/main/{}",
+                self.endpoint,
+                hub::encode_path(file)
+            )
+        };
+        match source {
+            Source::Url(url) => Ok(Resolved::File {
+                url: url.clone(),
+                projector: None,
+            }),
+            Source::HubFile { owner, repo, file } => Ok(Resolved::File {
+                url: url(owner, repo, file),
+                projector: None,
+            }),
             Source::HubRepo { owner, repo, quant } => {
                 let api = format!("{}/api/models/{owner}/{repo}", self.endpoint);
                 let listing = http::get_json(&self.agent, &api)?;
@@ -458,21 +635,26 @@ impl Store {
                     });
                 }
                 let file = hub::pick_file(&files, quant.as_deref(), &reference)?;
-                (owner, repo, file)
+                let projector = hub::pick_projector(&files, &file);
+                if let Some(projector) = &projector {
+                    tracing::info!(repo = %reference, model = %file, %projector, "pulling the repository's vision projector with the model");
+                }
+                Ok(Resolved::File {
+                    url: url(owner, repo, &file),
+                    projector: projector.map(|p| url(owner, repo, &p)),
+                })
             }
-        };
-        Ok(Resolved::File(format!(
-            "{}/{owner}/{repo}/resolve/main/{}",
-            self.endpoint,
-            hub::encode_path(&file)
-        )))
+        }
     }
 }
 
 /// What a pull source resolves to.
 enum Resolved {
-    /// One GGUF file.
-    File(String),
+    /// One GGUF file, and the URL of its vision projector when the repository has one.
+    File {
+        url: String,
+        projector: Option<String>,
+    },
     /// A Hugging Face model directory: its files under `base`.
     Directory { base: String, files: Vec<String> },
 }
@@ -522,8 +704,17 @@ impl Library for Store {
         Ok(Store::set_backend(self, name, backend)?)
     }
 
-    fn import(&self, path: &Path, name: &str) -> minerva_core::Result<LibraryModel> {
-        Ok(Store::import(self, path, name)?)
+    fn import(
+        &self,
+        path: &Path,
+        projector: Option<&Path>,
+        name: &str,
+    ) -> minerva_core::Result<LibraryModel> {
+        let options = ImportOptions {
+            projector: projector.map(Path::to_path_buf),
+            ..ImportOptions::default()
+        };
+        Ok(Store::import_with(self, path, name, &options)?)
     }
 
     fn pull(

@@ -76,6 +76,7 @@ fn a_verified_import_is_not_hashed_but_checked() -> Result<()> {
     let options = ImportOptions {
         source: Some("catalog".into()),
         verified_sha256: Some(GEMMA_SHA256.into()),
+        ..ImportOptions::default()
     };
     let model = store.import_with(&gemma(), "gemma3:270m", &options)?;
     assert_eq!(model.digest, GEMMA_SHA256);
@@ -83,6 +84,7 @@ fn a_verified_import_is_not_hashed_but_checked() -> Result<()> {
     let bad = ImportOptions {
         source: None,
         verified_sha256: Some("sha256:abc".into()),
+        projector: None,
     };
     assert!(matches!(
         store.import_with(&gemma(), "x", &bad),
@@ -188,4 +190,201 @@ fn library_errors_map_to_the_contract() {
     assert!(
         matches!(library.get("absent"), Err(minerva_core::CoreError::ModelNotFound(n)) if n == "absent:latest")
     );
+}
+
+/// The sha256 of a file, hex.
+fn sha256_of(path: &Path) -> String {
+    let data = fs::read(path);
+    let Ok(data) = data else {
+        panic!("reading {}: {data:?}", path.display())
+    };
+    hex::encode(Sha256::digest(&data))
+}
+
+fn with_projector(projector: &Path) -> ImportOptions {
+    ImportOptions {
+        projector: Some(projector.to_path_buf()),
+        ..ImportOptions::default()
+    }
+}
+
+#[test]
+fn a_vision_model_keeps_its_projector_through_copy_and_remove() -> Result<()> {
+    use crate::gguf::tests::projector;
+    let dir = temp();
+    let store = Store::open(dir.path())?;
+    let projector_sha = sha256_of(&projector());
+    let model = store.import_with(&gemma(), "vision", &with_projector(&projector()))?;
+    let projector_blob = dir
+        .path()
+        .join("blobs")
+        .join(format!("sha256-{projector_sha}"));
+    assert_eq!(model.projector.as_deref(), Some(projector_blob.as_path()));
+    assert_eq!(model.digest, GEMMA_SHA256);
+    let mut both = vec![
+        format!("sha256-{GEMMA_SHA256}"),
+        format!("sha256-{projector_sha}"),
+    ];
+    both.sort();
+    assert_eq!(files_in(&dir.path().join("blobs")), both);
+    assert_eq!(store.get("vision")?, model);
+
+    // A second name shares both blobs; removing one name keeps them for the other.
+    let copy = store.copy("vision", "vision-copy")?;
+    assert_eq!(copy.projector, model.projector);
+    store.remove("vision")?;
+    assert!(projector_blob.is_file() && model.path.is_file());
+    store.remove("vision-copy")?;
+    assert!(files_in(&dir.path().join("blobs")).is_empty());
+
+    // Two models sharing one projector: removing one keeps it.
+    let qwen = crate::gguf::tests::qwen();
+    store.import_with(&gemma(), "a", &with_projector(&projector()))?;
+    store.import_with(&qwen, "b", &with_projector(&projector()))?;
+    store.remove("a")?;
+    assert!(projector_blob.is_file(), "b still uses the projector");
+    assert_eq!(
+        store.get("b")?.projector.as_deref(),
+        Some(projector_blob.as_path())
+    );
+    store.remove("b")?;
+    assert!(files_in(&dir.path().join("blobs")).is_empty());
+    Ok(())
+}
+
+#[test]
+fn a_re_import_replaces_the_projector() -> Result<()> {
+    use crate::gguf::tests::projector;
+    let dir = temp();
+    let store = Store::open(dir.path())?;
+    store.import_with(&gemma(), "v", &with_projector(&projector()))?;
+    // Imported again without one: a text model, and the projector no name uses is gone.
+    let again = store.import(&gemma(), "v")?;
+    assert_eq!(again.projector, None);
+    assert_eq!(store.get("v")?.projector, None);
+    assert_eq!(
+        files_in(&dir.path().join("blobs")),
+        [format!("sha256-{GEMMA_SHA256}")]
+    );
+    // And with one again.
+    let vision = store.import_with(&gemma(), "v", &with_projector(&projector()))?;
+    assert!(vision.projector.as_deref().is_some_and(Path::is_file));
+    Ok(())
+}
+
+#[test]
+fn an_invalid_projector_is_refused_and_leaves_nothing_behind() -> Result<()> {
+    use crate::gguf::tests::{projector, qwen};
+    let dir = temp();
+    let store = Store::open(dir.path().join("store"))?;
+    // A model given as the projector.
+    assert!(matches!(
+        store.import_with(&gemma(), "x", &with_projector(&qwen())),
+        Err(StoreError::NotAProjector { .. })
+    ));
+    // Not a GGUF at all, or absent.
+    let text = dir.path().join("mmproj.gguf");
+    fs::write(&text, "not a projector").map_err(|e| StoreError::io("writing", e))?;
+    assert!(matches!(
+        store.import_with(&gemma(), "x", &with_projector(&text)),
+        Err(StoreError::InvalidGguf { .. })
+    ));
+    assert!(matches!(
+        store.import_with(
+            &gemma(),
+            "x",
+            &with_projector(&dir.path().join("absent.gguf"))
+        ),
+        Err(StoreError::Io { .. })
+    ));
+    // The projector is no model, and a directory model takes no projector.
+    assert!(matches!(
+        store.import(&projector(), "x"),
+        Err(StoreError::InvalidGguf { .. })
+    ));
+    assert!(matches!(
+        store.import_with(dir.path(), "x", &with_projector(&projector())),
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(files_in(&dir.path().join("store/blobs")).is_empty());
+    assert!(files_in(&dir.path().join("store/manifests")).is_empty());
+    Ok(())
+}
+
+#[test]
+fn a_manifest_with_a_projector_round_trips() -> Result<()> {
+    let dir = temp();
+    let path = dir.path().join("m.json");
+    let projector = "b".repeat(64);
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        name: "v:latest".into(),
+        source: "s".into(),
+        digest: "a".repeat(64),
+        size: 1,
+        modified_ms: 2,
+        format: "gguf".into(),
+        architecture: Some("qwen2vl".into()),
+        n_params: None,
+        quantization: None,
+        context_length: None,
+        chat_template: None,
+        license: None,
+        kv_bytes_per_token: None,
+        fill_in_middle: false,
+        files: Vec::new(),
+        backend: None,
+        projector: Some(projector.clone()),
+    };
+    manifest.write(&path)?;
+    let read = Manifest::read(&path)?;
+    assert_eq!(read.projector.as_deref(), Some(projector.as_str()));
+    let blobs = dir.path().join("blobs");
+    let model = read.to_model(&blobs, &dir.path().join("snapshots"));
+    assert_eq!(model.projector, Some(blob_path(&blobs, &projector)));
+    assert_eq!(
+        read.blob_digests().collect::<Vec<_>>(),
+        ["a".repeat(64), projector]
+    );
+    // Without one, the key is left out (and older Minerva reads the file as before).
+    let text = Manifest {
+        projector: None,
+        ..read
+    }
+    .write(&path)
+    .and_then(|()| fs::read_to_string(&path).map_err(|e| StoreError::io("reading", e)))?;
+    assert!(!text.contains("projector"));
+    // A projector digest that is not one is refused (it names a path).
+    let bad = text.replacen("\"format\"", "\"projector\": \"../../x\",\n  \"format\"", 1);
+    fs::write(&path, bad).map_err(|e| StoreError::io("writing", e))?;
+    assert!(matches!(
+        Manifest::read(&path),
+        Err(StoreError::Manifest { .. })
+    ));
+    Ok(())
+}
+
+/// A manifest this Minerva cannot read (a newer format, a damaged file) keeps the blobs it
+/// names when another name is removed: nothing is deleted that may still be in use.
+#[test]
+fn an_unreadable_manifest_keeps_its_blobs() -> Result<()> {
+    let dir = temp();
+    let store = Store::open(dir.path())?;
+    let model = store.import(&gemma(), "gemma3:270m")?;
+    store.copy("gemma3:270m", "other")?;
+    let other = ModelName::parse("other")?;
+    let path = store.manifest_path(&other);
+    let text = fs::read_to_string(&path).map_err(|e| StoreError::io("reading", e))?;
+    fs::write(
+        &path,
+        text.replace("\"format_version\": 1", "\"format_version\": 99"),
+    )
+    .map_err(|e| StoreError::io("writing", e))?;
+    assert!(Manifest::read(&path).is_err());
+    store.remove("gemma3:270m")?;
+    assert!(
+        model.path.is_file(),
+        "the unreadable manifest's blob was deleted"
+    );
+    Ok(())
 }

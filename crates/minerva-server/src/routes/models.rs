@@ -20,6 +20,9 @@ fn object(entry: &ModelEntry) -> ModelObject {
     meta.insert("quantization".into(), json!(m.quantization));
     meta.insert("n_ctx_train".into(), json!(m.context_length));
     meta.insert("in_library".into(), json!(entry.in_library));
+    if let Some(original) = &entry.alias_of {
+        meta.insert("alias_of".into(), json!(original));
+    }
     let info = entry.loaded.as_ref().map(|l| l.model.info());
     meta.insert(
         "capabilities".into(),

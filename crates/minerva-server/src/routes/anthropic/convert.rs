@@ -101,7 +101,7 @@ fn image(
                 .map_err(AnthropicError::from)
         }
         other => Err(bad(format!(
-            "{at}.source.type: must be 'base64', got {}",
+            "{at}.source.type: an image source must be 'base64' (or 'url'), got {}",
             other.map_or("nothing".to_string(), |t| format!("'{t}'"))
         ))),
     }
@@ -403,7 +403,7 @@ mod tests {
             ),
             (
                 json!({"role": "user", "content": [{"type": "image", "source": {}}]}),
-                "must be 'base64'",
+                "an image source must be 'base64'",
             ),
             (
                 json!({"role": "user", "content": [{"type": "tool_result"}]}),

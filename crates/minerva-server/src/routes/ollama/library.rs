@@ -1,6 +1,6 @@
 //! `POST /api/pull`, `DELETE /api/delete` and `POST /api/copy`: the model library through
-//! Ollama's API. A model served by path (`--model FILE`) can be copied (its file enters the
-//! library under the new name) but not deleted (a 400 that says why). A pull runs on a blocking thread and streams its status objects as NDJSON;
+//! Ollama's API. A model served by path (`--model FILE`) can be copied (its file, and its
+//! `--mmproj` projector, enter the library under the new name) but not deleted (a 400 that says why). A pull runs on a blocking thread and streams its status objects as NDJSON;
 //! a client that goes away cancels it (the partial download stays, and the next pull resumes it).
 
 use crate::error::OllamaError;
@@ -137,10 +137,13 @@ pub async fn copy(
         ));
     }
     match engine.served_by_path(&req.source) {
-        // A model served by path: its file enters the library under the new name.
+        // A model served by path: its file (and its projector) enters the library under the
+        // new name.
         Some(model) => {
             let name = req.destination.clone();
-            let added = blocking(move || library.import(&model.path, &name)).await?;
+            let added =
+                blocking(move || library.import(&model.path, model.projector.as_deref(), &name))
+                    .await?;
             tracing::info!(source = %req.source, model = %added.name, "copied into the library");
         }
         None => blocking(move || library.copy(&req.source, &req.destination)).await?,

@@ -1,0 +1,73 @@
+//! Aliases: names of the library that stand for the same model files as another name (made by
+//! `minerva cp` / `/api/copy`, or by importing the same file twice), such as a client's own
+//! model id (`claude-sonnet-4-5`) given to a local model.
+
+use minerva_core::LibraryModel;
+use std::collections::HashMap;
+
+/// For each name that shares its model files (same digest, same projector) with an older
+/// name, that older name: the first to enter the library (by `modified`, then by name). Names
+/// whose digest is not known yet (a model served by path, still being hashed) are nobody's
+/// alias.
+pub fn aliases(models: &[LibraryModel]) -> HashMap<String, String> {
+    let mut groups: HashMap<(&str, Option<&std::path::Path>), Vec<&LibraryModel>> = HashMap::new();
+    for m in models.iter().filter(|m| !m.digest.is_empty()) {
+        groups
+            .entry((m.digest.as_str(), m.projector.as_deref()))
+            .or_default()
+            .push(m);
+    }
+    let mut out = HashMap::new();
+    for mut group in groups.into_values().filter(|g| g.len() > 1) {
+        group.sort_by(|a, b| a.modified.cmp(&b.modified).then(a.name.cmp(&b.name)));
+        let original = group[0].name.clone();
+        for alias in &group[1..] {
+            out.insert(alias.name.clone(), original.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn model(name: &str, digest: &str, secs: u64) -> LibraryModel {
+        LibraryModel {
+            name: name.into(),
+            source: String::new(),
+            digest: digest.into(),
+            size: 1,
+            modified: UNIX_EPOCH + Duration::from_secs(secs),
+            format: "gguf".into(),
+            architecture: None,
+            n_params: None,
+            quantization: None,
+            context_length: None,
+            chat_template: None,
+            license: None,
+            kv_bytes_per_token: None,
+            fill_in_middle: false,
+            backend: None,
+            path: "m".into(),
+            projector: None,
+        }
+    }
+
+    #[test]
+    fn later_names_of_the_same_files_are_aliases_of_the_first() {
+        let models = [
+            model("claude-sonnet-4-5:latest", "aa", 20),
+            model("qwen:0.5b", "aa", 10),
+            model("gpt-5:latest", "aa", 30),
+            model("gemma:270m", "bb", 5),
+            model("by-path", "", 1),
+            model("other-by-path", "", 2),
+        ];
+        let aliases = aliases(&models);
+        assert_eq!(aliases.len(), 2);
+        assert_eq!(aliases["claude-sonnet-4-5:latest"], "qwen:0.5b");
+        assert_eq!(aliases["gpt-5:latest"], "qwen:0.5b");
+    }
+}
