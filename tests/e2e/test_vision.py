@@ -375,3 +375,57 @@ def test_image_urls_when_the_server_fetches_them(image_host):
             assert err.value.body["param"] == "messages[0].content[0].image_url"
     finally:
         _stop_server(proc, log)
+
+
+# --- what a new user ran into ---------------------------------------------------------------
+
+def _serve_fails(*args):
+    import subprocess
+    env = {**os.environ, "RUST_BACKTRACE": "0",
+           "MINERVA_MODELS": os.path.join(LOG_DIR, f"minerva-vision-fail-{os.getpid()}")}
+    return subprocess.run([os.environ["MINERVA_BIN"], "serve", "--port", "1", "--no-default-model", *args],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_a_projector_of_another_model_or_as_a_model_is_refused_plainly():
+    d = _vlm_dir()
+    r = _serve_fails("--model", os.environ["MINERVA_GEMMA_GGUF"], "--mmproj", os.path.join(d, "mmproj.gguf"))
+    assert r.returncode != 0 and "896-wide embeddings and the model takes 640-wide" in r.stderr, r.stderr
+    r = _serve_fails("--model", os.path.join(d, "mmproj.gguf"))
+    assert r.returncode != 0 and "not a model: give it with --mmproj" in r.stderr, r.stderr
+
+
+def test_an_alias_shares_the_loaded_model(vlm):
+    """A second name for the vision model (a client's own model id) is answered by the model
+    already loaded: one worker, one copy in memory."""
+    client = ollama.Client(host=vlm)
+    client.copy(MODEL, "gpt-4o-vision")
+    try:
+        r = ask(openai.OpenAI(base_url=f"{vlm}/v1", api_key="none", max_retries=0, timeout=600),
+                "Say hi.", max_tokens=2)
+        assert r.choices[0].message.content
+        c = case("img_28x28")
+        alias = openai.OpenAI(base_url=f"{vlm}/v1", api_key="none", max_retries=0, timeout=600)
+        r = alias.chat.completions.create(model="gpt-4o-vision", messages=c["messages"], temperature=0,
+                                          max_tokens=16, extra_body={"cache_prompt": False})
+        assert r.choices[0].message.content == c["text"]
+        loaded = [m["name"] for m in httpx.get(f"{vlm}/api/ps").json()["models"]]
+        assert loaded == [MODEL], loaded
+    finally:
+        client.delete("gpt-4o-vision")
+
+
+def test_a_text_model_says_so_before_anything_about_the_image(client):
+    """Whatever is wrong with the image (a URL this server does not fetch, corrupt data), a
+    model without vision answers that it cannot read images."""
+    for part in (BAD["http url"](), BAD["corrupt"]()):
+        with pytest.raises(openai.BadRequestError) as err:
+            client.chat.completions.create(model="qwen2.5-coder:0.5b", max_tokens=4,
+                                           messages=[{"role": "user", "content": [part]}])
+        assert "cannot read images" in err.value.body["message"], err.value.body
+
+
+def test_a_side_over_the_limit_says_the_limit(oai):
+    with pytest.raises(openai.BadRequestError) as err:
+        ask(oai, [image_part(_bad_png_dims(20000, 28)), {"type": "text", "text": "x"}])
+    assert "at most 16384" in err.value.body["message"], err.value.body

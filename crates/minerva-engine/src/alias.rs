@@ -5,27 +5,43 @@
 use minerva_core::LibraryModel;
 use std::collections::HashMap;
 
-/// For each name that shares its model files (same digest, same projector) with an older
-/// name, that older name: the first to enter the library (by `modified`, then by name). Names
-/// whose digest is not known yet (a model served by path, still being hashed) are nobody's
-/// alias.
+/// For each name that shares its model files (same digest, the same projector file) and its
+/// backend choice with an older name, that older name: the first to enter the library (by
+/// `modified`, then by name). Names whose digest is not known yet (a model served by path,
+/// still being hashed) are nobody's alias.
 pub fn aliases(models: &[LibraryModel]) -> HashMap<String, String> {
-    let mut groups: HashMap<(&str, Option<&std::path::Path>), Vec<&LibraryModel>> = HashMap::new();
+    type Key<'a> = (&'a str, Option<String>, Option<&'a str>);
+    let mut groups: HashMap<Key, Vec<&LibraryModel>> = HashMap::new();
     for m in models.iter().filter(|m| !m.digest.is_empty()) {
+        let projector = m.projector.as_deref().map(file_identity);
         groups
-            .entry((m.digest.as_str(), m.projector.as_deref()))
+            .entry((m.digest.as_str(), projector, m.backend.as_deref()))
             .or_default()
             .push(m);
     }
     let mut out = HashMap::new();
-    for mut group in groups.into_values().filter(|g| g.len() > 1) {
+    for mut group in groups.into_values() {
         group.sort_by(|a, b| a.modified.cmp(&b.modified).then(a.name.cmp(&b.name)));
-        let original = group[0].name.clone();
-        for alias in &group[1..] {
-            out.insert(alias.name.clone(), original.clone());
+        if let Some((original, rest)) = group.split_first() {
+            for alias in rest {
+                out.insert(alias.name.clone(), original.name.clone());
+            }
         }
     }
     out
+}
+
+/// What makes two paths the same file: its device and inode (a projector served by path and
+/// its hard link in the store are one file), else the path itself.
+fn file_identity(path: &std::path::Path) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            return format!("{}:{}", meta.dev(), meta.ino());
+        }
+    }
+    path.display().to_string()
 }
 
 #[cfg(test)]

@@ -209,14 +209,9 @@ impl Engine {
         }
     }
 
-    /// The model library, when the engine has one.
-    pub fn library(&self) -> Option<Arc<dyn Library>> {
-        self.inner.library.clone()
-    }
-
-    /// Every model that can be served, with its state: command-line models first, then the
-    /// library's.
-    pub async fn models(&self) -> Result<Vec<ModelEntry>> {
+    /// Every model that can be served and whether it is the library's: command-line models
+    /// first (with their digests once known), then the library's.
+    async fn described(&self) -> Result<Vec<(LibraryModel, bool)>> {
         let listed = match self.library() {
             Some(library) => blocking(move || library.list()).await?,
             None => Vec::new(),
@@ -232,6 +227,38 @@ impl Engine {
                 all.push((model, true));
             }
         }
+        Ok(all)
+    }
+
+    /// The model an alias stands for ([`aliases`]): names of the same files share one loaded
+    /// model (one worker, one KV cache, one prompt cache), as Ollama's names of one digest do.
+    /// Any other model is itself.
+    async fn canonical(&self, model: LibraryModel) -> LibraryModel {
+        if model.digest.is_empty() {
+            return model;
+        }
+        let Ok(all) = self.described().await else {
+            return model;
+        };
+        let models: Vec<LibraryModel> = all.into_iter().map(|(m, _)| m).collect();
+        match aliases(&models).get(&model.name) {
+            Some(original) => models
+                .into_iter()
+                .find(|m| &m.name == original)
+                .unwrap_or(model),
+            None => model,
+        }
+    }
+
+    /// The model library, when the engine has one.
+    pub fn library(&self) -> Option<Arc<dyn Library>> {
+        self.inner.library.clone()
+    }
+
+    /// Every model that can be served, with its state: command-line models first, then the
+    /// library's.
+    pub async fn models(&self) -> Result<Vec<ModelEntry>> {
+        let all = self.described().await?;
         let loaded = self.inner.manager.loaded();
         let models: Vec<LibraryModel> = all.iter().map(|(m, _)| m.clone()).collect();
         let mut alias_of = aliases(&models);
@@ -371,12 +398,14 @@ impl Engine {
         keep_alive: Option<KeepAlive>,
     ) -> Result<Lease> {
         let described = self.resolve(name).await?;
+        let described = self.canonical(described).await;
         self.inner.manager.acquire(&described, keep_alive).await
     }
 
     /// Unloads the model now if it is idle (once its requests end if not).
     pub async fn unload(&self, name: &str) -> Result<()> {
         let described = self.resolve(Some(name)).await?;
+        let described = self.canonical(described).await;
         self.inner.manager.unload(&described.name).await;
         Ok(())
     }

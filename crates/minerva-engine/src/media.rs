@@ -12,14 +12,14 @@ use std::sync::Arc;
 
 /// Most bytes one image may take as sent (OpenAI's limit for one image is 20 MB).
 pub const MAX_IMAGE_BYTES: usize = 20 << 20;
-/// Most pixels one image may have (4096 × 4096).
+/// Most pixels one image may have (as many as 4096 × 4096).
 pub const MAX_IMAGE_PIXELS: u64 = 1 << 24;
 /// Most images one request may carry.
 pub const MAX_IMAGES: usize = 16;
 /// Most pixels all the images of one request may have together.
 pub const MAX_REQUEST_PIXELS: u64 = 1 << 25;
 /// The longest side an image may have, whatever its area.
-const MAX_SIDE: u32 = 16384;
+pub const MAX_IMAGE_SIDE: u32 = 16384;
 
 /// Decodes an image as sent (PNG, JPEG, WebP or GIF bytes) into RGB pixels. Errors (without a
 /// `param`: the caller knows which field it was): `InvalidRequest` for an empty, oversized, corrupt,
@@ -56,9 +56,8 @@ pub fn decode_image(bytes: &[u8]) -> Result<Image> {
             ))
         }
     }
+    // Sides and area are checked below, from the header, with errors that give the limits.
     let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
     // The decoded RGBA buffer of the largest image allowed, and room for the decoder's own.
     limits.max_alloc = Some(MAX_IMAGE_PIXELS * 4 * 2);
     reader.limits(limits);
@@ -70,6 +69,11 @@ pub fn decode_image(bytes: &[u8]) -> Result<Image> {
         let (width, height) = decoder.dimensions();
         if width == 0 || height == 0 {
             return Err(invalid(format!("the image is {width}×{height} pixels")));
+        }
+        if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
+            return Err(invalid(format!(
+                "the image is {width}×{height} pixels; a side may be at most {MAX_IMAGE_SIDE}"
+            )));
         }
         if u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS {
             return Err(invalid(format!(

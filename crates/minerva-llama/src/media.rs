@@ -38,6 +38,26 @@ impl Vision {
     pub fn load(path: &Path, model: &LlamaModel, threads: i32) -> Result<Arc<Self>> {
         let fail = |why: String| CoreError::Load(format!("{}: {why}", path.display()));
         crate::model::check_gguf_magic(path)?;
+        let meta = Meta::read(path)
+            .ok_or_else(|| fail("not a readable GGUF file (truncated or damaged?)".into()))?;
+        match meta.text("general.architecture").as_deref() {
+            Some(PROJECTOR_ARCHITECTURE) => {}
+            other => {
+                return Err(fail(format!(
+                    "not a multimodal projector (general.architecture is {}, a projector's is '{PROJECTOR_ARCHITECTURE}'): give the model's mmproj file",
+                    other.map_or("missing".to_string(), |a| format!("'{a}'"))
+                )))
+            }
+        }
+        let width = meta
+            .number("clip.vision.projection_dim")
+            .and_then(|w| i32::try_from(w).ok());
+        if let Some(width) = width.filter(|&w| w != model.n_embd()) {
+            return Err(fail(format!(
+                "the projector makes {width}-wide embeddings and the model takes {}-wide ones: it is another model's projector",
+                model.n_embd()
+            )));
+        }
         let path_text = path
             .to_str()
             .ok_or_else(|| fail("the path is not UTF-8".into()))?;
@@ -64,7 +84,7 @@ impl Vision {
             info: VisionInfo {
                 projector: path.to_path_buf(),
                 projector_bytes,
-                projector_type: projector_type(path),
+                projector_type: meta.text("clip.projector_type"),
             },
         }))
     }
@@ -106,14 +126,40 @@ impl Vision {
     }
 }
 
-/// `clip.projector_type` from a projector file's metadata, when present.
-fn projector_type(path: &Path) -> Option<String> {
-    let gguf = llama_cpp_2::gguf::GgufContext::from_file(path)?;
-    let idx = gguf.find_key("clip.projector_type");
-    // Read as a string only when it is one (gguf aborts on a type mismatch).
-    (idx >= 0 && gguf.kv_type(idx) == llama_cpp_sys_2::GGUF_TYPE_STRING)
-        .then(|| gguf.val_str(idx).map(str::to_string))
-        .flatten()
+/// The architecture of llama.cpp's multimodal projectors (`mmproj` files).
+pub const PROJECTOR_ARCHITECTURE: &str = "clip";
+
+/// A GGUF file's metadata (its header only, through llama.cpp's `gguf` reader).
+pub struct Meta(llama_cpp_2::gguf::GgufContext);
+
+impl Meta {
+    /// `None` when the file is not a readable GGUF.
+    pub fn read(path: &Path) -> Option<Meta> {
+        llama_cpp_2::gguf::GgufContext::from_file(path).map(Meta)
+    }
+
+    /// A string value (`None` when absent or of another type: gguf aborts on a type mismatch,
+    /// so the type is checked first).
+    pub fn text(&self, key: &str) -> Option<String> {
+        let idx = self.0.find_key(key);
+        (idx >= 0 && self.0.kv_type(idx) == llama_cpp_sys_2::GGUF_TYPE_STRING)
+            .then(|| self.0.val_str(idx).map(str::to_string))
+            .flatten()
+    }
+
+    /// An unsigned or signed 32- or 64-bit integer value.
+    pub fn number(&self, key: &str) -> Option<i64> {
+        let idx = self.0.find_key(key);
+        if idx < 0 {
+            return None;
+        }
+        match self.0.kv_type(idx) {
+            llama_cpp_sys_2::GGUF_TYPE_UINT32 => Some(i64::from(self.0.val_u32(idx))),
+            llama_cpp_sys_2::GGUF_TYPE_INT32 => Some(i64::from(self.0.val_i32(idx))),
+            llama_cpp_sys_2::GGUF_TYPE_UINT64 => i64::try_from(self.0.val_u64(idx)).ok(),
+            _ => None,
+        }
+    }
 }
 
 /// One image's place in a prompt: its tokens `start..start + n_tokens` (begin and end text

@@ -60,6 +60,14 @@ pub struct LlamaModelHandle {
 impl LlamaModelHandle {
     pub(crate) fn load(backend: Arc<LlamaBackend>, spec: &ModelSpec) -> Result<Self> {
         check_gguf_magic(&spec.path)?;
+        let arch =
+            crate::media::Meta::read(&spec.path).and_then(|m| m.text("general.architecture"));
+        if arch.as_deref() == Some(crate::media::PROJECTOR_ARCHITECTURE) {
+            return Err(CoreError::Load(format!(
+                "{}: a multimodal projector (an mmproj file), not a model: give it with --mmproj beside its model",
+                spec.path.display()
+            )));
+        }
         let params = LlamaModelParams::default();
         let model = LlamaModel::load_from_file(&backend, &spec.path, &params)
             .map_err(|e| CoreError::Load(format!("{}: {e}", spec.path.display())))?;

@@ -2,7 +2,7 @@
 //! and from which cached prefix, and what goes into the next `llama_batch`.
 
 use crate::cache::{common_prefix, HostCache};
-use crate::media::{Layout, Vision};
+use crate::media::{is_stand_in, Layout, Vision};
 use crate::slot::{Slot, Step};
 use crate::worker::{Job, Shared};
 use llama_cpp_2::context::LlamaContext;
@@ -25,7 +25,7 @@ const MIN_GAIN: usize = 4;
 /// 512-token chunk takes seconds, a 128-token one a fraction of that).
 const PROMPT_TOKENS_WHILE_DECODING: usize = 128;
 /// Before a free sequence's KV is cut back for a request sharing only its start, the whole of
-/// it is saved to host memory if the part cut off is at least this long.
+/// it is saved to host memory if the part cut off is at least this long (or holds an image).
 const MIN_SAVE_TAIL: usize = 64;
 
 /// One sequence of the context: the request running on it, or the KV its last request left.
@@ -249,7 +249,10 @@ impl<'m> Scheduler<'m> {
         let own_n = shared[dst];
 
         if own_n > 0 && own_n + MIN_GAIN > src_n.max(host_n) {
-            if self.seqs[dst].kept.len() - own_n >= MIN_SAVE_TAIL {
+            // A tail with an image is worth saving whatever its length: encoding it again costs
+            // more than its tokens.
+            let tail = &self.seqs[dst].kept[own_n..];
+            if tail.len() >= MIN_SAVE_TAIL || tail.iter().any(|&t| is_stand_in(t)) {
                 let tokens = self.seqs[dst].kept.clone();
                 self.host.save(ctx, dst as i32, tokens, self.tick);
             }

@@ -50,6 +50,11 @@ pub struct GgufInfo {
     pub has_vision_encoder: bool,
     /// `clip.projector_type` of a multimodal projector (`mlp`, `qwen2vl_merger`, ...).
     pub projector_type: Option<String>,
+    /// A model's `<arch>.embedding_length`: the width of its token embeddings.
+    pub embedding_length: Option<u64>,
+    /// A projector's `clip.vision.projection_dim`: the width of the embeddings it makes, which
+    /// llama.cpp's converter sets to its language model's `embedding_length`.
+    pub projection_dim: Option<u64>,
     pub n_tensors: u64,
     /// Where the tensor data starts (the header's length, aligned).
     pub data_start: u64,
@@ -145,6 +150,23 @@ pub(crate) fn check_projector(info: &GgufInfo, path: &Path) -> Result<()> {
         path: path.to_path_buf(),
         reason,
     })
+}
+
+/// Fails when the projector (read from `path`) makes embeddings of another width than the
+/// model takes: it was made for another model (llama.cpp would refuse to load the pair).
+pub fn check_pair(model: &GgufInfo, projector: &GgufInfo, path: &Path) -> Result<()> {
+    match (model.embedding_length, projector.projection_dim) {
+        (Some(model_width), Some(width)) if model_width != width => {
+            Err(StoreError::NotAProjector {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "it makes {width}-wide embeddings and the model takes {model_width}-wide ones (clip.vision.projection_dim against {}.embedding_length): it is another model's projector",
+                    model.architecture.as_deref().unwrap_or("the model")
+                ),
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// True when the file starts with the GGUF magic.
@@ -485,6 +507,9 @@ fn facts(
         .map(str::to_string)
         .or_else(|| most_common_type(tensors));
     let license = string("general.license").or_else(|| string("general.license.name"));
+    let embedding_length = architecture
+        .as_ref()
+        .and_then(|_| number(&arch_key("embedding_length")));
 
     GgufInfo {
         version,
@@ -502,6 +527,8 @@ fn facts(
         fill_in_middle: false,
         has_vision_encoder: matches!(meta.get("clip.has_vision_encoder"), Some(Value::Bool(true))),
         projector_type: string("clip.projector_type"),
+        embedding_length,
+        projection_dim: number("clip.vision.projection_dim"),
         n_tensors: tensors.len() as u64,
         data_start,
         data_end,

@@ -33,6 +33,11 @@ pub(crate) fn gemma() -> PathBuf {
     model("MINERVA_GEMMA_GGUF", "gemma-3-270m-q4_k_m.gguf")
 }
 
+/// The tiny vision model's language model (`$MINERVA_VLM_DIR/model.gguf`): 896-wide, as Qwen.
+pub(crate) fn vlm_model() -> PathBuf {
+    projector().with_file_name("model.gguf")
+}
+
 /// The tiny vision model's projector (`$MINERVA_VLM_DIR/mmproj.gguf`, which scripts/test.sh
 /// builds); a missing one is a failure.
 pub(crate) fn projector() -> PathBuf {
@@ -326,4 +331,21 @@ fn a_header_without_tensors_or_architecture_is_not_a_model() {
     let info = read(&fine).expect("a minimal model with an architecture and a tensor reads");
     assert_eq!(info.architecture.as_deref(), Some("llama"));
     assert_eq!(info.n_tensors, 1);
+}
+
+/// A projector made for another model (its embeddings' width is not the model's) is refused
+/// with both widths named; the tiny vision model's own pair passes.
+#[test]
+fn a_projector_must_fit_its_model() -> Result<()> {
+    let projector_info = read_projector(&projector())?;
+    assert_eq!(projector_info.projection_dim, Some(896));
+    let qwen = read_model(&qwen())?;
+    assert_eq!(qwen.embedding_length, Some(896));
+    check_pair(&qwen, &projector_info, &projector())?;
+    let gemma = read_model(&gemma())?;
+    assert!(matches!(
+        check_pair(&gemma, &projector_info, &projector()),
+        Err(StoreError::NotAProjector { reason, .. }) if reason.contains("896") && reason.contains("640")
+    ));
+    Ok(())
 }

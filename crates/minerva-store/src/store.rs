@@ -344,9 +344,10 @@ impl Store {
                 reason: "not a GGUF file (it does not start with the GGUF magic)".into(),
             });
         }
-        gguf::read_model(path)?;
+        let model_info = gguf::read_model(path)?;
         if let Some(projector) = &options.projector {
-            gguf::read_projector(projector)?;
+            let projector_info = gguf::read_projector(projector)?;
+            gguf::check_pair(&model_info, &projector_info, projector)?;
         }
         let tmp = unique_temp(&self.blobs.join("import.partial"));
         let projector_tmp = options
@@ -550,9 +551,25 @@ impl Store {
             }
         };
         progress(status("writing manifest"));
-        let Some(info) = &got.info else {
+        let Some(info) = got.info.clone() else {
             return Err(StoreError::Invalid(format!("{url}: not read as GGUF")));
         };
+        // A projector made for another model: neither file enters the store.
+        let mismatch = projector
+            .as_ref()
+            .and_then(|p| p.info.as_ref().map(|pinfo| (p, pinfo)))
+            .and_then(|(p, pinfo)| {
+                let at = p.file().map(Path::to_path_buf).unwrap_or_default();
+                gguf::check_pair(&info, pinfo, &at).err()
+            });
+        if let Some(e) = mismatch {
+            got.discard();
+            if let Some(projector) = projector {
+                projector.discard();
+            }
+            return Err(e);
+        }
+        let info = &info;
         let model = Incoming {
             sha: got.sha256.clone(),
             size: got.size,

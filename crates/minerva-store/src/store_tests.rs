@@ -210,19 +210,20 @@ fn with_projector(projector: &Path) -> ImportOptions {
 
 #[test]
 fn a_vision_model_keeps_its_projector_through_copy_and_remove() -> Result<()> {
-    use crate::gguf::tests::projector;
+    use crate::gguf::tests::{projector, qwen, vlm_model};
     let dir = temp();
     let store = Store::open(dir.path())?;
     let projector_sha = sha256_of(&projector());
-    let model = store.import_with(&gemma(), "vision", &with_projector(&projector()))?;
+    let qwen_sha = sha256_of(&qwen());
+    let model = store.import_with(&qwen(), "vision", &with_projector(&projector()))?;
     let projector_blob = dir
         .path()
         .join("blobs")
         .join(format!("sha256-{projector_sha}"));
     assert_eq!(model.projector.as_deref(), Some(projector_blob.as_path()));
-    assert_eq!(model.digest, GEMMA_SHA256);
+    assert_eq!(model.digest, qwen_sha);
     let mut both = vec![
-        format!("sha256-{GEMMA_SHA256}"),
+        format!("sha256-{qwen_sha}"),
         format!("sha256-{projector_sha}"),
     ];
     both.sort();
@@ -237,10 +238,9 @@ fn a_vision_model_keeps_its_projector_through_copy_and_remove() -> Result<()> {
     store.remove("vision-copy")?;
     assert!(files_in(&dir.path().join("blobs")).is_empty());
 
-    // Two models sharing one projector: removing one keeps it.
-    let qwen = crate::gguf::tests::qwen();
-    store.import_with(&gemma(), "a", &with_projector(&projector()))?;
-    store.import_with(&qwen, "b", &with_projector(&projector()))?;
+    // Two models (of the projector's width) sharing one projector: removing one keeps it.
+    store.import_with(&vlm_model(), "a", &with_projector(&projector()))?;
+    store.import_with(&qwen(), "b", &with_projector(&projector()))?;
     store.remove("a")?;
     assert!(projector_blob.is_file(), "b still uses the projector");
     assert_eq!(
@@ -254,20 +254,24 @@ fn a_vision_model_keeps_its_projector_through_copy_and_remove() -> Result<()> {
 
 #[test]
 fn a_re_import_replaces_the_projector() -> Result<()> {
-    use crate::gguf::tests::projector;
+    use crate::gguf::tests::{projector, qwen};
     let dir = temp();
     let store = Store::open(dir.path())?;
-    store.import_with(&gemma(), "v", &with_projector(&projector()))?;
+    store.import_with(&qwen(), "v", &with_projector(&projector()))?;
     // Imported again without one: a text model, and the projector no name uses is gone.
-    let again = store.import(&gemma(), "v")?;
+    let again = store.import(&qwen(), "v")?;
     assert_eq!(again.projector, None);
     assert_eq!(store.get("v")?.projector, None);
     assert_eq!(
         files_in(&dir.path().join("blobs")),
-        [format!("sha256-{GEMMA_SHA256}")]
+        [format!("sha256-{}", sha256_of(&qwen()))]
     );
-    // And with one again.
-    let vision = store.import_with(&gemma(), "v", &with_projector(&projector()))?;
+    // And with one again; another model's projector (Gemma's embeddings are 640 wide) is not.
+    let vision = store.import_with(&qwen(), "v", &with_projector(&projector()))?;
+    assert!(matches!(
+        store.import_with(&gemma(), "g", &with_projector(&projector())),
+        Err(StoreError::NotAProjector { reason, .. }) if reason.contains("640")
+    ));
     assert!(vision.projector.as_deref().is_some_and(Path::is_file));
     Ok(())
 }

@@ -207,7 +207,7 @@ pub(crate) async fn job(
             urls,
         },
     )?;
-    let images = super::images::decode(raw_images).await?;
+    let images = super::images::decode(raw_images, model.info()).await?;
     let messages = super::contract::developer_as_system(messages, &model.info().chat_template);
     let format = super::format::openai(req.response_format.as_ref(), &req.sampling).await?;
     let tools = params::tools(req.tools.as_ref())?;

@@ -38,22 +38,32 @@ pub enum Source {
     Bytes(Vec<u8>),
     /// An `http(s)` URL, fetched by [`decode`].
     Url(String, ImageUrls),
+    /// A URL this server does not fetch: the error [`decode`] answers, once it knows the model
+    /// can read images at all.
+    Refused(String),
 }
 
 /// The image of an OpenAI `image_url.url`: a `data:image/…;base64,…` URI, or an `http(s)` URL
 /// when `urls` allows fetching (off by default: a server fetching whatever a request names is
 /// a hazard, and llama-server too fetches only when asked to); never a file path.
 pub fn from_url(url: &str, param: &str, urls: Option<ImageUrls>) -> Result<RawImage, ApiError> {
-    let bad = |message: String| ApiError::bad_request(message, None).with_param(param);
+    let bad = |message: String| {
+        ApiError::bad_request(message, None)
+            .with_param(param)
+            .with_code("invalid_image")
+    };
     if url.starts_with("http://") || url.starts_with("https://") {
         return match urls {
             Some(urls) => Ok(RawImage {
                 source: Source::Url(url.to_string(), urls),
                 param: param.to_string(),
             }),
-            None => Err(bad(format!(
-                "{param}: image URLs are not fetched by this server (start it with --image-urls to allow that); send the image inline as a data URI (data:image/png;base64,...)"
-            ))),
+            None => Ok(RawImage {
+                source: Source::Refused(
+                    "image URLs are not fetched by this server (start it with --image-urls to allow that); send the image inline as a data URI (data:image/png;base64,...)".to_string(),
+                ),
+                param: param.to_string(),
+            }),
         };
     }
     let Some(rest) = url.strip_prefix("data:") else {
@@ -90,6 +100,7 @@ pub fn from_base64(data: &str, param: &str) -> Result<RawImage, ApiError> {
         .map_err(|e| {
             ApiError::bad_request(format!("{param} is not valid base64: {e}"), None)
                 .with_param(param)
+                .with_code("invalid_image")
         })?;
     Ok(RawImage {
         source: Source::Bytes(bytes),
@@ -132,11 +143,26 @@ fn fetch(url: &str, urls: ImageUrls) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// Decodes the images on a blocking thread (a large JPEG takes tens of milliseconds). An
-/// image that cannot be decoded is a 400 naming its field.
-pub async fn decode(raw: Vec<RawImage>) -> Result<Vec<Image>, ApiError> {
+/// Decodes the images for `model` on a blocking thread (a large JPEG takes tens of
+/// milliseconds). A model without vision is a 400 first, whatever the images; then an image
+/// that cannot be fetched or decoded is a 400 naming its field.
+pub async fn decode(
+    raw: Vec<RawImage>,
+    model: &minerva_core::ModelInfo,
+) -> Result<Vec<Image>, ApiError> {
     if raw.is_empty() {
         return Ok(Vec::new());
+    }
+    if model.vision.is_none() {
+        return Err(ApiError::bad_request(
+            format!(
+                "model '{}' cannot read images (it has no vision projector); use a vision model",
+                model.id
+            ),
+            None,
+        )
+        .with_param(raw.first().map_or("messages", |r| r.param.as_str()))
+        .with_code("model_cannot_read_images"));
     }
     if raw.len() > minerva_engine::media::MAX_IMAGES {
         return Err(ApiError::bad_request(
@@ -146,7 +172,12 @@ pub async fn decode(raw: Vec<RawImage>) -> Result<Vec<Image>, ApiError> {
                 minerva_engine::media::MAX_IMAGES
             ),
             None,
-        ));
+        )
+        .with_param(
+            raw.get(minerva_engine::media::MAX_IMAGES)
+                .map_or("messages", |r| r.param.as_str()),
+        )
+        .with_code("too_many_images"));
     }
     tokio::task::spawn_blocking(move || {
         raw.into_iter()
@@ -159,6 +190,7 @@ pub async fn decode(raw: Vec<RawImage>) -> Result<Vec<Image>, ApiError> {
                 let bytes = match r.source {
                     Source::Bytes(bytes) => bytes,
                     Source::Url(ref url, urls) => fetch(url, urls).map_err(bad)?,
+                    Source::Refused(ref why) => return Err(bad(why.clone())),
                 };
                 minerva_engine::media::decode_image(&bytes).map_err(|e| {
                     bad(match e {

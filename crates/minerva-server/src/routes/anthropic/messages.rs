@@ -48,7 +48,7 @@ pub async fn handle(
         urls: state.image_urls,
     };
     let messages = convert::messages(req.system.as_ref(), &req.messages, &mut images)?;
-    let images = crate::routes::images::decode(images.raw).await?;
+    let images = crate::routes::images::decode(images.raw, model.info()).await?;
     let tools = convert::tools(req.tools.as_ref(), req.tool_choice.as_ref())?;
     let thinking = convert::thinking(req.thinking.as_ref())?;
     let fields = SamplingFields {

@@ -56,7 +56,7 @@ pub async fn handle(
         .enumerate()
         .map(|(i, m)| message(i, m, &mut raw_images))
         .collect::<Result<Vec<_>, _>>()?;
-    let images = crate::routes::images::decode(raw_images).await?;
+    let images = crate::routes::images::decode(raw_images, model.info()).await?;
 
     let make = make_chat(req.model);
     if messages.is_empty() {

@@ -70,7 +70,7 @@ pub async fn handle(
     if text.is_empty() && suffix.is_none() {
         return Ok(respond::loaded(make, timing));
     }
-    let images = crate::routes::images::decode(raw_images).await?;
+    let images = crate::routes::images::decode(raw_images, model.info()).await?;
     let prompt = if let Some(suffix) = suffix {
         // As Ollama's fill-in-the-middle templates: prefix-suffix-middle, no system prompt.
         Prompt::Infill(minerva_engine::Infill {
