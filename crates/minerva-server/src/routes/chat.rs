@@ -1,6 +1,7 @@
 //! `POST /v1/chat/completions`.
 
 use super::choices;
+use super::images::Images;
 use super::params::{self, wire_usage};
 use super::{json_event, new_id, now_secs, sse};
 use crate::extract::JsonBody;
@@ -199,15 +200,12 @@ pub(crate) async fn job(
 ) -> Result<CompletionJob, ApiError> {
     let model = engine.model(Some(&req.model)).await?;
     super::contract::refuse_chat_fields(req)?;
-    let mut raw_images = Vec::new();
+    let mut images = Images::new(urls);
     let messages = normalize_messages(
         &super::contract::clean_messages(&req.messages)?,
-        &mut Images {
-            raw: &mut raw_images,
-            urls,
-        },
+        &mut images,
     )?;
-    let images = super::images::decode(raw_images, model.info()).await?;
+    let images = super::images::decode(images.raw, model.info()).await?;
     let messages = super::contract::developer_as_system(messages, &model.info().chat_template);
     let format = super::format::openai(req.response_format.as_ref(), &req.sampling).await?;
     let tools = params::tools(req.tools.as_ref())?;
@@ -301,12 +299,6 @@ fn normalize_messages(messages: &[Value], images: &mut Images) -> Result<Vec<Val
         .enumerate()
         .map(|(i, m)| normalize_message(i, m, images))
         .collect()
-}
-
-/// Where a request's images go as its messages are read, and whether URLs may be fetched.
-struct Images<'a> {
-    raw: &'a mut Vec<super::images::RawImage>,
-    urls: Option<super::images::ImageUrls>,
 }
 
 fn normalize_message(i: usize, message: &Value, images: &mut Images) -> Result<Value, ApiError> {

@@ -33,6 +33,22 @@ pub struct RawImage {
     pub param: String,
 }
 
+/// A request's images as its messages are read, in order, and whether URLs may be fetched.
+pub struct Images {
+    pub raw: Vec<RawImage>,
+    pub urls: Option<ImageUrls>,
+}
+
+impl Images {
+    /// No images yet; `urls` as the server was started.
+    pub fn new(urls: Option<ImageUrls>) -> Self {
+        Images {
+            raw: Vec::new(),
+            urls,
+        }
+    }
+}
+
 /// Where an image's bytes are.
 pub enum Source {
     Bytes(Vec<u8>),

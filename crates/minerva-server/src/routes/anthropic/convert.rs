@@ -1,7 +1,7 @@
 //! Anthropic request parts into the shapes the engine and chat templates take.
 
 use crate::error::AnthropicError;
-use crate::routes::images::RawImage;
+use crate::routes::images::{Images, RawImage};
 use crate::routes::reasoning::Thinking;
 use minerva_engine::{ReasoningRequest, ToolRequest};
 use serde_json::{json, Map, Value};
@@ -63,12 +63,6 @@ pub fn messages(
     }
     // A last message from the assistant is continued (prefill): see the engine's chat prompt.
     Ok(out)
-}
-
-/// Where a request's images go as its messages are read, and whether URLs may be fetched.
-pub struct Images {
-    pub raw: Vec<RawImage>,
-    pub urls: Option<crate::routes::images::ImageUrls>,
 }
 
 /// An `image` block's bytes: a `base64` source (`media_type` image/jpeg, png, gif or webp), or
@@ -356,10 +350,7 @@ mod tests {
     use super::*;
 
     fn no_images() -> Images {
-        Images {
-            raw: Vec::new(),
-            urls: None,
-        }
+        Images::new(None)
     }
 
     #[test]

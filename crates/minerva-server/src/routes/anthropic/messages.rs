@@ -43,10 +43,7 @@ pub async fn handle(
         }
         Some(n) => n,
     };
-    let mut images = convert::Images {
-        raw: Vec::new(),
-        urls: state.image_urls,
-    };
+    let mut images = crate::routes::images::Images::new(state.image_urls);
     let messages = convert::messages(req.system.as_ref(), &req.messages, &mut images)?;
     let images = crate::routes::images::decode(images.raw, model.info()).await?;
     let tools = convert::tools(req.tools.as_ref(), req.tool_choice.as_ref())?;

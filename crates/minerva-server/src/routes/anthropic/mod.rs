@@ -21,10 +21,7 @@ pub async fn count_tokens(
     AnthropicJson(req): AnthropicJson<CountTokensRequest>,
 ) -> Result<Json<TokenCount>, AnthropicError> {
     engine.model(Some(&req.model)).await?;
-    let mut images = convert::Images {
-        raw: Vec::new(),
-        urls: None,
-    };
+    let mut images = crate::routes::images::Images::new(None);
     let messages = convert::messages(req.system.as_ref(), &req.messages, &mut images)?;
     if !images.raw.is_empty() {
         return Err(AnthropicError::bad_request(
