@@ -3,7 +3,8 @@ use serde_json::Value;
 
 /// `POST /v1/messages`. Content, tools and options are kept as JSON: the server checks them
 /// and names the field of every problem.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(as = anthropic::MessagesRequest)]
 pub struct MessagesRequest {
     pub model: String,
     /// `[{"role": "user"|"assistant", "content": string | [blocks]}]`.
@@ -34,7 +35,8 @@ pub struct MessagesRequest {
 }
 
 /// `POST /v1/messages/count_tokens`: what the prompt of a Messages request would count.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(as = anthropic::CountTokensRequest)]
 pub struct CountTokensRequest {
     pub model: String,
     pub messages: Vec<Value>,

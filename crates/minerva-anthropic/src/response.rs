@@ -3,7 +3,8 @@ use serde_json::Value;
 
 /// A reply: `{"id", "type": "message", "role": "assistant", "model", "content",
 /// "stop_reason", "stop_sequence", "usage"}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = anthropic::Message)]
 pub struct Message {
     pub id: String,
     #[serde(rename = "type")]
@@ -18,7 +19,8 @@ pub struct Message {
 }
 
 /// A content block of a reply.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = anthropic::Block)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Block {
     Text {
@@ -37,7 +39,8 @@ pub enum Block {
     },
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[schema(as = anthropic::Usage)]
 pub struct Usage {
     pub input_tokens: usize,
     pub output_tokens: usize,
@@ -48,7 +51,8 @@ pub struct Usage {
 }
 
 /// The change to a block in a `content_block_delta` event.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = anthropic::BlockDelta)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BlockDelta {
     TextDelta { text: String },
@@ -58,14 +62,16 @@ pub enum BlockDelta {
 }
 
 /// `message_delta`'s `delta`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = anthropic::MessageDelta)]
 pub struct MessageDelta {
     pub stop_reason: &'static str,
     pub stop_sequence: Option<String>,
 }
 
 /// `message_delta`'s `usage`: the final counts (the prompt's are only known once it is read).
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[schema(as = anthropic::UsageDelta)]
 pub struct UsageDelta {
     pub output_tokens: usize,
     pub input_tokens: usize,
@@ -73,7 +79,8 @@ pub struct UsageDelta {
 }
 
 /// One server-sent event of a streamed reply; the SSE event name is its `type`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = anthropic::StreamEvent)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamEvent {
     MessageStart {
@@ -118,13 +125,15 @@ impl StreamEvent {
 }
 
 /// `POST /v1/messages/count_tokens`' answer.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[schema(as = anthropic::TokenCount)]
 pub struct TokenCount {
     pub input_tokens: usize,
 }
 
 /// `{"type": "error", "error": {"type", "message"}}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = anthropic::ErrorBody)]
 pub struct ErrorBody {
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -134,7 +143,8 @@ pub struct ErrorBody {
 /// `type` is one of Anthropic's: `invalid_request_error`, `authentication_error`,
 /// `permission_error`, `not_found_error`, `request_too_large`, `rate_limit_error`,
 /// `api_error`, `overloaded_error`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = anthropic::ErrorDetail)]
 pub struct ErrorDetail {
     #[serde(rename = "type")]
     pub kind: &'static str,

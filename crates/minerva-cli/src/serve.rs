@@ -97,6 +97,16 @@ pub struct ServeArgs {
     /// are ended with an error event and the server exits.
     #[arg(long, default_value_t = 10.0, env = "MINERVA_SHUTDOWN_TIMEOUT")]
     pub shutdown_timeout: f64,
+    /// Most tokens one request may generate, as llama-server's `--n-predict`: a request asking
+    /// for more (`max_tokens`, `num_predict`, ...) or for no limit gets this many [default: no
+    /// cap but the context].
+    #[arg(
+        long = "n-predict",
+        visible_alias = "predict",
+        env = "MINERVA_N_PREDICT",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub n_predict: Option<u32>,
 }
 
 fn clean(values: &[String]) -> Vec<String> {
@@ -202,6 +212,7 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
         max_loaded: args.max_loaded,
         default_keep_alive,
         load: load::options(&args.load)?,
+        n_predict: args.n_predict,
         ..ManagerConfig::default()
     };
     tracing::info!(

@@ -531,7 +531,7 @@ async fn start(
     let request = GenerateRequest {
         prompt: tokens,
         sampling,
-        max_tokens: job.max_tokens,
+        max_tokens: lease.max_tokens(job.max_tokens),
         logprobs: job.logprobs,
         cache_prompt: job.cache_prompt,
         reasoning: reasoning.clone(),

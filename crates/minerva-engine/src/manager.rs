@@ -132,6 +132,10 @@ pub struct ManagerConfig {
     /// Longest a load waits for busy models to free memory before it is refused.
     pub load_wait: Duration,
     pub load: LoadOptions,
+    /// Most tokens one request may generate (llama-server's `--n-predict`): a request that
+    /// asks for more, or gives no limit, gets this many (`None`: the request's own limit, else
+    /// the context's end).
+    pub n_predict: Option<u32>,
 }
 
 impl Default for ManagerConfig {
@@ -142,6 +146,7 @@ impl Default for ManagerConfig {
             default_keep_alive: KeepAlive::For(Duration::from_secs(300)),
             load_wait: Duration::from_secs(600),
             load: LoadOptions::default(),
+            n_predict: None,
         }
     }
 }
@@ -204,6 +209,16 @@ pub struct Lease {
 impl Lease {
     pub fn model(&self) -> &Arc<dyn Model> {
         &self.model
+    }
+
+    /// The most tokens a request asking for `requested` may generate, under the server's
+    /// [`ManagerConfig::n_predict`].
+    pub fn max_tokens(&self, requested: Option<u32>) -> Option<u32> {
+        let cap = self.manager.upgrade().and_then(|m| m.config.n_predict);
+        match (requested, cap) {
+            (Some(r), Some(c)) => Some(r.min(c)),
+            (r, c) => r.or(c),
+        }
     }
 
     /// The library name the model was requested by.

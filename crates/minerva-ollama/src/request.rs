@@ -2,7 +2,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// `POST /api/chat`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(as = ollama::ChatRequest)]
 pub struct ChatRequest {
     pub model: String,
     /// Kept as JSON: checked by the server, handed to the chat template.
@@ -24,7 +25,8 @@ pub struct ChatRequest {
 }
 
 /// `POST /api/generate`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(as = ollama::GenerateRequest)]
 pub struct GenerateRequest {
     pub model: String,
     pub prompt: Option<String>,
@@ -51,7 +53,8 @@ pub struct GenerateRequest {
 }
 
 /// `POST /api/show`: `model`, or the older `name`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(as = ollama::ShowRequest)]
 pub struct ShowRequest {
     #[serde(default)]
     pub model: String,
@@ -62,7 +65,8 @@ pub struct ShowRequest {
 }
 
 /// `POST /api/pull`: `model`, or the older `name`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(as = ollama::PullRequest)]
 pub struct PullRequest {
     #[serde(default)]
     pub model: String,
@@ -75,7 +79,8 @@ pub struct PullRequest {
 }
 
 /// `DELETE /api/delete`: `model`, or the older `name`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(as = ollama::DeleteRequest)]
 pub struct DeleteRequest {
     #[serde(default)]
     pub model: String,
@@ -84,14 +89,16 @@ pub struct DeleteRequest {
 }
 
 /// `POST /api/copy`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(as = ollama::CopyRequest)]
 pub struct CopyRequest {
     pub source: String,
     pub destination: String,
 }
 
 /// `input` of `/api/embed`: one string or a list of them.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(as = ollama::EmbedInput)]
 #[serde(untagged, expecting = "a string or an array of strings")]
 pub enum EmbedInput {
     One(String),
@@ -99,7 +106,8 @@ pub enum EmbedInput {
 }
 
 /// `POST /api/embed`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(as = ollama::EmbedRequest)]
 pub struct EmbedRequest {
     pub model: String,
     /// Absent, `""` or `[]`: load the model only (as Ollama).
@@ -113,7 +121,8 @@ pub struct EmbedRequest {
 }
 
 /// `POST /api/embeddings` (Ollama's older, single-input form).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(as = ollama::EmbeddingsRequest)]
 pub struct EmbeddingsRequest {
     pub model: String,
     #[serde(default)]

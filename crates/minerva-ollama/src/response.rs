@@ -2,14 +2,16 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// Ollama's error body: `{"error": "message"}`, also the last line of a stream that failed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ollama::ErrorBody)]
 pub struct ErrorBody {
     pub error: String,
 }
 
 /// What the last object of a generation adds: why it ended, and counts and durations
 /// (nanoseconds).
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = ollama::DoneFields)]
 pub struct DoneFields {
     /// `"stop"`, `"length"`, or `"load"` for a request that only loads the model.
     pub done_reason: &'static str,
@@ -22,7 +24,8 @@ pub struct DoneFields {
 }
 
 /// A message in a chat response.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ollama::MessageOut)]
 pub struct MessageOut {
     pub role: &'static str,
     pub content: String,
@@ -35,13 +38,15 @@ pub struct MessageOut {
 
 /// A tool call in a chat response: `{"id", "function": {"index", "name", "arguments"}}`, the
 /// arguments a JSON object (Ollama's `api.ToolCall`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ollama::ToolCallOut)]
 pub struct ToolCallOut {
     pub id: String,
     pub function: ToolCallFunction,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ollama::ToolCallFunction)]
 pub struct ToolCallFunction {
     pub index: usize,
     pub name: String,
@@ -49,7 +54,8 @@ pub struct ToolCallFunction {
 }
 
 /// One log-probability (`logprobs`, per generated token).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ollama::TokenLogprob)]
 pub struct TokenLogprob {
     pub token: String,
     pub logprob: f32,
@@ -57,7 +63,8 @@ pub struct TokenLogprob {
 }
 
 /// A generated token's log-probability and, when asked, the most likely alternatives.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ollama::Logprob)]
 pub struct Logprob {
     #[serde(flatten)]
     pub token: TokenLogprob,
@@ -66,7 +73,8 @@ pub struct Logprob {
 }
 
 /// One object of `/api/chat` (a piece of the reply while streaming, or the whole reply).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ollama::ChatResponse)]
 pub struct ChatResponse {
     pub model: String,
     pub created_at: String,
@@ -79,7 +87,8 @@ pub struct ChatResponse {
 }
 
 /// One object of `/api/generate`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ollama::GenerateResponse)]
 pub struct GenerateResponse {
     pub model: String,
     pub created_at: String,
@@ -99,7 +108,8 @@ pub struct GenerateResponse {
 }
 
 /// `details` of a model in listings.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ollama::ModelDetails)]
 pub struct ModelDetails {
     pub parent_model: String,
     pub format: String,
@@ -111,7 +121,8 @@ pub struct ModelDetails {
 }
 
 /// A model in `GET /api/tags`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ollama::ListedModel)]
 pub struct ListedModel {
     pub name: String,
     pub model: String,
@@ -124,13 +135,15 @@ pub struct ListedModel {
 }
 
 /// `GET /api/tags`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ollama::ListResponse)]
 pub struct ListResponse {
     pub models: Vec<ListedModel>,
 }
 
 /// A model in `GET /api/ps`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ollama::RunningModel)]
 pub struct RunningModel {
     pub name: String,
     pub model: String,
@@ -148,13 +161,15 @@ pub struct RunningModel {
 }
 
 /// `GET /api/ps`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ollama::ProcessResponse)]
 pub struct ProcessResponse {
     pub models: Vec<RunningModel>,
 }
 
 /// `POST /api/show`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ollama::ShowResponse)]
 pub struct ShowResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub license: Option<String>,
@@ -173,7 +188,8 @@ pub struct ShowResponse {
 }
 
 /// `GET /api/version`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ollama::VersionResponse)]
 pub struct VersionResponse {
     pub version: &'static str,
 }
@@ -245,7 +261,8 @@ mod tests {
 }
 
 /// One status object of `POST /api/pull`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ollama::ProgressResponse)]
 pub struct ProgressResponse {
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -257,7 +274,8 @@ pub struct ProgressResponse {
 }
 
 /// The answer of `POST /api/embed`: unit-length vectors, durations in nanoseconds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ollama::EmbedResponse)]
 pub struct EmbedResponse {
     pub model: String,
     pub embeddings: Vec<Vec<f32>>,
@@ -268,7 +286,8 @@ pub struct EmbedResponse {
 
 /// The answer of `POST /api/embeddings`: the vector as the model gives it (not normalised,
 /// as Ollama's older endpoint).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ollama::EmbeddingResponse)]
 pub struct EmbeddingResponse {
     pub embedding: Vec<f32>,
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 pub type EmbeddingInput = crate::PromptField;
 
 /// `POST /v1/embeddings`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct EmbeddingRequest {
     pub model: String,
     pub input: EmbeddingInput,
@@ -21,14 +21,14 @@ pub struct EmbeddingRequest {
 }
 
 /// One vector: a float list, or its bytes in base64 (`encoding_format: "base64"`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum EmbeddingVector {
     Float(Vec<f32>),
     Base64(String),
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EmbeddingData {
     /// Always `"embedding"`.
     pub object: &'static str,
@@ -36,14 +36,14 @@ pub struct EmbeddingData {
     pub embedding: EmbeddingVector,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EmbeddingUsage {
     pub prompt_tokens: usize,
     pub total_tokens: usize,
 }
 
 /// The response of `POST /v1/embeddings`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EmbeddingResponse {
     /// Always `"list"`.
     pub object: &'static str,
@@ -53,7 +53,7 @@ pub struct EmbeddingResponse {
 }
 
 /// One other file of llama-server's `/infill` `input_extra`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(expecting = "an object {\"filename\": string, \"text\": string}")]
 pub struct InfillChunk {
     pub text: String,
@@ -63,7 +63,7 @@ pub struct InfillChunk {
 /// llama-server's `POST /infill`: the code before and after the cursor, other files as
 /// context, `n_predict`, and llama-server's sampling fields ([`SamplingFields`]: `temperature`,
 /// `top_k`, `stop`, `stream`, `cache_prompt`, ...).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct InfillRequest {
     /// Minerva's: which model (the first served when absent, as llama-server serves one).
     pub model: Option<String>,
@@ -82,7 +82,7 @@ pub struct InfillRequest {
 }
 
 /// llama-server's `timings` object (milliseconds).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct InfillTimings {
     pub cache_n: usize,
     pub prompt_n: usize,
@@ -93,7 +93,7 @@ pub struct InfillTimings {
 
 /// One object of `/infill`'s answer (the whole answer, or one streamed piece): llama-server's
 /// native completion shape.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct InfillResponse {
     pub content: String,
     pub stop: bool,

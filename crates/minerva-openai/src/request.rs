@@ -13,7 +13,7 @@ where
 }
 
 /// `stop`: one string or a list of them.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum StopField {
     One(String),
@@ -32,7 +32,7 @@ impl StopField {
 
 /// Sampling fields shared by chat and text completions (OpenAI's, plus llama-server's
 /// `top_k`, `min_p`, `repeat_penalty`, `ignore_eos` and `cache_prompt` extensions).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct SamplingFields {
     pub temperature: Option<f32>,
     pub top_p: Option<f32>,
@@ -63,14 +63,14 @@ pub struct SamplingFields {
     pub grammar: Option<Value>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct StreamOptions {
     #[serde(default, deserialize_with = "nullable")]
     pub include_usage: bool,
 }
 
 /// `POST /v1/chat/completions`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct ChatCompletionRequest {
     pub model: String,
     /// Kept as JSON: validated by the server, handed to the chat template as they are.
@@ -119,7 +119,7 @@ pub struct ChatCompletionRequest {
 }
 
 /// `prompt` of a text completion: a string, token ids, or a batch of one of either.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(
     untagged,
     expecting = "a string, an array of strings, an array of token ids (integers) or an array of arrays of token ids"
@@ -132,7 +132,7 @@ pub enum PromptField {
 }
 
 /// `POST /v1/completions`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct CompletionRequest {
     pub model: String,
     /// `None` when absent or `null`: an empty prompt (a new document).
@@ -150,7 +150,7 @@ pub struct CompletionRequest {
 }
 
 /// llama-server's `POST /tokenize`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct TokenizeRequest {
     pub content: String,
     #[serde(default)]
@@ -163,7 +163,7 @@ pub struct TokenizeRequest {
 }
 
 /// llama-server's `POST /detokenize`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct DetokenizeRequest {
     pub tokens: Vec<i64>,
     pub model: Option<String>,

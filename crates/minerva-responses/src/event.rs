@@ -3,7 +3,8 @@ use serde::Serialize;
 
 /// A streaming event: sent as `event: <type>` with the object as `data`. Every event also
 /// carries `sequence_number`, counting from 0, which the server adds when sending.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = responses::StreamEvent)]
 #[serde(tag = "type")]
 pub enum StreamEvent {
     #[serde(rename = "response.created")]

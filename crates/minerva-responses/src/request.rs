@@ -4,7 +4,8 @@ use serde_json::Value;
 /// `POST /v1/responses`. Fields kept as JSON values are checked and translated by the server,
 /// which names the offending path in its errors; fields not listed here are ignored (`include`,
 /// `truncation`, `service_tier`, `user`, `safety_identifier`, `prompt_cache_key`, ...).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = responses::ResponsesRequest)]
 pub struct ResponsesRequest {
     #[serde(default)]
     pub model: String,

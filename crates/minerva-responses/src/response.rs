@@ -2,7 +2,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// A response object (`"object": "response"`), whole or as the streaming events carry it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = responses::Response)]
 pub struct Response {
     /// `resp_…`.
     pub id: String,
@@ -32,7 +33,8 @@ pub struct Response {
 }
 
 /// One item of `output`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = responses::OutputItem)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OutputItem {
     /// The assistant's text.
@@ -65,7 +67,8 @@ pub enum OutputItem {
 }
 
 /// A part of a message item's content.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = responses::ContentPart)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ContentPart {
     OutputText {
@@ -76,13 +79,15 @@ pub enum ContentPart {
 }
 
 /// A part of a reasoning item's content.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = responses::ReasoningContent)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ReasoningContent {
     ReasoningText { text: String },
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = responses::Usage)]
 pub struct Usage {
     pub input_tokens: usize,
     pub input_tokens_details: InputTokensDetails,
@@ -91,25 +96,29 @@ pub struct Usage {
     pub total_tokens: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = responses::InputTokensDetails)]
 pub struct InputTokensDetails {
     /// Prompt tokens taken from the prompt cache.
     pub cached_tokens: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = responses::OutputTokensDetails)]
 pub struct OutputTokensDetails {
     pub reasoning_tokens: usize,
 }
 
 /// Why a response is `incomplete`: `max_output_tokens`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = responses::IncompleteDetails)]
 pub struct IncompleteDetails {
     pub reason: &'static str,
 }
 
 /// Why a response `failed`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = responses::ResponseError)]
 pub struct ResponseError {
     pub code: String,
     pub message: String,

@@ -275,12 +275,33 @@ impl IntoResponse for AnthropicError {
 /// `error` answered in the shape of the API `path` belongs to: Ollama's under `/api/`,
 /// Anthropic's under `/v1/messages`, OpenAI's elsewhere.
 pub(crate) fn for_path(path: &str, error: ApiError) -> Response {
-    if path.starts_with("/api/") {
-        OllamaError(error).into_response()
-    } else if path.starts_with("/v1/messages") {
-        AnthropicError(error).into_response()
-    } else {
-        error.into_response()
+    match Dialect::of(path) {
+        Dialect::Ollama => OllamaError(error).into_response(),
+        Dialect::Anthropic => AnthropicError(error).into_response(),
+        Dialect::OpenAi => error.into_response(),
+    }
+}
+
+/// Whose error shape a path answers in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// `{"error": {"message", "type", "param", "code"}}`: every path not below.
+    OpenAi,
+    /// `{"error": "message"}`: `/api/...`.
+    Ollama,
+    /// `{"type": "error", "error": {"type", "message"}}`: `/v1/messages...`.
+    Anthropic,
+}
+
+impl Dialect {
+    pub(crate) fn of(path: &str) -> Dialect {
+        if path.starts_with("/api/") {
+            Dialect::Ollama
+        } else if path.starts_with("/v1/messages") {
+            Dialect::Anthropic
+        } else {
+            Dialect::OpenAi
+        }
     }
 }
 

@@ -15,6 +15,7 @@ mod error;
 mod extract;
 mod lifecycle;
 mod metrics;
+mod openapi;
 mod routes;
 mod trace;
 pub mod trust;
@@ -24,7 +25,7 @@ pub use routes::ollama::keep_alive::parse_text as parse_keep_alive;
 pub use trust::{protect, Keys, Scope, Trust};
 
 use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::routing::{delete, get, post};
+use axum::routing::get;
 use axum::Router;
 use minerva_engine::Engine;
 use std::future::Future;
@@ -108,42 +109,57 @@ pub fn router_with(engine: Engine, options: Options) -> Router {
         responses: options.responses,
         image_urls: options.image_urls,
     };
-    Router::new()
-        .route("/health", get(routes::health))
-        .route("/v1/health", get(routes::health))
-        .route("/v1/models", get(routes::models::list))
-        .route("/v1/models/{*id}", get(routes::models::one))
-        .route("/v1/chat/completions", post(routes::chat::handle))
-        .route("/v1/completions", post(routes::completions::handle))
-        .route("/v1/embeddings", post(routes::embeddings::handle))
-        .route("/infill", post(routes::infill::handle))
-        .route("/v1/responses", post(routes::responses::create))
+    use utoipa_axum::routes;
+    let (routes, doc) = utoipa_axum::router::OpenApiRouter::with_openapi(
+        <openapi::Base as utoipa::OpenApi>::openapi(),
+    )
+    .routes(routes!(routes::health))
+    .route("/v1/health", get(routes::health))
+    .routes(routes!(routes::models::list))
+    .route("/v1/models/{*id}", get(routes::models::one))
+    .routes(routes!(routes::chat::handle))
+    .routes(routes!(routes::completions::handle))
+    .routes(routes!(routes::embeddings::handle))
+    .routes(routes!(routes::infill::handle))
+    .routes(routes!(routes::responses::create))
+    .routes(routes!(
+        routes::responses::retrieve,
+        routes::responses::delete
+    ))
+    .routes(routes!(routes::anthropic::messages::handle))
+    .routes(routes!(routes::anthropic::count_tokens))
+    .routes(routes!(routes::slots::list))
+    .routes(routes!(metrics::render))
+    .routes(routes!(routes::tokenize::tokenize))
+    .routes(routes!(routes::tokenize::detokenize))
+    // Ollama's API; `get` answers HEAD too (`HEAD /` is how clients probe for Ollama).
+    .routes(routes!(routes::ollama::models::root))
+    .routes(routes!(routes::ollama::models::version))
+    .routes(routes!(routes::ollama::models::tags))
+    .routes(routes!(routes::ollama::models::ps))
+    .routes(routes!(routes::ollama::models::show))
+    .routes(routes!(routes::ollama::library::pull))
+    .routes(routes!(routes::ollama::library::delete))
+    .routes(routes!(routes::ollama::library::copy))
+    .routes(routes!(routes::ollama::chat::handle))
+    .routes(routes!(routes::ollama::generate::handle))
+    .routes(routes!(routes::ollama::embed::embed))
+    .routes(routes!(routes::ollama::embed::embeddings))
+    .split_for_parts();
+    let doc: Arc<str> = openapi::render(doc).into();
+    routes
         .route(
-            "/v1/responses/{id}",
-            get(routes::responses::retrieve).delete(routes::responses::delete),
+            "/openapi.json",
+            get(move || {
+                let doc = Arc::clone(&doc);
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        doc.to_string(),
+                    )
+                }
+            }),
         )
-        .route("/v1/messages", post(routes::anthropic::messages::handle))
-        .route(
-            "/v1/messages/count_tokens",
-            post(routes::anthropic::count_tokens),
-        )
-        .route("/slots", get(routes::slots::list))
-        .route("/metrics", get(metrics::render))
-        .route("/tokenize", post(routes::tokenize::tokenize))
-        .route("/detokenize", post(routes::tokenize::detokenize))
-        // Ollama's API; `get` answers HEAD too (`HEAD /` is how clients probe for Ollama).
-        .route("/", get(routes::ollama::models::root))
-        .route("/api/version", get(routes::ollama::models::version))
-        .route("/api/tags", get(routes::ollama::models::tags))
-        .route("/api/ps", get(routes::ollama::models::ps))
-        .route("/api/show", post(routes::ollama::models::show))
-        .route("/api/pull", post(routes::ollama::library::pull))
-        .route("/api/delete", delete(routes::ollama::library::delete))
-        .route("/api/copy", post(routes::ollama::library::copy))
-        .route("/api/chat", post(routes::ollama::chat::handle))
-        .route("/api/generate", post(routes::ollama::generate::handle))
-        .route("/api/embed", post(routes::ollama::embed::embed))
-        .route("/api/embeddings", post(routes::ollama::embed::embeddings))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state.metrics),
             metrics::count_requests,

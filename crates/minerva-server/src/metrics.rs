@@ -185,6 +185,8 @@ pub async fn count_requests(
     response
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "server",
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
 pub async fn render(State(state): State<crate::AppState>) -> Response {
     let statuses = state.engine.statuses().await;
     (

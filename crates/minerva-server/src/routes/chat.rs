@@ -22,6 +22,11 @@ use serde_json::{Map, Value};
 
 const ROLES: [&str; 5] = ["system", "developer", "user", "assistant", "tool"];
 
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "openai",
+    request_body = ChatCompletionRequest,
+    responses((status = 200, description = "The completion; with `stream: true`, its chunks as server-sent events ending in `data: [DONE]`", content(
+        (ChatCompletion = "application/json"),
+        (ChatCompletionChunk = "text/event-stream")))))]
 pub async fn handle(
     State(engine): State<Engine>,
     State(metrics): State<std::sync::Arc<crate::metrics::Metrics>>,

@@ -20,6 +20,11 @@ use serde_json::{Map, Value};
 /// OpenAI's default `max_tokens` for text completions.
 const DEFAULT_MAX_TOKENS: u32 = 16;
 
+#[utoipa::path(post, path = "/v1/completions", tag = "openai",
+    request_body = CompletionRequest,
+    responses((status = 200, description = "The completion; with `stream: true`, server-sent events", content(
+        (minerva_openai::Completion = "application/json"),
+        (minerva_openai::Completion = "text/event-stream")))))]
 pub async fn handle(
     State(engine): State<Engine>,
     State(metrics): State<std::sync::Arc<crate::metrics::Metrics>>,

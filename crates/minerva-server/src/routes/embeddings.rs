@@ -12,6 +12,9 @@ use minerva_openai::{
     EmbeddingVector,
 };
 
+#[utoipa::path(post, path = "/v1/embeddings", tag = "openai",
+    request_body = EmbeddingRequest,
+    responses((status = 200, description = "One embedding per input", body = EmbeddingResponse)))]
 pub async fn handle(
     State(engine): State<Engine>,
     JsonBody(req): JsonBody<EmbeddingRequest>,

@@ -12,6 +12,11 @@ use minerva_core::{FinishReason, Usage};
 use minerva_engine::{CompletionJob, Engine, Infill, InfillFile, InfillLayout, Prompt, TextEvent};
 use minerva_openai::{InfillRequest, InfillResponse, InfillTimings};
 
+#[utoipa::path(post, path = "/infill", tag = "llama-server",
+    request_body = InfillRequest,
+    responses((status = 200, description = "llama-server's fill-in-the-middle answer; with `stream: true`, server-sent events", content(
+        (minerva_openai::InfillResponse = "application/json"),
+        (minerva_openai::InfillResponse = "text/event-stream")))))]
 pub async fn handle(
     State(engine): State<Engine>,
     State(metrics): State<std::sync::Arc<crate::metrics::Metrics>>,

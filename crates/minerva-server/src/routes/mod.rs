@@ -28,6 +28,8 @@ use futures::Stream;
 use serde_json::{json, Value};
 use std::convert::Infallible;
 
+#[utoipa::path(get, path = "/health", tag = "server",
+    responses((status = 200, description = "The server is up: `{\"status\": \"ok\"}`", body = Object)))]
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }

@@ -64,6 +64,8 @@ fn object(entry: &ModelEntry) -> ModelObject {
     }
 }
 
+#[utoipa::path(get, path = "/v1/models", tag = "openai",
+    responses((status = 200, description = "Every model this server can serve", body = ModelList)))]
 pub async fn list(State(engine): State<Engine>) -> Result<Json<ModelList>, ApiError> {
     Ok(Json(ModelList {
         object: "list",
@@ -71,6 +73,9 @@ pub async fn list(State(engine): State<Engine>) -> Result<Json<ModelList>, ApiEr
     }))
 }
 
+#[utoipa::path(get, path = "/v1/models/{model}", tag = "openai",
+    params(("model" = String, Path, description = "A model's name (it may contain `/`)")),
+    responses((status = 200, description = "The model", body = ModelObject)))]
 pub async fn one(
     State(engine): State<Engine>,
     Path(id): Path<String>,

@@ -9,6 +9,8 @@ use minerva_core::SlotState;
 use minerva_engine::Engine;
 use serde_json::{json, Value};
 
+#[utoipa::path(get, path = "/slots", tag = "llama-server",
+    responses((status = 200, description = "Every sequence of every loaded model, as llama-server's `/slots`", body = Object)))]
 pub async fn list(State(engine): State<Engine>) -> Json<Value> {
     let mut slots = Vec::new();
     let mut queued = serde_json::Map::new();

@@ -9,6 +9,9 @@ use minerva_engine::Engine;
 use minerva_openai::{DetokenizeRequest, TokenizeRequest};
 use serde_json::{json, Value};
 
+#[utoipa::path(post, path = "/tokenize", tag = "llama-server",
+    request_body = TokenizeRequest,
+    responses((status = 200, description = "`{\"tokens\": [id, ...]}`, or `[{\"id\", \"piece\"}, ...]` with `with_pieces`", body = Object)))]
 pub async fn tokenize(
     State(engine): State<Engine>,
     JsonBody(req): JsonBody<TokenizeRequest>,
@@ -36,6 +39,9 @@ pub async fn tokenize(
     Ok(Json(json!({ "tokens": items })))
 }
 
+#[utoipa::path(post, path = "/detokenize", tag = "llama-server",
+    request_body = DetokenizeRequest,
+    responses((status = 200, description = "`{\"content\": text}`", body = Object)))]
 pub async fn detokenize(
     State(engine): State<Engine>,
     JsonBody(req): JsonBody<DetokenizeRequest>,

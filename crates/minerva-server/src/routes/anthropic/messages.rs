@@ -28,6 +28,11 @@ use minerva_engine::{ChatEvent, ChatStream, CompletionJob, Prompt};
 use minerva_openai::{SamplingFields, StopField};
 use std::convert::Infallible;
 
+#[utoipa::path(post, path = "/v1/messages", tag = "anthropic",
+    request_body = MessagesRequest,
+    responses((status = 200, description = "The message; with `stream: true`, Anthropic's server-sent events", content(
+        (minerva_anthropic::Message = "application/json"),
+        (minerva_anthropic::StreamEvent = "text/event-stream")))))]
 pub async fn handle(
     State(state): State<AppState>,
     AnthropicJson(req): AnthropicJson<MessagesRequest>,

@@ -16,6 +16,9 @@ use minerva_engine::{Engine, Prompt};
 
 /// `POST /v1/messages/count_tokens`: the prompt's tokens, counted as a generation reads them
 /// (equal to its `usage.input_tokens`).
+#[utoipa::path(post, path = "/v1/messages/count_tokens", tag = "anthropic",
+    request_body = CountTokensRequest,
+    responses((status = 200, description = "The prompt's tokens, counted as a generation reads them", body = TokenCount)))]
 pub async fn count_tokens(
     State(engine): State<Engine>,
     AnthropicJson(req): AnthropicJson<CountTokensRequest>,

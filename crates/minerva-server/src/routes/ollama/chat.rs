@@ -16,6 +16,11 @@ use std::time::SystemTime;
 /// The roles Ollama documents.
 const ROLES: [&str; 4] = ["system", "user", "assistant", "tool"];
 
+#[utoipa::path(post, path = "/api/chat", tag = "ollama",
+    request_body = ChatRequest,
+    responses((status = 200, description = "The reply; streamed (the default) as one JSON object a line", content(
+        (minerva_ollama::ChatResponse = "application/json"),
+        (minerva_ollama::ChatResponse = "application/x-ndjson")))))]
 pub async fn handle(
     State(state): State<AppState>,
     scope: Option<Extension<crate::Scope>>,

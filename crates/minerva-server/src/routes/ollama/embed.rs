@@ -10,6 +10,9 @@ use minerva_engine::{EmbedInput, EmbedJob, Engine};
 use minerva_ollama::{EmbedRequest, EmbedResponse, EmbeddingResponse, EmbeddingsRequest};
 use std::time::Instant;
 
+#[utoipa::path(post, path = "/api/embed", tag = "ollama",
+    request_body = EmbedRequest,
+    responses((status = 200, description = "One embedding per input", body = EmbedResponse)))]
 pub async fn embed(
     State(engine): State<Engine>,
     OllamaJson(req): OllamaJson<EmbedRequest>,
@@ -70,6 +73,9 @@ pub async fn embed(
     }))
 }
 
+#[utoipa::path(post, path = "/api/embeddings", tag = "ollama",
+    request_body = EmbeddingsRequest,
+    responses((status = 200, description = "The embedding of `prompt` (Ollama's older route)", body = EmbeddingResponse)))]
 pub async fn embeddings(
     State(engine): State<Engine>,
     OllamaJson(req): OllamaJson<EmbeddingsRequest>,

@@ -16,6 +16,11 @@ use minerva_ollama::{timestamp, GenerateRequest, GenerateResponse};
 use serde_json::json;
 use std::time::SystemTime;
 
+#[utoipa::path(post, path = "/api/generate", tag = "ollama",
+    request_body = GenerateRequest,
+    responses((status = 200, description = "The reply; streamed (the default) as one JSON object a line", content(
+        (minerva_ollama::GenerateResponse = "application/json"),
+        (minerva_ollama::GenerateResponse = "application/x-ndjson")))))]
 pub async fn handle(
     State(state): State<AppState>,
     scope: Option<Extension<crate::Scope>>,

@@ -50,6 +50,11 @@ impl Drop for CancelOnDrop {
     }
 }
 
+#[utoipa::path(post, path = "/api/pull", tag = "ollama",
+    request_body = PullRequest,
+    responses((status = 200, description = "Progress; streamed (the default) as one JSON object a line", content(
+        (minerva_ollama::ProgressResponse = "application/json"),
+        (minerva_ollama::ProgressResponse = "application/x-ndjson")))))]
 pub async fn pull(
     State(engine): State<Engine>,
     OllamaJson(req): OllamaJson<PullRequest>,
@@ -65,8 +70,29 @@ pub async fn pull(
     });
     if req.stream.unwrap_or(true) {
         let guard = CancelOnDrop(cancel);
+        // A pull that ends before any progress (a malformed name, an unknown source) answers
+        // with its error's status, as Ollama's does, instead of a 200 stream of one error line.
+        let Some(first) = rx.recv().await else {
+            let model = task
+                .await
+                .map_err(|e| OllamaError::bad_request(format!("the pull task failed: {e}")))?
+                .map_err(|e| pull_error(&source_name, e))?;
+            tracing::info!(model = %model.name, "pulled");
+            let done = ProgressResponse {
+                status: "success".into(),
+                digest: None,
+                total: None,
+                completed: None,
+            };
+            return Ok((
+                [(header::CONTENT_TYPE, "application/x-ndjson")],
+                ndjson_line(&done),
+            )
+                .into_response());
+        };
         let lines = async_stream::stream! {
             let _guard = guard;
+            yield Ok::<Bytes, Infallible>(Bytes::from(ndjson_line(&first)));
             while let Some(p) = rx.recv().await {
                 yield Ok::<Bytes, Infallible>(Bytes::from(ndjson_line(&p)));
             }
@@ -102,6 +128,9 @@ pub async fn pull(
     .into_response())
 }
 
+#[utoipa::path(delete, path = "/api/delete", tag = "ollama",
+    request_body = DeleteRequest,
+    responses((status = 200, description = "Deleted (empty body)")))]
 pub async fn delete(
     State(engine): State<Engine>,
     OllamaJson(req): OllamaJson<DeleteRequest>,
@@ -126,6 +155,9 @@ pub async fn delete(
     Ok(().into_response())
 }
 
+#[utoipa::path(post, path = "/api/copy", tag = "ollama",
+    request_body = CopyRequest,
+    responses((status = 200, description = "Copied (empty body)")))]
 pub async fn copy(
     State(engine): State<Engine>,
     OllamaJson(req): OllamaJson<CopyRequest>,

@@ -19,10 +19,14 @@ use std::time::{Duration, SystemTime};
 pub const OLLAMA_VERSION: &str = "0.12.0";
 
 /// What Ollama answers on `/`; some clients check for this exact text.
+#[utoipa::path(get, path = "/", tag = "ollama",
+    responses((status = 200, description = "`Ollama is running`", body = String, content_type = "text/plain")))]
 pub async fn root() -> &'static str {
     "Ollama is running"
 }
 
+#[utoipa::path(get, path = "/api/version", tag = "ollama",
+    responses((status = 200, description = "The Ollama version whose API these routes follow", body = VersionResponse)))]
 pub async fn version() -> Json<VersionResponse> {
     Json(VersionResponse {
         version: OLLAMA_VERSION,
@@ -30,6 +34,8 @@ pub async fn version() -> Json<VersionResponse> {
 }
 
 /// The models, most recently modified first (as Ollama lists them).
+#[utoipa::path(get, path = "/api/tags", tag = "ollama",
+    responses((status = 200, description = "The models, most recently modified first", body = ListResponse)))]
 pub async fn tags(State(engine): State<Engine>) -> Result<Json<ListResponse>, OllamaError> {
     let mut entries = engine.models().await?;
     entries.sort_by_key(|e| std::cmp::Reverse(e.model.modified));
@@ -55,6 +61,8 @@ pub async fn tags(State(engine): State<Engine>) -> Result<Json<ListResponse>, Ol
 }
 
 /// The models in memory (and those loading or unloading), with when each unloads if idle.
+#[utoipa::path(get, path = "/api/ps", tag = "ollama",
+    responses((status = 200, description = "The loaded models", body = ProcessResponse)))]
 pub async fn ps(State(engine): State<Engine>) -> Result<Json<ProcessResponse>, OllamaError> {
     // Ollama's "forever" (`keep_alive: -1`) is the longest `time.Duration`.
     let forever = SystemTime::now()
@@ -95,6 +103,9 @@ pub async fn ps(State(engine): State<Engine>) -> Result<Json<ProcessResponse>, O
 
 /// A model's facts from its manifest; the loaded model's metadata when it is loaded (`show`
 /// never loads a model).
+#[utoipa::path(post, path = "/api/show", tag = "ollama",
+    request_body = ShowRequest,
+    responses((status = 200, description = "A model's details", body = ShowResponse)))]
 pub async fn show(
     State(engine): State<Engine>,
     OllamaJson(req): OllamaJson<ShowRequest>,

@@ -34,6 +34,11 @@ use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::sync::Arc;
 
+#[utoipa::path(post, path = "/v1/responses", tag = "openai",
+    request_body = ResponsesRequest,
+    responses((status = 200, description = "The response; with `stream: true`, OpenAI's semantic server-sent events", content(
+        (minerva_responses::Response = "application/json"),
+        (minerva_responses::StreamEvent = "text/event-stream")))))]
 pub async fn create(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<ResponsesRequest>,
@@ -139,6 +144,9 @@ pub async fn create(
 }
 
 /// `GET /v1/responses/{id}`: a kept response, as it was answered.
+#[utoipa::path(get, path = "/v1/responses/{id}", tag = "openai",
+    params(("id" = String, Path, description = "A kept response's id")),
+    responses((status = 200, description = "The kept response, as it was answered", body = minerva_responses::Response)))]
 pub async fn retrieve(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -152,6 +160,9 @@ pub async fn retrieve(
 }
 
 /// `DELETE /v1/responses/{id}`: `{"id", "object": "response", "deleted": true}`.
+#[utoipa::path(delete, path = "/v1/responses/{id}", tag = "openai",
+    params(("id" = String, Path, description = "A kept response's id")),
+    responses((status = 200, description = "`{\"id\", \"object\": \"response\", \"deleted\": true}`", body = Object)))]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -1,0 +1,18 @@
+"""Schemathesis hooks for tests/e2e/test_openapi.py: Ollama's streamed answers
+(`application/x-ndjson`, one JSON object a line) are read line by line; every line must be a JSON
+object, and the last one (the final object, or the error that ended the stream) is what
+schemathesis checks against the documented line schema."""
+import json
+
+import schemathesis
+
+
+@schemathesis.deserializer("application/x-ndjson")
+def ndjson(ctx, response):
+    lines = [json.loads(line) for line in response.content.decode("utf-8").splitlines() if line.strip()]
+    if not lines:
+        raise ValueError("an empty application/x-ndjson answer")
+    for line in lines:
+        if not isinstance(line, dict):
+            raise ValueError(f"an application/x-ndjson line that is not an object: {line!r}")
+    return lines[-1]
