@@ -129,6 +129,9 @@ fn validate_tag(tag: &str) -> std::result::Result<(), String> {
     if tag.len() > MAX_TAG {
         return Err(format!("the tag is longer than {MAX_TAG} characters"));
     }
+    if tag.contains("..") {
+        return Err("'..' is not allowed in a tag".into());
+    }
     let mut chars = tag.chars();
     let first_ok = chars
         .next()
@@ -224,6 +227,9 @@ mod tests {
             "a\0b",
             "näme",
             "a..b",
+            // Found by the model_name fuzz target: '..' in a tag.
+            "qwen2.5-coder:0...5b",
+            "m:..x",
             long.as_str(),
             long_segment.as_str(),
             long_tag.as_str(),
