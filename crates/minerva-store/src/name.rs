@@ -54,6 +54,10 @@ impl ModelName {
         if path.contains(':') {
             return Err(invalid("more than one ':'"));
         }
+        // `sha256` (or `SHA256:x`) would be `sha256:<tag>` canonically: a digest, not a name.
+        if path == "sha256" {
+            return Err(invalid("a digest is not a name"));
+        }
         validate_tag(tag).map_err(|why| invalid(&why))?;
         let segments: Vec<&str> = path.split('/').collect();
         if segments.len() > MAX_SEGMENTS {
@@ -230,6 +234,9 @@ mod tests {
             // Found by the model_name fuzz target: '..' in a tag.
             "qwen2.5-coder:0...5b",
             "m:..x",
+            // Found by the model_name fuzz target: canonically 'sha256:latest', a digest.
+            "sha256",
+            "SHA256:abc",
             long.as_str(),
             long_segment.as_str(),
             long_tag.as_str(),
