@@ -59,6 +59,12 @@ impl ModelName {
             return Err(invalid("a digest is not a name"));
         }
         validate_tag(tag).map_err(|why| invalid(&why))?;
+        // The canonical form (`:latest` added) must parse again.
+        if path.len() + 1 + tag.len() > MAX_NAME {
+            return Err(invalid(&format!(
+                "longer than {MAX_NAME} characters with its tag"
+            )));
+        }
         let segments: Vec<&str> = path.split('/').collect();
         if segments.len() > MAX_SEGMENTS {
             return Err(invalid("at most host/namespace/model"));
