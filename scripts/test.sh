@@ -63,6 +63,9 @@ export MINERVA_PYTHON="$VENV/bin/python"
 echo "== cargo test"
 cargo test --workspace -- --test-threads=1
 
+echo "== fuzz targets, 15 s each on their corpora (scripts/fuzz.sh; longer runs: --seconds 600)"
+bash scripts/fuzz.sh --seconds 15
+
 echo "== end-to-end tests"
 "$VENV/bin/python" -m pytest -q tests/e2e
 

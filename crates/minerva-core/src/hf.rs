@@ -403,7 +403,7 @@ fn dtype_size(dtype: &str) -> Option<u64> {
 /// quantization width: packed `U32` weights hold 32/bits parameters each, and the
 /// quantization's scales and biases are not parameters.
 fn weights(dir: &Path, bits: Option<u64>) -> Result<(u64, u64), FormatError> {
-    let mut size = 0;
+    let mut size = 0u64;
     let mut params = 0u64;
     for entry in std::fs::read_dir(dir)
         .map_err(|source| FormatError::Io {
@@ -417,13 +417,16 @@ fn weights(dir: &Path, bits: Option<u64>) -> Result<(u64, u64), FormatError> {
             continue;
         }
         let (bytes, tensors) = safetensors_header(&path)?;
-        size += bytes;
+        size = size.saturating_add(bytes);
         for t in tensors {
             let quantized = bits.filter(|b| (1..=32).contains(b));
             match quantized {
                 Some(_) if t.name.ends_with(".scales") || t.name.ends_with(".biases") => {}
-                Some(b) if t.dtype == "U32" => params += t.elements * (32 / b),
-                _ => params += t.elements,
+                // Saturating: an unknown dtype's shape is not checked against its bytes.
+                Some(b) if t.dtype == "U32" => {
+                    params = params.saturating_add(t.elements.saturating_mul(32 / b));
+                }
+                _ => params = params.saturating_add(t.elements),
             }
         }
     }
@@ -442,7 +445,22 @@ pub struct TensorInfo {
 /// Checks a safetensors file's header against the file; returns the file's size and its
 /// tensors.
 pub fn safetensors_header(path: &Path) -> Result<(u64, Vec<TensorInfo>), FormatError> {
-    use std::io::Read;
+    let io = |source| FormatError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let file_size = file.metadata().map_err(io)?.len();
+    safetensors_header_from(file, file_size, path)
+}
+
+/// Like [`safetensors_header`] for a file of `file_size` bytes read from `file`, positioned at
+/// its start (a fuzz target's input, a test's bytes); `path` only names it in errors.
+pub fn safetensors_header_from(
+    mut file: impl std::io::Read,
+    file_size: u64,
+    path: &Path,
+) -> Result<(u64, Vec<TensorInfo>), FormatError> {
     let io = |source| FormatError::Io {
         path: path.to_path_buf(),
         source,
@@ -453,8 +471,6 @@ pub fn safetensors_header(path: &Path) -> Result<(u64, Vec<TensorInfo>), FormatE
             path.to_path_buf(),
         )
     };
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    let file_size = file.metadata().map_err(io)?.len();
     let mut len = [0u8; 8];
     file.read_exact(&mut len)
         .map_err(|_| bad("shorter than its 8-byte header length".into()))?;

@@ -11,9 +11,9 @@
 use crate::gguf_types::tensor_type;
 use crate::{Result, StoreError};
 use minerva_core::gguf::file_type_name;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Cursor, Read, Seek};
 use std::path::{Path, PathBuf};
 
 /// Longest string value kept (chat templates, licences); longer ones are skipped.
@@ -22,6 +22,8 @@ const MAX_KEPT_STRING: u64 = 1 << 20;
 const MAX_KEY: u64 = 1 << 16;
 /// Longest numeric array kept (per-layer values); longer ones are skipped.
 const MAX_KEPT_ARRAY: u64 = 1 << 16;
+/// Longest tensor name ggml takes (`GGML_MAX_NAME` is 64, with the terminating NUL).
+const MAX_TENSOR_NAME: u64 = 63;
 /// Most dimensions a ggml tensor has.
 const MAX_DIMS: u32 = 4;
 /// Nesting depth of arrays of arrays accepted.
@@ -93,8 +95,20 @@ pub fn read(path: &Path) -> Result<GgufInfo> {
         .metadata()
         .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?
         .len();
+    read_from(BufReader::with_capacity(1 << 16, file), len, path)
+}
+
+/// Reads and validates a GGUF file held in memory (a fuzz target's input, a test's bytes);
+/// `path` only names it in errors.
+pub fn read_bytes(bytes: &[u8], path: &Path) -> Result<GgufInfo> {
+    read_from(Cursor::new(bytes), bytes.len() as u64, path)
+}
+
+/// Reads and validates a GGUF file of `len` bytes from `inner`, positioned at its start;
+/// `path` only names it in errors. [`read`] and [`read_bytes`] call it.
+pub fn read_from(inner: impl Read + Seek, len: u64, path: &Path) -> Result<GgufInfo> {
     let mut r = Reader {
-        inner: BufReader::with_capacity(1 << 16, file),
+        inner,
         pos: 0,
         len,
         path: path.to_path_buf(),
@@ -181,8 +195,8 @@ pub fn has_magic(path: &Path) -> Result<bool> {
     }
 }
 
-struct Reader {
-    inner: BufReader<File>,
+struct Reader<R> {
+    inner: R,
     pos: u64,
     len: u64,
     path: PathBuf,
@@ -190,7 +204,7 @@ struct Reader {
     fim_seen: [bool; 3],
 }
 
-impl Reader {
+impl<R: Read + Seek> Reader<R> {
     fn bad(&self, reason: impl Into<String>) -> StoreError {
         StoreError::InvalidGguf {
             path: self.path.clone(),
@@ -373,7 +387,7 @@ struct TensorInfo {
     bytes: u64,
 }
 
-fn parse(r: &mut Reader) -> Result<GgufInfo> {
+fn parse<R: Read + Seek>(r: &mut Reader<R>) -> Result<GgufInfo> {
     if &r.bytes::<4>("the magic")? != b"GGUF" {
         return Err(r.bad("not a GGUF file (the magic is not 'GGUF')"));
     }
@@ -397,6 +411,9 @@ fn parse(r: &mut Reader) -> Result<GgufInfo> {
             .ok_or_else(|| r.bad(format!("metadata key {i} is too long")))?;
         let kind = r.u32("a metadata type")?;
         let value = r.value(kind, 0, &key)?;
+        if meta.contains_key(&key) {
+            return Err(r.bad(format!("duplicate metadata key '{}'", shorten(&key))));
+        }
         meta.insert(key, value);
     }
 
@@ -407,8 +424,16 @@ fn parse(r: &mut Reader) -> Result<GgufInfo> {
     }
 
     let mut tensors = Vec::with_capacity(n_tensors.min(1 << 14) as usize);
+    let mut names = HashSet::with_capacity(n_tensors.min(1 << 14) as usize);
     for i in 0..n_tensors {
-        let _name = r.string(MAX_KEY, "a tensor name")?;
+        let name = r.string(MAX_TENSOR_NAME, "a tensor name")?.ok_or_else(|| {
+            r.bad(format!(
+                "tensor {i}: its name is longer than {MAX_TENSOR_NAME} bytes (ggml's limit)"
+            ))
+        })?;
+        if !names.insert(name.clone()) {
+            return Err(r.bad(format!("duplicate tensor name '{name}'")));
+        }
         let n_dims = r.u32("a tensor's dimension count")?;
         if n_dims == 0 || n_dims > MAX_DIMS {
             return Err(r.bad(format!("tensor {i} has {n_dims} dimensions")));
@@ -423,6 +448,9 @@ fn parse(r: &mut Reader) -> Result<GgufInfo> {
             elements = elements
                 .checked_mul(dim)
                 .ok_or_else(|| r.bad(format!("tensor {i}: element count overflows")))?;
+        }
+        if elements == 0 {
+            return Err(r.bad(format!("tensor {i} has no elements (a dimension is 0)")));
         }
         let kind = r.u32("a tensor type")?;
         let offset = r.u64("a tensor offset")?;
@@ -458,6 +486,9 @@ fn parse(r: &mut Reader) -> Result<GgufInfo> {
         .ok_or_else(|| r.bad("the data offset overflows"))?;
     let mut data_end = data_start;
     let mut n_params = 0u64;
+    // Where the next tensor's data must start: ggml lays tensors one after another, each
+    // padded to the alignment, and llama.cpp refuses any other layout.
+    let mut expected = 0u64;
     for (i, t) in tensors.iter().enumerate() {
         if !t.offset.is_multiple_of(alignment) {
             return Err(r.bad(format!(
@@ -465,6 +496,17 @@ fn parse(r: &mut Reader) -> Result<GgufInfo> {
                 t.offset
             )));
         }
+        if t.offset != expected {
+            return Err(r.bad(format!(
+                "tensor {i}: offset {} where the data before it ends at {expected} (tensors overlap or leave gaps)",
+                t.offset
+            )));
+        }
+        expected = t
+            .offset
+            .checked_add(t.bytes)
+            .and_then(|end| end.checked_next_multiple_of(alignment))
+            .ok_or_else(|| r.bad(format!("tensor {i}: data range overflows")))?;
         let end = data_start
             .checked_add(t.offset)
             .and_then(|s| s.checked_add(t.bytes))
@@ -572,6 +614,15 @@ fn kv_bytes_per_token(meta: &HashMap<String, Value>, prefix: &str) -> Option<u64
         }
         Some(v) => layers.checked_mul(v.as_u64()?)?.checked_mul(per_head),
         None => layers.checked_mul(heads?)?.checked_mul(per_head),
+    }
+}
+
+/// The start of a possibly huge string from the file, for messages.
+fn shorten(s: &str) -> String {
+    if s.chars().count() <= 80 {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(80).collect::<String>())
     }
 }
 

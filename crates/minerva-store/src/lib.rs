@@ -23,8 +23,12 @@
 mod dir;
 mod download;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod gguf;
 mod gguf_types;
+#[cfg(test)]
+mod hostile_tests;
 mod http;
 mod hub;
 mod manifest;

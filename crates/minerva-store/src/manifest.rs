@@ -120,13 +120,18 @@ impl Manifest {
 
     /// Reads and checks a manifest file.
     pub fn read(path: &Path) -> Result<Manifest> {
+        let text = std::fs::read(path)
+            .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks a manifest's bytes; `path` only names it in errors.
+    pub fn parse(text: &[u8], path: &Path) -> Result<Manifest> {
         let bad = |reason: String| StoreError::Manifest {
             path: path.to_path_buf(),
             reason,
         };
-        let text = std::fs::read(path)
-            .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
-        let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
+        let manifest: Manifest = serde_json::from_slice(text).map_err(|e| bad(e.to_string()))?;
         let expected = if manifest.files.is_empty() {
             FORMAT_VERSION
         } else {

@@ -54,7 +54,17 @@ impl ModelName {
         if path.contains(':') {
             return Err(invalid("more than one ':'"));
         }
+        // `sha256` (or `SHA256:x`) would be `sha256:<tag>` canonically: a digest, not a name.
+        if path == "sha256" {
+            return Err(invalid("a digest is not a name"));
+        }
         validate_tag(tag).map_err(|why| invalid(&why))?;
+        // The canonical form (`:latest` added) must parse again.
+        if path.len() + 1 + tag.len() > MAX_NAME {
+            return Err(invalid(&format!(
+                "longer than {MAX_NAME} characters with its tag"
+            )));
+        }
         let segments: Vec<&str> = path.split('/').collect();
         if segments.len() > MAX_SEGMENTS {
             return Err(invalid("at most host/namespace/model"));
@@ -128,6 +138,9 @@ fn validate_tag(tag: &str) -> std::result::Result<(), String> {
     }
     if tag.len() > MAX_TAG {
         return Err(format!("the tag is longer than {MAX_TAG} characters"));
+    }
+    if tag.contains("..") {
+        return Err("'..' is not allowed in a tag".into());
     }
     let mut chars = tag.chars();
     let first_ok = chars
@@ -224,6 +237,12 @@ mod tests {
             "a\0b",
             "näme",
             "a..b",
+            // Found by the model_name fuzz target: '..' in a tag.
+            "qwen2.5-coder:0...5b",
+            "m:..x",
+            // Found by the model_name fuzz target: canonically 'sha256:latest', a digest.
+            "sha256",
+            "SHA256:abc",
             long.as_str(),
             long_segment.as_str(),
             long_tag.as_str(),
