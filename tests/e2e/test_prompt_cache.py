@@ -6,6 +6,7 @@ import threading
 import httpx
 import openai
 
+import greedy
 from conftest import MODEL_ID
 
 SYSTEM = (
@@ -29,21 +30,17 @@ def metric(base, name):
     raise AssertionError(f"{name} missing from /metrics")
 
 
-def assert_same_greedy_reply(cached_reply, fresh_reply, tie=0.25):
-    """The cached run's greedy reply equals the uncached one's, up to a near-tie: llama.cpp's
-    CPU kernels round differently when the prompt's uncached tail is computed in a smaller batch
-    (see the README's prompt cache section), so the two may part only where the uncached run's
-    top two tokens are within `tie` nats, and the cached run took the runner-up."""
-    ours = cached_reply.choices[0].logprobs.content
-    theirs = fresh_reply.choices[0].logprobs.content
-    for i, (a, b) in enumerate(zip(ours, theirs)):
-        if a.token == b.token:
-            continue
-        top = b.top_logprobs
-        assert len(top) == 2 and a.token == top[1].token, (i, a.token, [t.token for t in top])
-        assert top[0].logprob - top[1].logprob < tie, (i, a.token, b.token, top)
-        return
-    assert cached_reply.choices[0].message.content == fresh_reply.choices[0].message.content
+def assert_same_greedy_reply(cached_reply, fresh_reply, tie=greedy.TIE):
+    """The cached run's greedy reply equals the uncached one's, up to a near-tie (tests/e2e/greedy.py):
+    llama.cpp's CPU kernels round differently when the prompt's uncached tail is computed in a
+    smaller batch (see the README's prompt cache section), so the two may part only where the
+    uncached run's top two tokens are within `tie` nats, and the cached run took the runner-up."""
+    ours = [t.model_dump() for t in cached_reply.choices[0].logprobs.content]
+    theirs = [t.model_dump() for t in fresh_reply.choices[0].logprobs.content]
+    verdict, detail = greedy.compare(ours, theirs, tie)
+    assert verdict != "differs", detail
+    if verdict == "identical":
+        assert cached_reply.choices[0].message.content == fresh_reply.choices[0].message.content
 
 
 def test_second_turn_reuses_the_first_and_says_the_same_as_uncached(server, client):
