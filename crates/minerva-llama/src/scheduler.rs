@@ -242,10 +242,7 @@ impl<'m> Scheduler<'m> {
                 )
             })
             .map_or((dst, 0), |i| (i, shared[i]));
-        let (host, host_n) = self
-            .host
-            .best(prompt)
-            .map_or((0, 0), |(i, n)| (i, reusable(n)));
+        let host_n = self.host.best(prompt).map_or(0, |(_, n)| reusable(n));
         let own_n = shared[dst];
 
         if own_n > 0 && own_n + MIN_GAIN > src_n.max(host_n) {
@@ -259,6 +256,12 @@ impl<'m> Scheduler<'m> {
             return (dst, self.cut(dst, own_n, layout.pos_of(own_n), ctx));
         }
         self.evict(dst, ctx);
+        // Saving `dst`'s KV may have dropped the host cache's oldest entries, which moves the
+        // others (`swap_remove`): the index found above may now name another prompt's KV.
+        let (host, host_n) = self
+            .host
+            .best(prompt)
+            .map_or((0, 0), |(i, n)| (i, reusable(n)));
         if src_n > 0 && src_n >= host_n {
             if copy_seq(ctx, src, dst) {
                 tracing::debug!(

@@ -177,7 +177,11 @@ fn answer_on_thread(model: &Arc<dyn Model>, rpc: ToWorker, outbox: &Outbox, span
         .name("worker-rpc".into())
         .spawn(move || span.in_scope(|| answer(model.as_ref(), rpc, &outbox)));
     if let Err(e) = spawned {
-        tracing::error!("cannot start a thread for a call: {e}");
+        // The call would go unanswered and every later one too (threads or memory are gone):
+        // end the worker, so that the server fails its requests now and loads the model again
+        // in a new one, as after any other crash. 71 is sysexits' EX_OSERR.
+        tracing::error!("cannot start a thread for a call: {e}; the worker exits");
+        std::process::exit(71);
     }
 }
 
