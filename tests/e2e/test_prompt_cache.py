@@ -123,3 +123,53 @@ def test_a_request_waiting_past_the_queue_timeout_gets_a_503(timeout_server):
         assert r.status_code == 200, r.text
         slots = http.get("/slots").json()
         assert slots["queued"] == {MODEL_ID: 0}
+
+
+# Three long system prompts that share only the chat template's first tokens.
+SYSTEMS = [
+    SYSTEM,
+    ("You are a patient teacher of geography for a class of twelve-year-olds. You explain rivers, "
+     "mountains, capitals and climates with short examples from everyday life, you never use jargon "
+     "without saying what it means, you end every answer with one question that checks the pupil "
+     "understood, and you keep every answer under four sentences so that it fits on the board. When a "
+     "pupil is wrong you say what was right in the answer first, then what to look at again, and you "
+     "never laugh at a question. You prefer maps, rivers and weather the pupils can see from the "
+     "school window to faraway examples, and you name the continent of every place you mention."),
+    ("You are a careful reviewer of Python code in a company that writes data pipelines. You point "
+     "out bugs first, then missing tests, then style; you quote the line you mean; you suggest the "
+     "smallest change that fixes each problem; you never rewrite a whole function when one line will "
+     "do; and you say clearly when the code is fine as it is, instead of inventing problems."),
+]
+
+
+def test_a_restore_after_the_host_cache_evicts_takes_its_own_prompts_kv(tmp_path):
+    """One sequence and a host cache of 4 MiB (A's and B's KV, not C's too). A, B and C
+    each push the one before into the host cache; D shares A's system prompt, so the best host
+    entry is A's, but starting D saves C first, which evicts A's entry, the oldest. D must then not
+    be given another prompt's KV: its reply is its reply without the cache (this regressed: the
+    host cache's entries moved when the oldest was dropped, and D was restored from B's, which
+    is longer than the prefix D shares with A, so nothing else caught it)."""
+    import conftest
+
+    proc, base, log = conftest._start_server(
+        ["--parallel", "1", "--cache-ram", "4"], str(tmp_path / "evict-{port}.log"))
+    try:
+        def ask(system, question, cache=True):
+            r = httpx.post(f"{base}/v1/chat/completions", timeout=300, json={
+                "model": MODEL_ID, "temperature": 0, "max_tokens": 16, "logprobs": True, "top_logprobs": 2,
+                "cache_prompt": cache,
+                "messages": [{"role": "system", "content": system}, {"role": "user", "content": question}],
+            })
+            assert r.status_code == 200, r.text
+            return r.json()["choices"][0]
+
+        for system in SYSTEMS:
+            ask(system, "Say hello.")
+        d = ask(SYSTEMS[0], "Is it safe to deploy on a Friday?")
+        fresh = ask(SYSTEMS[0], "Is it safe to deploy on a Friday?", cache=False)
+        verdict, detail = greedy.compare(d["logprobs"]["content"], fresh["logprobs"]["content"])
+        assert verdict != "differs", (detail, d["message"]["content"], fresh["message"]["content"])
+        text = open(log.name).read()
+        assert "prompt cache: evicted" in text, "the scenario needs the host cache to evict"
+    finally:
+        conftest._stop_server(proc, log)
