@@ -1,7 +1,8 @@
 """Schemathesis hooks for tests/e2e/test_openapi.py: Ollama's streamed answers
 (`application/x-ndjson`, one JSON object a line) are read line by line; every line must be a JSON
-object, and the last one (the final object, or the error that ended the stream) is what
-schemathesis checks against the documented line schema."""
+object, and the first one (a chunk, or the error that ended the stream at once) is what
+schemathesis checks against the documented line schema; the final object's shape is the same
+as the `stream: false` answer's, which schemathesis checks as JSON."""
 import json
 
 import schemathesis
@@ -15,4 +16,4 @@ def ndjson(ctx, response):
     for line in lines:
         if not isinstance(line, dict):
             raise ValueError(f"an application/x-ndjson line that is not an object: {line!r}")
-    return lines[-1]
+    return lines[0]

@@ -139,3 +139,38 @@ def test_schemathesis_finds_no_server_error_and_nothing_undocumented(fuzzed):
     assert r.json()["usage"]["completion_tokens"] <= 4
     slots = httpx.get(f"{base}/slots", timeout=10).json()
     assert not any(s["is_processing"] for s in slots["slots"]), slots
+
+
+def test_every_streamed_line_and_event_matches_the_description(fuzzed):
+    """Schemathesis checks one line of an NDJSON answer; here every line of an Ollama chat stream
+    and every event of an OpenAI chat stream is checked against the served description."""
+    import jsonschema
+
+    base, _, _ = fuzzed
+    spec = _spec(base)
+
+    def validator(path, media):
+        schema = spec["paths"][path]["post"]["responses"]["200"]["content"][media]["schema"]
+        return jsonschema.Draft202012Validator({**schema, "components": spec["components"]})
+
+    lines = validator("/api/chat", "application/x-ndjson")
+    with httpx.stream("POST", f"{base}/api/chat", timeout=120, json={
+        "model": MODEL_ID, "messages": [{"role": "user", "content": "Say hello"}],
+        "options": {"num_predict": 3},
+    }) as r:
+        seen = [json.loads(line) for line in r.iter_lines() if line.strip()]
+    assert len(seen) >= 2 and seen[-1]["done"] is True
+    for line in seen:
+        lines.validate(line)
+    events = validator("/v1/chat/completions", "text/event-stream")
+    data_schema = events.schema["properties"]["data"]["else"]["contentSchema"]
+    chunks = jsonschema.Draft202012Validator({**data_schema, "components": spec["components"]})
+    with httpx.stream("POST", f"{base}/v1/chat/completions", timeout=120, json={
+        "model": MODEL_ID, "messages": [{"role": "user", "content": "Say hello"}], "stream": True,
+        "stream_options": {"include_usage": True},
+    }) as r:
+        data = [line[len("data: "):] for line in r.iter_lines() if line.startswith("data: ")]
+    assert data[-1] == "[DONE]"
+    for d in data[:-1]:
+        events.validate({"data": d})
+        chunks.validate(json.loads(d))

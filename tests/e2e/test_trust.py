@@ -86,6 +86,7 @@ def test_no_key_is_a_401_in_each_apis_shape(keyed):
     r = httpx.get(f"{keyed}/v1/models", timeout=30)
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "invalid_api_key"
+    assert r.headers["www-authenticate"] == "Bearer"
     r = httpx.get(f"{keyed}/api/tags", timeout=30)
     assert r.status_code == 401
     assert "API key" in r.json()["error"]
@@ -97,6 +98,9 @@ def test_no_key_is_a_401_in_each_apis_shape(keyed):
 
 def test_open_paths(keyed):
     assert httpx.get(f"{keyed}/health", timeout=30).status_code == 200
+    # The API's description is not a secret: tools read it before they have a key.
+    r = httpx.get(f"{keyed}/openapi.json", timeout=30)
+    assert r.status_code == 200 and "/v1/chat/completions" in r.json()["paths"]
     r = httpx.get(f"{keyed}/", headers={"Accept": "text/html"}, timeout=30)
     assert r.status_code == 200
     # A browser's preflight carries no key: it is answered.

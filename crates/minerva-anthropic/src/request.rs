@@ -11,7 +11,9 @@ pub struct MessagesRequest {
     pub messages: Vec<Value>,
     /// A string, or text blocks.
     pub system: Option<Value>,
-    /// Required by Anthropic; its absence is the server's 400.
+    /// Required by Anthropic; its absence is the server's 400 (read as optional so that the
+    /// error names the field).
+    #[schema(required = true, value_type = i64)]
     pub max_tokens: Option<i64>,
     pub stop_sequences: Option<Vec<String>>,
     pub temperature: Option<f32>,

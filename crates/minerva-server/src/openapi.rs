@@ -56,12 +56,58 @@ const WITH_SAMPLING: [&str; 3] = [
 pub(crate) fn render(mut doc: OpenApi) -> String {
     finish(&mut doc);
     let mut value = serde_json::to_value(&doc).unwrap_or(Value::Null);
+    if let Some(schemas) = value
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        let required: std::collections::HashMap<String, Value> = schemas
+            .iter()
+            .filter_map(|(name, s)| Some((name.clone(), s.get("required")?.clone())))
+            .collect();
+        for schema in schemas.values_mut() {
+            flattened_options(schema, &required);
+        }
+    }
     if let Some(paths) = value.get_mut("paths").and_then(Value::as_object_mut) {
         for (path, item) in paths.iter_mut() {
             streams(path, item);
         }
     }
     value.to_string()
+}
+
+/// A flattened `Option<T>` (serde's `flatten`) adds all of `T`'s fields or none, where utoipa
+/// says "`null` or `T`" (never true of an object's part): each such `allOf` item becomes "`T`,
+/// or none of `T`'s required fields" (Ollama's stream lines carry the done fields only on the
+/// last one).
+fn flattened_options(schema: &mut Value, required: &std::collections::HashMap<String, Value>) {
+    let Some(items) = schema.get_mut("allOf").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for item in items.iter_mut() {
+        let Some([a, b]) = item
+            .get("oneOf")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+        else {
+            continue;
+        };
+        let Some(reference) = [a, b]
+            .into_iter()
+            .find_map(|v| v.get("$ref").and_then(Value::as_str))
+        else {
+            continue;
+        };
+        if !([a, b].iter().any(|v| v.get("type") == Some(&json!("null")))) {
+            continue;
+        }
+        let name = reference.trim_start_matches("#/components/schemas/");
+        let Some(fields) = required.get(name).and_then(Value::as_array) else {
+            continue;
+        };
+        let absent: Vec<Value> = fields.iter().map(|f| json!({"required": [f]})).collect();
+        *item = json!({"anyOf": [{"$ref": reference}, {"not": {"anyOf": absent}}]});
+    }
 }
 
 /// Rewrites the streamed answers of `item` (whose schemas name one event's or line's object)

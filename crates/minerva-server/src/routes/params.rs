@@ -98,13 +98,13 @@ pub fn choices(f: &SamplingFields) -> Result<usize, ApiError> {
     }
 }
 
-/// `max_tokens`: at least 1 when given.
+/// `max_tokens`: from 1 to `u32::MAX` when given.
 pub fn max_tokens(value: Option<i64>, name: &str) -> Result<Option<u32>, ApiError> {
     match value {
         None => Ok(None),
         Some(v) if v >= 1 && v <= i64::from(u32::MAX) => Ok(Some(v as u32)),
         Some(v) => Err(ApiError::bad_request(
-            format!("'{name}' must be at least 1, got {v}"),
+            format!("'{name}' must be between 1 and {}, got {v}", u32::MAX),
             Some(name),
         )),
     }

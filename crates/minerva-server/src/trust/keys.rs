@@ -99,11 +99,13 @@ fn presented(request: &Request) -> Option<&str> {
     })
 }
 
-/// Paths anyone may fetch: the health check, and the UI's page and assets (not its API).
+/// Paths anyone may fetch: the health check, the API's description, and the UI's page and
+/// assets (not its API).
 fn open(method: &Method, path: &str) -> bool {
     let read = method == Method::GET || method == Method::HEAD;
     path == "/health"
         || path == "/v1/health"
+        || (read && path == "/openapi.json")
         || (read && (path == "/" || path == "/ui" || path == "/ui/"))
         || (read && path.starts_with("/ui/") && !path.starts_with("/ui/api/"))
 }
@@ -124,12 +126,18 @@ pub(super) async fn check(
             } else {
                 "this server needs an API key: send it as 'Authorization: Bearer KEY' (or 'x-api-key: KEY')"
             };
-            return super::refusal(
+            let mut refusal = super::refusal(
                 &path,
                 StatusCode::UNAUTHORIZED,
                 message.into(),
                 "invalid_api_key",
             );
+            // RFC 9110 §15.5.2: a 401 names the scheme it wants.
+            refusal.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+            return refusal;
         }
     };
     if scope != Scope::Admin && ADMIN_ROUTES.contains(&path.as_str()) {
@@ -177,6 +185,8 @@ mod tests {
     #[test]
     fn open_paths() {
         assert!(open(&Method::GET, "/health"));
+        assert!(open(&Method::GET, "/openapi.json"));
+        assert!(!open(&Method::POST, "/openapi.json"));
         assert!(open(&Method::GET, "/"));
         assert!(open(&Method::GET, "/ui/app.js"));
         assert!(!open(&Method::GET, "/ui/api/v1/conversations"));
