@@ -3,19 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use minerva_core::hf::safetensors_header_from;
+use minerva_core::hf::{dtype_size, safetensors_header_from};
 use std::path::Path;
-
-/// Bytes per element of the dtypes the reader checks against the tensors' byte ranges.
-fn dtype_size(dtype: &str) -> Option<u64> {
-    Some(match dtype {
-        "BOOL" | "U8" | "I8" | "F8_E4M3" | "F8_E5M2" | "F8_E8M0" => 1,
-        "U16" | "I16" | "F16" | "BF16" => 2,
-        "U32" | "I32" | "F32" => 4,
-        "U64" | "I64" | "F64" => 8,
-        _ => return None,
-    })
-}
 
 fuzz_target!(|data: &[u8]| {
     let len = data.len() as u64;

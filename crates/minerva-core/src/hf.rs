@@ -388,8 +388,8 @@ fn check_index(dir: &Path) -> Result<(), FormatError> {
     Ok(())
 }
 
-/// Bytes of one element of a safetensors dtype.
-fn dtype_size(dtype: &str) -> Option<u64> {
+/// Bytes of one element of a safetensors dtype (`None`: a dtype the reader does not know).
+pub fn dtype_size(dtype: &str) -> Option<u64> {
     Some(match dtype {
         "BOOL" | "U8" | "I8" | "F8_E4M3" | "F8_E5M2" | "F8_E8M0" => 1,
         "U16" | "I16" | "F16" | "BF16" => 2,

@@ -41,6 +41,16 @@ fn progress(p: PullProgress) -> ProgressResponse {
     }
 }
 
+/// The last status of a pull that succeeded.
+fn success() -> ProgressResponse {
+    ProgressResponse {
+        status: "success".into(),
+        digest: None,
+        total: None,
+        completed: None,
+    }
+}
+
 /// Sets the flag when dropped: the response stream is gone, so the pull stops.
 struct CancelOnDrop(Arc<AtomicBool>);
 
@@ -78,15 +88,9 @@ pub async fn pull(
                 .map_err(|e| OllamaError::bad_request(format!("the pull task failed: {e}")))?
                 .map_err(|e| pull_error(&source_name, e))?;
             tracing::info!(model = %model.name, "pulled");
-            let done = ProgressResponse {
-                status: "success".into(),
-                digest: None,
-                total: None,
-                completed: None,
-            };
             return Ok((
                 [(header::CONTENT_TYPE, "application/x-ndjson")],
-                ndjson_line(&done),
+                ndjson_line(&success()),
             )
                 .into_response());
         };
@@ -119,13 +123,7 @@ pub async fn pull(
         .await
         .map_err(|e| OllamaError::bad_request(format!("the pull task failed: {e}")))?;
     result.map_err(|e| pull_error(&source_name, e))?;
-    Ok(Json(ProgressResponse {
-        status: "success".into(),
-        digest: None,
-        total: None,
-        completed: None,
-    })
-    .into_response())
+    Ok(Json(success()).into_response())
 }
 
 #[utoipa::path(delete, path = "/api/delete", tag = "ollama",
