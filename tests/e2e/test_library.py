@@ -368,3 +368,47 @@ def test_a_model_served_by_path_copies_into_the_library_as_a_clients_model_id(st
         assert [m.model for m in oc.list().models] == [served]
     finally:
         conftest._stop_server(proc, log)
+
+
+def test_api_pulls_of_urls_reach_only_public_https(store, tmp_path):
+    """Over the API a plain URL must be https:// on a public address (against server-side request
+    forgery: a client making the server fetch from its own network); --pull-private-urls lifts
+    it, `minerva pull` on the machine is not limited, and hub names go to the configured hub."""
+    from test_store import FILE
+    hub = Hub(tmp_path)
+    url = f"{hub.base}/{REPO}/resolve/main/{FILE}"
+    proc, base, log = serve(store, "pull-guarded", env={"HF_ENDPOINT": hub.base})
+    try:
+        for source, said in [(url, "not an https:// URL"),
+                             ("https://127.0.0.1:9/x.gguf", "127.0.0.1 is not a public address"),
+                             ("https://localhost:9/x.gguf", "localhost is not a public address"),
+                             ("https://[::1]:9/x.gguf", "is not a public address"),
+                             ("https://169.254.169.254/latest/x.gguf", "169.254.169.254 is not a public address"),
+                             ("https://10.0.0.1/x.gguf", "10.0.0.1 is not a public address")]:
+            started = time.monotonic()
+            r = httpx.post(f"{base}/api/pull", json={"model": source, "stream": False}, timeout=120)
+            assert r.status_code == 400, (source, r.text)
+            assert said in r.json()["error"] and "--pull-private-urls" in r.json()["error"], r.text
+            assert time.monotonic() - started < 10, "a refusal is not retried"
+            # Streamed, the refusal is the first line's error.
+            with pytest.raises(ollama.ResponseError) as info:
+                list(client(base).pull(source, stream=True))
+            assert said in str(info.value)
+        assert not [e for e in hub.requests() if e["path"].endswith(".gguf")], "nothing was fetched"
+        names = [m.model for m in client(base).list().models]
+        assert sorted(names) == sorted([QWEN, GEMMA])
+        # A hub name goes to the hub the operator set, wherever it is.
+        assert client(base).pull(f"hf.co/{REPO}:Q4_K_M", stream=False).status == "success"
+    finally:
+        conftest._stop_server(proc, log)
+    proc, base, log = serve(store, "pull-private", "--pull-private-urls", env={"HF_ENDPOINT": hub.base})
+    try:
+        assert client(base).pull(url, stream=False).status == "success"
+        assert "gemma-3-270m-q4_k_m:latest" in [m.model for m in client(base).list().models]
+        # `minerva pull` of the same URL on the machine itself.
+        own = tmp_path / "cli-store"
+        minerva(own, "pull", url, "--name", "viacli:latest")
+        assert "viacli:latest" in minerva(own, "list")
+    finally:
+        conftest._stop_server(proc, log)
+        hub.stop()

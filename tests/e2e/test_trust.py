@@ -152,6 +152,26 @@ def test_admin_routes_need_the_admin_key(keyed):
     assert httpx.get(f"{keyed}/api/tags", headers=admin, timeout=30).status_code == 200
 
 
+def test_a_plain_key_cannot_unload_with_a_short_keep_alive(keyed):
+    """keep_alive "1ns" would unload the model right after the request, as 0 does: with a plain
+    key a keep_alive shorter than the server's default is left out; with the admin key it holds."""
+    client = ollama.Client(host=keyed, headers={"Authorization": "Bearer k1"}, timeout=120)
+    admin = ollama.Client(host=keyed, headers={"Authorization": "Bearer root"}, timeout=120)
+    for keep_alive in ["1ns", 0.001, "1s"]:
+        client.generate(model=MODEL_ID, prompt="Hi", keep_alive=keep_alive, options={"num_predict": 1})
+        time.sleep(2)
+        assert [m.model for m in client.ps().models] == [MODEL_ID], keep_alive
+    # A longer one is the client's to ask.
+    client.generate(model=MODEL_ID, prompt="Hi", keep_alive="1h", options={"num_predict": 1})
+    expires = client.ps().models[0].expires_at
+    assert expires.timestamp() - time.time() > 3000
+    admin.generate(model=MODEL_ID, prompt="Hi", keep_alive="1ns", options={"num_predict": 1})
+    deadline = time.time() + 10
+    while client.ps().models and time.time() < deadline:
+        time.sleep(0.2)
+    assert client.ps().models == []
+
+
 def test_listed_origins_and_hosts(keyed):
     r = preflight(keyed, "/api/chat", "https://chat.example.com")
     assert r.headers.get("access-control-allow-origin") == "https://chat.example.com"

@@ -28,6 +28,12 @@ pub struct ServeArgs {
     /// client sends, local network included.
     #[arg(long, env = "MINERVA_IMAGE_URLS")]
     pub image_urls: bool,
+    /// Let `/api/pull` fetch plain `http://` URLs and hosts on loopback, private or link-local
+    /// addresses. Off by default: over the API a URL must be `https://` on a public address, so
+    /// a client cannot make the server fetch from its own network (`minerva pull` on this
+    /// machine and hub names such as `hf.co/OWNER/REPO` are not limited).
+    #[arg(long, env = "MINERVA_PULL_PRIVATE_URLS")]
+    pub pull_private_urls: bool,
     #[command(flatten)]
     pub load: LoadArgs,
     #[arg(long, default_value = "127.0.0.1", env = "MINERVA_HOST")]
@@ -98,15 +104,33 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 10.0, env = "MINERVA_SHUTDOWN_TIMEOUT")]
     pub shutdown_timeout: f64,
     /// Most tokens one request may generate, as llama-server's `--n-predict`: a request asking
-    /// for more (`max_tokens`, `num_predict`, ...) or for no limit gets this many [default: no
-    /// cap but the context].
+    /// for more (`max_tokens`, `num_predict`, ...) or for no limit gets this many; -1 (the
+    /// default) is no cap but the context.
     #[arg(
         long = "n-predict",
         visible_alias = "predict",
         env = "MINERVA_N_PREDICT",
-        value_parser = clap::value_parser!(u32).range(1..)
+        allow_negative_numbers = true,
+        value_parser = parse_n_predict
     )]
-    pub n_predict: Option<u32>,
+    pub n_predict: Option<NPredict>,
+}
+
+/// `--n-predict`: a cap (`Some`) or none (-1).
+#[derive(Debug, Clone, Copy)]
+pub struct NPredict(pub Option<u32>);
+
+fn parse_n_predict(text: &str) -> std::result::Result<NPredict, String> {
+    match text.trim().parse::<i64>() {
+        Ok(-1) => Ok(NPredict(None)),
+        Ok(n) if n >= 1 => u32::try_from(n)
+            .map(|n| NPredict(Some(n)))
+            .map_err(|_| format!("{n} is more than {}", u32::MAX)),
+        _ => Err(format!(
+            "'{text}' is not a token count: give -1 (no cap) or a number from 1 to {}",
+            u32::MAX
+        )),
+    }
 }
 
 fn clean(values: &[String]) -> Vec<String> {
@@ -163,7 +187,12 @@ fn trust(args: &ServeArgs, keys: minerva_server::Keys, local: SocketAddr) -> min
 
 pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
     let keys = keys(&args)?;
-    let store = WithCatalog::new(library::open(root)?, root);
+    let policy = if args.pull_private_urls {
+        minerva_store::UrlPolicy::Any
+    } else {
+        minerva_store::UrlPolicy::PublicHttps
+    };
+    let store = WithCatalog::new(library::open(root)?.with_url_policy(policy), root);
     let default_keep_alive = minerva_server::parse_keep_alive(&args.keep_alive)
         .ok_or_else(|| anyhow!("--keep-alive '{}' is not a duration", args.keep_alive))?;
     let budget_bytes = match &args.max_memory {
@@ -212,7 +241,7 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
         max_loaded: args.max_loaded,
         default_keep_alive,
         load: load::options(&args.load)?,
-        n_predict: args.n_predict,
+        n_predict: args.n_predict.and_then(|n| n.0),
         ..ManagerConfig::default()
     };
     tracing::info!(

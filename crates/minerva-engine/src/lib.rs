@@ -287,6 +287,11 @@ impl Engine {
         self.inner.manager.loaded()
     }
 
+    /// The `keep_alive` of requests that give none (`serve --keep-alive`).
+    pub fn default_keep_alive(&self) -> KeepAlive {
+        self.inner.manager.default_keep_alive()
+    }
+
     /// What each loaded model's sequences are doing, by model name.
     pub async fn statuses(&self) -> Vec<(String, minerva_core::ModelStatus)> {
         let loaded = self.loaded();

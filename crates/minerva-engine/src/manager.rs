@@ -301,6 +301,10 @@ impl Manager {
     }
 
     /// The loaded models, by name.
+    pub(crate) fn default_keep_alive(&self) -> KeepAlive {
+        self.config.default_keep_alive
+    }
+
     pub(crate) fn loaded(&self) -> Vec<(String, LoadedModel)> {
         let now = Instant::now();
         let wall = SystemTime::now();

@@ -9,12 +9,21 @@ const MAX_REDIRECTS: usize = 10;
 
 /// An HTTP client that does not follow redirects itself.
 pub(crate) fn agent() -> ureq::Agent {
+    builder().build()
+}
+
+/// An HTTP client like [`agent`] that connects only to public addresses
+/// ([`crate::guard::resolve_public`]), for the first request and every redirect.
+pub(crate) fn guarded_agent() -> ureq::Agent {
+    builder().resolver(crate::guard::resolve_public).build()
+}
+
+fn builder() -> ureq::AgentBuilder {
     ureq::AgentBuilder::new()
         .redirects(0)
         .timeout_connect(Duration::from_secs(30))
         .timeout_read(Duration::from_secs(60))
         .user_agent(concat!("minerva/", env!("CARGO_PKG_VERSION")))
-        .build()
 }
 
 /// What a request learnt on its way: the final response and the file facts any hop announced.
@@ -54,7 +63,20 @@ pub(crate) fn request(
             Err(ureq::Error::Status(code, r)) => {
                 return Err(Failure::Status(code, status_error(code, &url, r)))
             }
-            Err(ureq::Error::Transport(t)) => return Err(Failure::Network(t.to_string())),
+            Err(ureq::Error::Transport(t)) => {
+                let said = t.to_string();
+                // The guarded resolver's refusal is an answer, not a failure to retry.
+                if said.contains(crate::guard::REFUSED) {
+                    let host = t.url().and_then(|u| u.host_str().map(str::to_string));
+                    return Err(Failure::Fatal(StoreError::Invalid(format!(
+                        "cannot pull {url}: {} {}; {}",
+                        host.unwrap_or_default(),
+                        crate::guard::REFUSED,
+                        crate::guard::HINT
+                    ))));
+                }
+                return Err(Failure::Network(said));
+            }
         };
         if sha256.is_none() {
             sha256 = response.header("x-linked-etag").and_then(etag_sha256);
@@ -156,6 +178,29 @@ pub(crate) fn network_error(url: &str, e: impl std::fmt::Display) -> StoreError 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_guarded_client_refuses_private_hosts_without_retrying() {
+        for url in [
+            "http://127.0.0.1:9/x.gguf",
+            "http://localhost:9/x",
+            "http://[::1]:9/",
+        ] {
+            match request(&guarded_agent(), "GET", url, None) {
+                Err(Failure::Fatal(StoreError::Invalid(said))) => {
+                    assert!(said.contains("is not a public address"), "{said}");
+                    assert!(said.contains("--pull-private-urls"), "{said}");
+                }
+                Err(Failure::Network(e)) => panic!("{url}: a network failure: {e}"),
+                _ => panic!("{url}: not refused"),
+            }
+        }
+        // The plain client tries (and finds nothing listening).
+        assert!(matches!(
+            request(&agent(), "GET", "http://127.0.0.1:9/x.gguf", None),
+            Err(Failure::Network(_))
+        ));
+    }
 
     #[test]
     fn redirects_resolve() {

@@ -27,6 +27,7 @@ mod error;
 pub mod fuzzing;
 pub mod gguf;
 mod gguf_types;
+mod guard;
 #[cfg(test)]
 mod hostile_tests;
 mod http;
@@ -41,6 +42,7 @@ pub use error::{Result, StoreError};
 pub use name::{parse_digest, ModelName};
 
 pub use gguf::GgufInfo;
+pub use guard::UrlPolicy;
 pub use hub::{default_endpoint, Source};
 pub use path_digest::PathDigests;
 pub use store::{ImportOptions, Store};

@@ -2,6 +2,7 @@
 
 use crate::download::{self, remove};
 use crate::gguf::{self, GgufInfo};
+use crate::guard::{self, UrlPolicy};
 use crate::hub::{self, Source};
 use crate::manifest::{blob_path, now_ms, unique_temp, Manifest, FORMAT_VERSION};
 use crate::name::{is_sha256_hex, parse_digest, ModelName};
@@ -27,6 +28,8 @@ pub struct Store {
     manifests: PathBuf,
     pub(crate) endpoint: String,
     pub(crate) agent: ureq::Agent,
+    /// What a pull of a plain URL may reach ([`Store::with_url_policy`]).
+    url_policy: UrlPolicy,
     lock: Mutex<()>,
 }
 
@@ -71,6 +74,7 @@ impl Store {
             manifests,
             endpoint: hub::default_endpoint(),
             agent: http::agent(),
+            url_policy: UrlPolicy::Any,
             lock: Mutex::new(()),
         })
     }
@@ -78,6 +82,14 @@ impl Store {
     /// Uses another hub base URL (e.g. a local stand-in).
     pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Store {
         self.endpoint = endpoint.into().trim_end_matches('/').to_string();
+        self
+    }
+
+    /// Restricts what a pull of a plain URL may reach (default [`UrlPolicy::Any`]). Under
+    /// [`UrlPolicy::PublicHttps`] an `http://` URL is refused with [`StoreError::Invalid`], and
+    /// so is a host (first or after a redirect) that resolves to no public address.
+    pub fn with_url_policy(mut self, policy: UrlPolicy) -> Store {
+        self.url_policy = policy;
         self
     }
 
@@ -514,6 +526,23 @@ impl Store {
         cancel: &AtomicBool,
     ) -> Result<LibraryModel> {
         let parsed = Source::parse(source)?;
+        let guarded;
+        let agent = match (&parsed, self.url_policy) {
+            (Source::Url(url), UrlPolicy::PublicHttps) => {
+                if !url
+                    .get(..8)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+                {
+                    return Err(StoreError::Invalid(format!(
+                        "cannot pull {url}: not an https:// URL; {}",
+                        guard::HINT
+                    )));
+                }
+                guarded = http::guarded_agent();
+                &guarded
+            }
+            _ => &self.agent,
+        };
         let name = match name {
             Some(n) => ModelName::parse(n)?,
             None => ModelName::parse(&parsed.default_name())
@@ -533,9 +562,9 @@ impl Store {
         // The projector first: it is small, and one that fails its checks fails the pull
         // before the model is downloaded.
         let projector = projector
-            .map(|url| self.pull_gguf(&url, progress, cancel, gguf::check_projector))
+            .map(|url| self.pull_gguf(agent, &url, progress, cancel, gguf::check_projector))
             .transpose()?;
-        let got = match self.pull_gguf(&url, progress, cancel, gguf::check_model) {
+        let got = match self.pull_gguf(agent, &url, progress, cancel, gguf::check_model) {
             Ok(got) => got,
             Err(e) => {
                 // A pull that stopped (cancelled, the network, another pull) resumes next
@@ -589,12 +618,13 @@ impl Store {
     /// (`check`: a model, a projector); a file that fails the check is removed.
     fn pull_gguf(
         &self,
+        agent: &ureq::Agent,
         url: &str,
         progress: &mut dyn FnMut(PullProgress),
         cancel: &AtomicBool,
         check: fn(&GgufInfo, &Path) -> Result<()>,
     ) -> Result<download::Downloaded> {
-        let got = download::download(&self.agent, url, &self.blobs, progress, cancel, true)?;
+        let got = download::download(agent, url, &self.blobs, progress, cancel, true)?;
         let checked = match &got.info {
             Some(info) => check(info, Path::new(url)),
             None => Err(StoreError::Invalid(format!("{url}: not read as GGUF"))),

@@ -31,7 +31,7 @@ pub async fn handle(
             &state.engine,
             &req.model,
             req.keep_alive.as_ref(),
-            scope.map(|Extension(s)| s),
+            scope.as_ref().map(|Extension(s)| *s),
         )
         .await?
         {
@@ -44,6 +44,7 @@ pub async fn handle(
         req.keep_alive.as_ref(),
         req.format.as_ref(),
         req.think.as_ref(),
+        scope.as_ref().map(|Extension(s)| *s),
     )
     .await?;
     // Rendered by the template as the OpenAI route does, and the reply parsed for calls

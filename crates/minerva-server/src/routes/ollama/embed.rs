@@ -5,6 +5,7 @@ use super::keep_alive;
 use crate::error::OllamaError;
 use crate::extract::OllamaJson;
 use axum::extract::State;
+use axum::Extension;
 use axum::Json;
 use minerva_engine::{EmbedInput, EmbedJob, Engine};
 use minerva_ollama::{EmbedRequest, EmbedResponse, EmbeddingResponse, EmbeddingsRequest};
@@ -15,10 +16,15 @@ use std::time::Instant;
     responses((status = 200, description = "One embedding per input", body = EmbedResponse)))]
 pub async fn embed(
     State(engine): State<Engine>,
+    scope: Option<Extension<crate::Scope>>,
     OllamaJson(req): OllamaJson<EmbedRequest>,
 ) -> Result<Json<EmbedResponse>, OllamaError> {
     let started = Instant::now();
-    let keep_alive = keep_alive::parse(req.keep_alive.as_ref())?;
+    let keep_alive = keep_alive::parse_for(
+        req.keep_alive.as_ref(),
+        scope.map(|Extension(s)| s),
+        engine.default_keep_alive(),
+    )?;
     let dimensions = match req.dimensions {
         None => None,
         Some(d) if d > 0 => Some(d as usize),
@@ -78,9 +84,14 @@ pub async fn embed(
     responses((status = 200, description = "The embedding of `prompt` (Ollama's older route)", body = EmbeddingResponse)))]
 pub async fn embeddings(
     State(engine): State<Engine>,
+    scope: Option<Extension<crate::Scope>>,
     OllamaJson(req): OllamaJson<EmbeddingsRequest>,
 ) -> Result<Json<EmbeddingResponse>, OllamaError> {
-    let keep_alive = keep_alive::parse(req.keep_alive.as_ref())?;
+    let keep_alive = keep_alive::parse_for(
+        req.keep_alive.as_ref(),
+        scope.map(|Extension(s)| s),
+        engine.default_keep_alive(),
+    )?;
     let lease = super::model(&engine, &req.model, keep_alive).await?;
     super::options::generation(req.options.as_ref(), lease.info())?;
     let name = lease.name().to_string();

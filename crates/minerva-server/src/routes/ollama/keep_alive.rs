@@ -29,6 +29,31 @@ pub(crate) fn parse(value: Option<&Value>) -> Result<Option<KeepAlive>, OllamaEr
     }
 }
 
+/// [`parse`] for a request made with a plain key while admin keys are set (`scope`
+/// [`crate::Scope::Client`]): a `keep_alive` shorter than the server's default (`default`) is
+/// left out, so such a key can keep a model loaded longer but never unload it sooner (`"1ns"`
+/// would unload it right after the request, which needs an admin key, as `0` does).
+pub(crate) fn parse_for(
+    value: Option<&Value>,
+    scope: Option<crate::Scope>,
+    default: KeepAlive,
+) -> Result<Option<KeepAlive>, OllamaError> {
+    let asked = parse(value)?;
+    let shorter = match (asked, default) {
+        (Some(KeepAlive::For(a)), KeepAlive::For(d)) => a < d,
+        (Some(KeepAlive::For(_)), KeepAlive::Forever) => true,
+        _ => false,
+    };
+    if shorter && scope == Some(crate::Scope::Client) {
+        tracing::info!(
+            asked = ?asked,
+            "keep_alive shorter than the server's default ignored: the request has no admin key"
+        );
+        return Ok(None);
+    }
+    Ok(asked)
+}
+
 fn from_seconds(secs: f64) -> Option<KeepAlive> {
     if !secs.is_finite() {
         return None;

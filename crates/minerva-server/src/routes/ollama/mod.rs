@@ -47,10 +47,11 @@ pub(crate) async fn start(
     keep_alive: Option<&Value>,
     format: Option<&Value>,
     think: Option<&Value>,
+    scope: Option<crate::Scope>,
 ) -> Result<Started, OllamaError> {
     let started = Instant::now();
     let format = super::format::ollama(format).await?;
-    let keep_alive = keep_alive::parse(keep_alive)?;
+    let keep_alive = keep_alive::parse_for(keep_alive, scope, engine.default_keep_alive())?;
     let model = model(engine, name, keep_alive).await?;
     let thinks = minerva_engine::template_thinks(&model.info().chat_template);
     let (thinking, show_thinking) =
