@@ -1,19 +1,23 @@
 //! Images in a prompt: their chunks from llama.cpp's multimodal library (`libmtmd`), and the
 //! prompt's layout of tokens and positions around them.
 //!
-//! Each image is tokenized on its own (`mtmd_tokenize` of one media marker), which gives what
-//! the projector wants at that place: begin text, the image's embedding tokens, end text (for
-//! Qwen2-VL `<|vision_start|>`, the image, `<|vision_end|>`). The text around images is
-//! tokenized by the engine as for any prompt; `mtmd_tokenize` of the whole prompt would give
-//! the same tokens, since it too tokenizes each text part apart.
+//! Each image is tokenized (`mtmd_tokenize`) together with a little of the text around it: the
+//! text before it from the last control token (`<|im_start|>user\n`, at most [`MAX_LEAD`]
+//! tokens) and the text after it up to the next image or the prompt's end (at most
+//! [`MAX_TAIL`] tokens). libmtmd gives `[lead + begin, image, end + tail]` (for Qwen2-VL the
+//! begin and end text are `<|vision_start|>`, `<|vision_end|>`), which it evaluates in three
+//! `llama_decode` calls, as llama-server does, instead of five with the text decoded apart.
+//! libmtmd tokenizes each text part on its own, as the engine does, so the lead and tail give
+//! the engine's tokens back when their text round-trips; that is checked, and an image whose
+//! text does not is tokenized alone (`[begin, image, end]`).
 //!
 //! The prompt is kept as one token per KV cell, so the prompt cache's prefix matching works
 //! unchanged: an image's embedding tokens are stood for by ids derived from the image's
 //! digest (negative, never a vocabulary id), so the same image at the same place matches and
-//! another image does not. A cached prefix may only end at the edge of an image's piece.
-//! Positions (RoPE) differ from token indices after an image when the model uses M-RoPE: an
-//! image of `nx × ny` embedding tokens advances the position by `max(nx, ny)`; [`Layout`]
-//! converts.
+//! another image does not. A cached prefix may not end inside a piece's lead or image (it may
+//! inside its tail: the rest is plain text). Positions (RoPE) differ from token indices after
+//! an image when the model uses M-RoPE: an image of `nx × ny` embedding tokens advances the
+//! position by `max(nx, ny)`; [`Layout`] converts.
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::LlamaModel;
@@ -21,6 +25,7 @@ use llama_cpp_2::mtmd::{
     MtmdBitmap, MtmdContext, MtmdContextParams, MtmdInputChunkType, MtmdInputChunks, MtmdInputText,
 };
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::vocab::LlamaVocab;
 use minerva_core::{CoreError, PromptImage, Result, VisionInfo};
 use std::ffi::CString;
 use std::path::Path;
@@ -89,13 +94,14 @@ impl Vision {
         }))
     }
 
-    /// The chunks of one image at its place in a prompt.
-    fn tokenize(&self, image: &PromptImage) -> Result<MtmdInputChunks> {
+    /// The chunks of one image at its place in a prompt, with the text `lead` before it and
+    /// `tail` after it.
+    fn tokenize(&self, image: &PromptImage, lead: &str, tail: &str) -> Result<MtmdInputChunks> {
         let pixels = &image.image;
         let bitmap = MtmdBitmap::from_image_data(pixels.width, pixels.height, &pixels.rgb)
             .map_err(|e| CoreError::invalid(format!("cannot use the image: {e}"), None))?;
         let text = MtmdInputText {
-            text: llama_cpp_2::mtmd::mtmd_default_marker().to_string(),
+            text: format!("{lead}{}{tail}", llama_cpp_2::mtmd::mtmd_default_marker()),
             add_special: false,
             parse_special: true,
         };
@@ -162,13 +168,28 @@ impl Meta {
     }
 }
 
-/// One image's place in a prompt: its tokens `start..start + n_tokens` (begin and end text
-/// included), which take `n_pos` positions.
+/// Most text tokens before an image evaluated with it (see the module's note).
+pub const MAX_LEAD: usize = 64;
+/// Most text tokens after an image evaluated with it: the image's step stays bounded.
+pub const MAX_TAIL: usize = 512;
+
+/// One image's place in a prompt: its tokens `start..start + n_tokens` (lead, begin text,
+/// the image's embedding tokens at `image..image + image_tokens`, end text, tail), which take
+/// `n_tokens - image_tokens + image_pos` positions.
 pub struct Piece {
     pub start: usize,
     pub n_tokens: usize,
-    pub n_pos: usize,
+    pub image: usize,
+    pub image_tokens: usize,
+    pub image_pos: usize,
     chunks: MtmdInputChunks,
+}
+
+impl Piece {
+    /// The index after the image's embedding tokens.
+    fn image_end(&self) -> usize {
+        self.image + self.image_tokens
+    }
 }
 
 /// Where a prompt's images are.
@@ -183,47 +204,70 @@ impl Layout {
     /// and where the images are.
     pub fn build(
         vision: &Vision,
+        model: &LlamaModel,
         text: &[i32],
         images: &[PromptImage],
     ) -> Result<(Vec<LlamaToken>, Layout)> {
+        let vocab = model.vocab();
         let mut tokens = Vec::with_capacity(text.len());
         let mut pieces = Vec::with_capacity(images.len());
         let mut next = 0;
-        for image in images {
+        for (i, image) in images.iter().enumerate() {
             if image.at < next || image.at > text.len() {
                 return Err(CoreError::invalid(
                     "images are out of order in the prompt",
                     None,
                 ));
             }
-            tokens.extend(text[next..image.at].iter().map(|&t| LlamaToken(t)));
-            next = image.at;
-            let chunks = vision.tokenize(image)?;
+            let lead = lead_start(&vocab, &text[next..image.at]).map_or(image.at, |k| next + k);
+            let until = images.get(i + 1).map_or(text.len(), |n| n.at.max(image.at));
+            let tail = until.min(image.at + MAX_TAIL);
+            let (chunks, lead, tail) = match tokenize_with(
+                vision,
+                &vocab,
+                image,
+                &text[lead..image.at],
+                &text[image.at..tail],
+            )? {
+                Some(chunks) => (chunks, lead, tail),
+                None => (vision.tokenize(image, "", "")?, image.at, image.at),
+            };
+            tokens.extend(text[next..lead].iter().map(|&t| LlamaToken(t)));
             let start = tokens.len();
-            let mut n_pos = 0usize;
-            for i in 0..chunks.len() {
-                let Some(chunk) = chunks.get(i) else { break };
-                n_pos += usize::try_from(chunk.n_positions()).unwrap_or(0);
+            let (mut at, mut image_tokens, mut image_pos) = (start, 0, 0);
+            for k in 0..chunks.len() {
+                let Some(chunk) = chunks.get(k) else { break };
                 match chunk.chunk_type() {
                     MtmdInputChunkType::Text => {
                         tokens.extend_from_slice(chunk.text_tokens().unwrap_or_default());
                     }
                     _ => {
-                        let n = chunk.n_tokens();
-                        tokens.extend((0..n).map(|k| stand_in(&image.image.digest, k)));
+                        at = tokens.len();
+                        image_tokens = chunk.n_tokens();
+                        image_pos = usize::try_from(chunk.n_positions()).unwrap_or(0);
+                        tokens.extend((0..image_tokens).map(|k| stand_in(&image.image.digest, k)));
                     }
                 }
             }
-            let n_tokens = tokens.len() - start;
-            if n_tokens == 0 {
+            if image_tokens == 0 {
                 return Err(CoreError::invalid("the image gave no tokens", None));
             }
+            tracing::debug!(
+                lead = at.saturating_sub(start),
+                image_tokens,
+                after = tokens.len() - at - image_tokens,
+                chunks = chunks.len(),
+                "image piece"
+            );
             pieces.push(Piece {
                 start,
-                n_tokens,
-                n_pos,
+                n_tokens: tokens.len() - start,
+                image: at,
+                image_tokens,
+                image_pos,
                 chunks,
             });
+            next = tail;
         }
         tokens.extend(text[next..].iter().map(|&t| LlamaToken(t)));
         Ok((tokens, Layout { pieces }))
@@ -232,22 +276,18 @@ impl Layout {
     /// The position of the token at `index` (its KV cell's RoPE position).
     pub fn pos_of(&self, index: usize) -> usize {
         let mut pos = index;
-        for piece in self
-            .pieces
-            .iter()
-            .take_while(|p| p.start + p.n_tokens <= index)
-        {
-            pos = pos + piece.n_pos - piece.n_tokens;
+        for piece in self.pieces.iter().take_while(|p| p.image_end() <= index) {
+            pos = pos + piece.image_pos - piece.image_tokens;
         }
         pos
     }
 
-    /// `n` moved back to the start of the image piece it falls inside, if any: a cached prefix
-    /// cannot end inside an image.
+    /// `n` moved back to the start of the piece whose lead or image it falls inside, if any: a
+    /// cached prefix cannot end there (inside a tail it can: the rest is plain text).
     pub fn boundary(&self, n: usize) -> usize {
         self.pieces
             .iter()
-            .find(|p| p.start < n && n < p.start + p.n_tokens)
+            .find(|p| p.start < n && n < p.image_end())
             .map_or(n, |p| p.start)
     }
 
@@ -263,6 +303,67 @@ impl Layout {
             .map(|p| p.start)
             .find(|&start| start >= index)
     }
+}
+
+/// Where the text before an image may start to be evaluated with it: at its last control
+/// token (`<|im_start|>`, `<start_of_turn>`), at most [`MAX_LEAD`] tokens back.
+fn lead_start(vocab: &LlamaVocab<'_>, before: &[i32]) -> Option<usize> {
+    let from = before.len().saturating_sub(MAX_LEAD);
+    before[from..]
+        .iter()
+        .rposition(|&t| vocab.is_control(LlamaToken(t)))
+        .map(|k| from + k)
+}
+
+/// The image's chunks with `lead` and `tail` (text token ids) around it, when libmtmd gives
+/// exactly those tokens back from their text (`None`: it does not; the caller tokenizes the
+/// image alone).
+fn tokenize_with(
+    vision: &Vision,
+    vocab: &LlamaVocab<'_>,
+    image: &PromptImage,
+    lead: &[i32],
+    tail: &[i32],
+) -> Result<Option<MtmdInputChunks>> {
+    if lead.is_empty() && tail.is_empty() {
+        return Ok(None);
+    }
+    let text = |ids: &[i32]| {
+        let bytes: Vec<u8> = ids
+            .iter()
+            .flat_map(|&t| vocab.token_to_piece(LlamaToken(t), true, None))
+            .collect();
+        String::from_utf8(bytes).ok()
+    };
+    let (Some(lead_text), Some(tail_text)) = (text(lead), text(tail)) else {
+        return Ok(None);
+    };
+    let chunks = vision.tokenize(image, &lead_text, &tail_text)?;
+    let text_of = |k: usize| {
+        chunks
+            .get(k)
+            .filter(|c| c.chunk_type() == MtmdInputChunkType::Text)
+            .and_then(|c| {
+                c.text_tokens()
+                    .map(|t| t.iter().map(|t| t.0).collect::<Vec<i32>>())
+            })
+            .unwrap_or_default()
+    };
+    let first = text_of(0);
+    let last = text_of(chunks.len().saturating_sub(1));
+    let images = (0..chunks.len())
+        .filter_map(|k| chunks.get(k))
+        .filter(|c| c.chunk_type() != MtmdInputChunkType::Text)
+        .count();
+    let same = images == 1 && chunks.len() >= 2 && first.starts_with(lead) && last.ends_with(tail);
+    if !same {
+        tracing::debug!(
+            lead = lead.len(),
+            tail = tail.len(),
+            "image text does not round-trip: the image is evaluated alone"
+        );
+    }
+    Ok(same.then_some(chunks))
 }
 
 /// The id standing for an image's `k`-th embedding token: negative (never a vocabulary id,

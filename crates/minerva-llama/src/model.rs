@@ -361,12 +361,24 @@ impl Model for LlamaModelHandle {
         if request.prompt.is_empty() && request.images.is_empty() {
             return Err(CoreError::invalid("the prompt is empty", Some("prompt")));
         }
+        if request
+            .images
+            .last()
+            .is_some_and(|image| image.at >= request.prompt.len())
+        {
+            return Err(CoreError::invalid(
+                "the prompt ends with an image: some text must follow it",
+                Some("prompt"),
+            ));
+        }
         let (prompt, layout) = match (&self.vision, request.images.is_empty()) {
             (_, true) => (
                 request.prompt.iter().map(|&t| LlamaToken(t)).collect(),
                 Layout::default(),
             ),
-            (Some(vision), false) => Layout::build(vision, &request.prompt, &request.images)?,
+            (Some(vision), false) => {
+                Layout::build(vision, &self.model, &request.prompt, &request.images)?
+            }
             (None, false) => {
                 return Err(CoreError::invalid(
                     format!(
@@ -379,16 +391,6 @@ impl Model for LlamaModelHandle {
         };
         // The pixels are in the chunks now.
         request.images = Vec::new();
-        if layout
-            .pieces
-            .last()
-            .is_some_and(|p| p.start + p.n_tokens == prompt.len())
-        {
-            return Err(CoreError::invalid(
-                "the prompt ends with an image: some text must follow it",
-                Some("prompt"),
-            ));
-        }
         if prompt.len() >= self.info.n_ctx {
             return Err(CoreError::ContextOverflow {
                 prompt_tokens: prompt.len(),

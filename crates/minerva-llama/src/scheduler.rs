@@ -469,6 +469,23 @@ impl Scheduler<'_> {
                 let _ = slot.job.events.send(Err(e));
             }
             self.publish();
+            return;
+        }
+        // A piece that ended the prompt: its first token is sampled now, before the step's
+        // decode replaces the logits.
+        let seq = &mut self.seqs[i];
+        let Some(slot) = seq.running.as_mut().filter(|s| s.has_logits()) else {
+            return;
+        };
+        let Step::Finished(event) = slot.sample(ctx, self.model, self.n_ctx) else {
+            return;
+        };
+        if let Some(slot) = seq.running.take() {
+            seq.kept = slot.kv;
+            self.publish();
+            if let Some(event) = event {
+                let _ = slot.job.events.send(Ok(event));
+            }
         }
     }
 }

@@ -143,8 +143,10 @@ impl Slot {
         self.layout.piece_at(self.prefilled).is_some()
     }
 
-    /// Encodes the image the prompt has reached and decodes its piece into the sequence, in
-    /// a `llama_decode` of its own (`n_batch` tokens at most per call).
+    /// Encodes the image the prompt has reached and decodes its piece (the text evaluated with
+    /// it too) into the sequence, in `llama_decode` calls of its own (`n_batch` tokens at most
+    /// each). A piece that ends the prompt leaves the logits of its last token as the
+    /// context's last output ([`Slot::has_logits`]): sample before the next decode.
     pub fn eval_image(
         &mut self,
         vision: &Vision,
@@ -155,11 +157,13 @@ impl Slot {
             return Ok(());
         };
         let end = piece.start + piece.n_tokens;
-        // `Model::generate` refuses a prompt that ends with an image: the logits that start the
-        // reply come from a text token in a batch of ours.
-        self.pos = vision.eval(piece, ctx, self.pos, self.seq, n_batch, false)?;
+        let last = end == self.prompt.len();
+        self.pos = vision.eval(piece, ctx, self.pos, self.seq, n_batch, last)?;
         self.kv.extend_from_slice(&self.prompt[self.prefilled..end]);
         self.prefilled = end;
+        if last {
+            self.logits_row = Some(-1);
+        }
         Ok(())
     }
 
