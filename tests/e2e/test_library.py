@@ -390,10 +390,10 @@ def test_api_pulls_of_urls_reach_only_public_https(store, tmp_path):
             assert r.status_code == 400, (source, r.text)
             assert said in r.json()["error"] and "--pull-private-urls" in r.json()["error"], r.text
             assert time.monotonic() - started < 10, "a refusal is not retried"
-            # Streamed, the refusal is the first line's error.
+            # Streamed, the refusal comes first: before any line, with its status.
             with pytest.raises(ollama.ResponseError) as info:
                 list(client(base).pull(source, stream=True))
-            assert said in str(info.value)
+            assert said in str(info.value) and info.value.status_code == 400
         assert not [e for e in hub.requests() if e["path"].endswith(".gguf")], "nothing was fetched"
         names = [m.model for m in client(base).list().models]
         assert sorted(names) == sorted([QWEN, GEMMA])
@@ -412,3 +412,16 @@ def test_api_pulls_of_urls_reach_only_public_https(store, tmp_path):
     finally:
         conftest._stop_server(proc, log)
         hub.stop()
+
+
+def test_a_huge_keep_alive_is_forever_and_ps_still_answers(roomy):
+    """A keep_alive past what a clock can say keeps the model loaded; /api/ps answers at once."""
+    for keep_alive in [9e18, "2500000000000000h", 1e16]:
+        client(roomy).generate(model=GEMMA, prompt="Hi", keep_alive=keep_alive, options={"num_predict": 1})
+        started = time.monotonic()
+        r = httpx.get(f"{roomy}/api/ps", timeout=10)
+        assert r.status_code == 200 and time.monotonic() - started < 2
+        expires = loaded(roomy)[GEMMA]["expires_at"]
+        assert expires[:4] >= "2200", expires
+    assert httpx.get(f"{roomy}/health", timeout=10).status_code == 200
+    client(roomy).generate(model=GEMMA, keep_alive=0)

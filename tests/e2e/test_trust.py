@@ -208,6 +208,26 @@ def test_beyond_loopback_without_a_key_warns(tmp_path):
         proc.wait(timeout=30)
 
 
+def test_an_empty_key_refuses_to_start(tmp_path):
+    """`--api-key "$UNSET"` must not leave the server open: an empty key stops it at start."""
+    for args, env in [(["--api-key", ""], {}), (["--api-key", "k", "--admin-key", " "], {}),
+                      ([], {"MINERVA_ADMIN_KEY": ","}), ([], {"MINERVA_API_KEY": "k1,,k2"})]:
+        r = subprocess.run([_required_env("MINERVA_BIN"), "serve", "--no-default-model", "--port", "0", *args],
+                           env={**os.environ, "MINERVA_MODELS": str(tmp_path / "store"), **env},
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0, (args, env, r.stderr)
+        assert "was given an empty key" in r.stderr, r.stderr
+
+
+def test_minerva_ps_sends_the_key(keyed):
+    port = keyed.rsplit(":", 1)[1]
+    run = lambda *a, **env: subprocess.run([_required_env("MINERVA_BIN"), "ps", "--port", port, *a],  # noqa: E731
+                                           env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    assert run().returncode != 0
+    assert run("--api-key", "k1").returncode == 0
+    assert run(MINERVA_API_KEY="k1").returncode == 0
+
+
 # --- hostile files ---
 
 def test_a_header_only_gguf_is_not_a_model(tmp_path):

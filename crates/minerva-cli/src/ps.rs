@@ -15,12 +15,27 @@ pub struct PsArgs {
     /// The server's port.
     #[arg(long, default_value_t = 11434, env = "MINERVA_PORT")]
     pub port: u16,
+    /// The key of a server started with `--api-key` (sent as `Authorization: Bearer`); the
+    /// first of MINERVA_API_KEY's comma-separated keys when not given.
+    #[arg(long = "api-key", hide_env_values = true)]
+    pub api_key: Option<String>,
 }
 
 pub fn ps(args: PsArgs) -> Result<()> {
     let url = format!("http://{}:{}/api/ps", args.host, args.port);
-    let text = ureq::get(&url)
-        .timeout(Duration::from_secs(10))
+    let key = args.api_key.or_else(|| {
+        std::env::var("MINERVA_API_KEY").ok().and_then(|v| {
+            v.split(',')
+                .map(str::trim)
+                .find(|k| !k.is_empty())
+                .map(str::to_string)
+        })
+    });
+    let mut request = ureq::get(&url).timeout(Duration::from_secs(10));
+    if let Some(key) = key.filter(|k| !k.trim().is_empty()) {
+        request = request.set("Authorization", &format!("Bearer {}", key.trim()));
+    }
+    let text = request
         .call()
         .with_context(|| format!("asking {url} (is `minerva serve` running?)"))?
         .into_string()

@@ -143,6 +143,16 @@ fn clean(values: &[String]) -> Vec<String> {
 
 /// The keys of `args` (the key file read now, before any model is loaded).
 fn keys(args: &ServeArgs) -> Result<minerva_server::Keys> {
+    // An empty key (`--api-key "$UNSET"`, `MINERVA_ADMIN_KEY=,`) would quietly leave the
+    // server open: refuse to start instead.
+    for (option, values) in [
+        ("--api-key (MINERVA_API_KEY)", &args.api_keys),
+        ("--admin-key (MINERVA_ADMIN_KEY)", &args.admin_keys),
+    ] {
+        if values.iter().any(|k| k.trim().is_empty()) {
+            bail!("{option} was given an empty key: give a key, or leave the option out");
+        }
+    }
     let mut api = clean(&args.api_keys);
     if let Some(path) = &args.api_key_file {
         let text = std::fs::read_to_string(path)
@@ -303,6 +313,7 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
             admin_keys = trust.keys.admin.len(),
             cors_origins = ?trust.cors_origins,
             host_check = trust.loopback,
+            pull_private_urls = args.pull_private_urls,
             "trust"
         );
         let responses = (args.keep_responses_days > 0).then(|| {

@@ -37,7 +37,8 @@ pub enum KeepAlive {
 impl KeepAlive {
     fn deadline(self, from: Instant) -> Option<Instant> {
         match self {
-            KeepAlive::For(d) => Some(from.checked_add(d).unwrap_or(from)),
+            // Past what the clock can say: as good as never.
+            KeepAlive::For(d) => from.checked_add(d),
             KeepAlive::Forever => None,
         }
     }
@@ -329,7 +330,7 @@ impl Manager {
                 let expires_at = l
                     .expires
                     .filter(|_| l.in_flight == 0)
-                    .map(|e| wall + e.saturating_duration_since(now));
+                    .and_then(|e| wall.checked_add(e.saturating_duration_since(now)));
                 (
                     name,
                     LoadedModel {

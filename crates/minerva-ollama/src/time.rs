@@ -3,33 +3,39 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `time` as RFC 3339 in UTC with microseconds, e.g. `2023-11-14T22:13:20.000000Z`. Times
-/// before 1970 read as the epoch.
+/// before 1970 read as the epoch; times past the year 9999 (RFC 3339 has four digits for the
+/// year) as its last microsecond.
 pub fn timestamp(time: SystemTime) -> String {
+    const LAST: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (mut days, of_day) = (secs / 86_400, secs % 86_400);
-    let mut year = 1970;
-    while days >= days_in_year(year) {
-        days -= days_in_year(year);
-        year += 1;
-    }
-    let february = if days_in_year(year) == 366 { 29 } else { 28 };
-    let mut month = 1;
-    for length in [31, february, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] {
-        if days < length {
-            break;
-        }
-        days -= length;
-        month += 1;
-    }
+    let (secs, micros) = if since.as_secs() > LAST {
+        (LAST, 999_999)
+    } else {
+        (since.as_secs(), since.subsec_micros())
+    };
+    let (year, month, day) = civil_from_days(secs / 86_400);
+    let of_day = secs % 86_400;
     format!(
-        "{year:04}-{month:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        days + 1,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
         of_day / 3600,
         of_day % 3600 / 60,
         of_day % 60,
-        since.subsec_micros()
     )
+}
+
+/// The proleptic Gregorian date of `days` since 1970-01-01, in constant time (Howard
+/// Hinnant's `civil_from_days`, for days on or after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 /// Reads a UTC RFC 3339 time as [`timestamp`] writes it (`YYYY-MM-DDTHH:MM:SS[.frac]Z`);
@@ -101,5 +107,45 @@ mod tests {
         assert_eq!(at(1_700_000_000, 123_456), "2023-11-14T22:13:20.123456Z");
         assert_eq!(at(4_102_444_800, 0), "2100-01-01T00:00:00.000000Z");
         assert_eq!(at(1_709_251_199, 0), "2024-02-29T23:59:59.000000Z");
+        assert_eq!(at(253_402_300_799, 0), "9999-12-31T23:59:59.000000Z");
+        // Far past the four-digit years, in constant time.
+        assert_eq!(
+            at(9_000_000_000_000_000_000, 0),
+            "9999-12-31T23:59:59.999999Z"
+        );
+        assert_eq!(at(253_402_300_800, 0), "9999-12-31T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn every_day_of_a_leap_cycle_matches_a_day_count() {
+        // Walk 400 years day by day against the calendar's month lengths.
+        let (mut y, mut m, mut d) = (1970u64, 1u64, 1u64);
+        for days in 0..146_097u64 {
+            assert_eq!(super::civil_from_days(days), (y, m, d), "day {days}");
+            let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+            let len = [
+                31,
+                if leap { 29 } else { 28 },
+                31,
+                30,
+                31,
+                30,
+                31,
+                31,
+                30,
+                31,
+                30,
+                31,
+            ][(m - 1) as usize];
+            d += 1;
+            if d > len {
+                d = 1;
+                m += 1;
+                if m > 12 {
+                    m = 1;
+                    y += 1;
+                }
+            }
+        }
     }
 }

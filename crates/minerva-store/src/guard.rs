@@ -46,6 +46,12 @@ pub(crate) fn is_public(ip: IpAddr) -> bool {
                 let [c, d] = s[7].to_be_bytes();
                 return is_public_v4(Ipv4Addr::new(a, b, c, d));
             }
+            // 6to4 (2002::/16) carries one in bits 16 to 48.
+            if s[0] == 0x2002 {
+                let [a, b] = s[1].to_be_bytes();
+                let [c, d] = s[2].to_be_bytes();
+                return is_public_v4(Ipv4Addr::new(a, b, c, d));
+            }
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
@@ -53,6 +59,7 @@ pub(crate) fn is_public(ip: IpAddr) -> bool {
                 || (s[0] & 0xffc0) == 0xfe80 // link-local, fe80::/10
                 || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated), fec0::/10
                 || s[0] == 0x2001 && s[1] == 0x0db8 // documentation
+                || s[0] == 0x2001 && s[1] == 0 // Teredo, 2001::/32: a tunnel to any IPv4 address
                 || s[..6] == [0; 6]) // IPv4-compatible (deprecated), ::/96
         }
     }
@@ -72,6 +79,31 @@ fn is_public_v4(v4: Ipv4Addr) -> bool {
         || (a == 192 && b == 0 && v4.octets()[2] == 0) // IETF protocol assignments
         || (a == 198 && (b == 18 || b == 19)) // benchmarking
         || a >= 240) // reserved
+}
+
+/// Checks `url`'s host before anything is sent, with [`resolve_public`], so that a refusal is
+/// the pull's first answer (the check at connection time stays: it covers redirects and a name
+/// that resolves elsewhere by then). Hosts are read as the HTTP client reads them (the WHATWG
+/// URL rules: `https://2130706433/` is 127.0.0.1).
+pub(crate) fn check_url(url: &str) -> crate::Result<()> {
+    use crate::StoreError;
+    let parsed = url::Url::parse(url)
+        .map_err(|e| StoreError::Invalid(format!("invalid URL '{url}': {e}")))?;
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let netloc = match parsed.host() {
+        Some(url::Host::Ipv6(ip)) => format!("[{ip}]:{port}"),
+        Some(host) => format!("{host}:{port}"),
+        None => return Err(StoreError::Invalid(format!("invalid URL '{url}': no host"))),
+    };
+    match resolve_public(&netloc) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(StoreError::Invalid(format!(
+            "cannot pull {url}: {e}; {HINT}"
+        ))),
+        Err(e) => Err(StoreError::Http(format!(
+            "{url}: cannot resolve its host: {e}"
+        ))),
+    }
 }
 
 /// The resolver of a guarded client: the system's, keeping only public addresses; a name with
@@ -121,6 +153,9 @@ mod tests {
             "::ffff:10.0.0.1",
             "64:ff9b::a9fe:a9fe",
             "::7f00:1",
+            "2002:7f00:1::",
+            "2002:a00:1::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
             "2001:db8::1",
         ] {
             let parsed: IpAddr = ip.parse().map_err(|e| format!("{ip}: {e}")).unwrap();
@@ -139,10 +174,35 @@ mod tests {
             "2606:4700::1111",
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
+            "2002:808:808::1",
         ] {
             let parsed: IpAddr = ip.parse().map_err(|e| format!("{ip}: {e}")).unwrap();
             assert!(is_public(parsed), "{ip} taken as private");
         }
+    }
+
+    #[test]
+    fn urls_are_checked_as_the_client_reads_them() {
+        for url in [
+            "https://2130706433/x.gguf",
+            "https://0x7f000001/x.gguf",
+            "https://127.1/x.gguf",
+            "https://evil@127.0.0.1/x.gguf",
+            "HTTPS://LOCALHOST/x.gguf",
+            "https://[::ffff:127.0.0.1]/x.gguf",
+            "https://169.254.169.254/latest/meta-data/",
+        ] {
+            match check_url(url) {
+                Err(crate::StoreError::Invalid(said)) => {
+                    assert!(said.contains("not a public address"), "{url}: {said}")
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            check_url("https://"),
+            Err(crate::StoreError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -538,6 +538,7 @@ impl Store {
                         guard::HINT
                     )));
                 }
+                guard::check_url(url)?;
                 guarded = http::guarded_agent();
                 &guarded
             }
