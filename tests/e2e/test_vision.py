@@ -195,6 +195,13 @@ def test_anthropic_image_blocks(vlm):
     assert r.content[0].text == c["text"]
     # Anthropic counts tokens read from the prompt cache apart from `input_tokens`.
     assert r.usage.input_tokens + r.usage.cache_read_input_tokens == c["prompt_tokens"]
+    # A media type outside Anthropic's four, or none, is refused in Anthropic's error shape.
+    for source in [{"type": "base64", "media_type": "image/bmp", "data": image},
+                   {"type": "base64", "data": image}]:
+        with pytest.raises(anthropic.BadRequestError) as info:
+            client.messages.create(model=MODEL, max_tokens=4, messages=[{"role": "user", "content": [
+                {"type": "image", "source": source}, {"type": "text", "text": text}]}])
+        assert "media_type" in str(info.value) and info.value.body["error"]["type"] == "invalid_request_error"
 
 
 def test_responses_input_image(oai):

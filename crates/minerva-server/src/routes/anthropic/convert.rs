@@ -82,6 +82,16 @@ fn image(
         })?;
     match source.get("type").and_then(Value::as_str) {
         Some("base64") => {
+            // As Anthropic's API: one of four media types (the bytes are decoded by what they
+            // are, so a PNG sent as image/jpeg is read as a PNG).
+            const TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+            let media_type = string(source, "media_type", &format!("{at}.source"))?;
+            if !TYPES.contains(&media_type) {
+                return Err(bad(format!(
+                    "{at}.source.media_type: must be one of {}, got '{media_type}'",
+                    TYPES.join(", ")
+                )));
+            }
             let data = string(source, "data", &format!("{at}.source"))?;
             crate::routes::images::from_base64(data, &format!("{at}.source.data"))
                 .map_err(AnthropicError::from)
