@@ -77,6 +77,22 @@ impl Library for WithCatalog {
         Library::import(&self.store, path, projector, name)
     }
 
+    fn has_blob(&self, digest: &str) -> minerva_core::Result<bool> {
+        Library::has_blob(&self.store, digest)
+    }
+
+    fn upload_blob(&self, digest: &str) -> minerva_core::Result<Box<dyn minerva_core::BlobUpload>> {
+        Library::upload_blob(&self.store, digest)
+    }
+
+    fn create_from_blobs(
+        &self,
+        name: &str,
+        files: &[(String, String)],
+    ) -> minerva_core::Result<LibraryModel> {
+        Library::create_from_blobs(&self.store, name, files)
+    }
+
     /// A catalog name (stored under that name; another name is refused) fetches the catalog's
     /// file; anything else is the store's pull.
     fn pull(

@@ -79,6 +79,15 @@ impl PullProgress {
     }
 }
 
+/// A file being uploaded into the library under its digest ([`Library::upload_blob`]).
+pub trait BlobUpload: Send {
+    /// Appends `bytes` (hashed as they go).
+    fn write(&mut self, bytes: &[u8]) -> Result<()>;
+    /// Checks the digest and keeps the blob; its size in bytes. A mismatch is
+    /// `InvalidRequest`. An upload dropped before this leaves nothing behind.
+    fn finish(self: Box<Self>) -> Result<u64>;
+}
+
 /// The models a user has, by name. Methods block (disk and network): call them from a blocking
 /// thread when on an async runtime.
 pub trait Library: Send + Sync {
@@ -107,6 +116,32 @@ pub trait Library: Send + Sync {
         let _ = (path, projector, name);
         Err(crate::CoreError::Unsupported(
             "this library cannot add local files".into(),
+        ))
+    }
+
+    /// Whether the blob `sha256:<hex>` is in the library (Ollama's `HEAD /api/blobs/...`). A
+    /// malformed digest is `InvalidRequest`. The default: a library without blobs.
+    fn has_blob(&self, digest: &str) -> Result<bool> {
+        let _ = digest;
+        Err(crate::CoreError::Unsupported(
+            "this library keeps no blobs".into(),
+        ))
+    }
+
+    /// Starts an upload of the blob `digest` (`sha256:<hex>`), verified as it streams.
+    fn upload_blob(&self, digest: &str) -> Result<Box<dyn BlobUpload>> {
+        let _ = digest;
+        Err(crate::CoreError::Unsupported(
+            "this library takes no uploads".into(),
+        ))
+    }
+
+    /// Adds `name`, made of uploaded blobs: `files` pairs each file name with its digest
+    /// (Ollama's `/api/create` `files`): one GGUF model and at most one vision projector.
+    fn create_from_blobs(&self, name: &str, files: &[(String, String)]) -> Result<LibraryModel> {
+        let _ = (name, files);
+        Err(crate::CoreError::Unsupported(
+            "this library cannot make models from blobs".into(),
         ))
     }
 

@@ -78,6 +78,35 @@ pub struct PullRequest {
     pub stream: Option<bool>,
 }
 
+/// `POST /api/create` (Ollama's current form: JSON fields, no Modelfile text).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(as = ollama::CreateRequest)]
+pub struct CreateRequest {
+    /// The new model's name (`name` in older clients).
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub name: String,
+    /// An existing model to start from.
+    pub from: Option<String>,
+    /// File name → `sha256:<hex>` of a blob uploaded with `POST /api/blobs/...`.
+    #[schema(value_type = Option<Object>)]
+    pub files: Option<std::collections::BTreeMap<String, String>>,
+    /// LoRA adapters, as `files`.
+    #[schema(value_type = Option<Object>)]
+    pub adapters: Option<std::collections::BTreeMap<String, String>>,
+    pub template: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub license: Option<serde_json::Value>,
+    pub system: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<serde_json::Value>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub messages: Option<Vec<serde_json::Value>>,
+    pub quantize: Option<String>,
+    pub stream: Option<bool>,
+}
+
 /// `DELETE /api/delete`: `model`, or the older `name`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[schema(as = ollama::DeleteRequest)]

@@ -76,6 +76,7 @@ parse_as_is!(
     minerva_ollama::PullRequest,
     minerva_ollama::DeleteRequest,
     minerva_ollama::CopyRequest,
+    minerva_ollama::CreateRequest,
     minerva_anthropic::MessagesRequest,
     minerva_anthropic::CountTokensRequest,
     minerva_responses::ResponsesRequest,

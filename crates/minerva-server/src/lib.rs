@@ -141,6 +141,11 @@ pub fn router_with(engine: Engine, options: Options) -> Router {
     .routes(routes!(routes::ollama::library::pull))
     .routes(routes!(routes::ollama::library::delete))
     .routes(routes!(routes::ollama::library::copy))
+    .routes(routes!(
+        routes::ollama::create::blob_exists,
+        routes::ollama::create::upload_blob
+    ))
+    .routes(routes!(routes::ollama::create::create))
     .routes(routes!(routes::ollama::chat::handle))
     .routes(routes!(routes::ollama::generate::handle))
     .routes(routes!(routes::ollama::embed::embed))

@@ -20,6 +20,7 @@
 //! This crate implements [`minerva_core::Library`]; it knows files and HTTP (a blocking client:
 //! call it from a blocking thread), and nothing about backends or the server.
 
+mod blobs;
 mod dir;
 mod download;
 mod error;
@@ -41,6 +42,7 @@ pub use error::{Result, StoreError};
 
 pub use name::{parse_digest, ModelName};
 
+pub use blobs::Upload;
 pub use gguf::GgufInfo;
 pub use guard::UrlPolicy;
 pub use hub::{default_endpoint, Source};

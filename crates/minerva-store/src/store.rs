@@ -478,7 +478,7 @@ impl Store {
 
     /// Under the lock: renames the verified model file and projector (if any) to their blob
     /// names and writes the manifest.
-    fn commit(
+    pub(crate) fn commit(
         &self,
         name: &ModelName,
         source: String,
@@ -773,6 +773,22 @@ impl Library for Store {
         cancel: &AtomicBool,
     ) -> minerva_core::Result<LibraryModel> {
         Ok(Store::pull(self, source, name, progress, cancel)?)
+    }
+
+    fn has_blob(&self, digest: &str) -> minerva_core::Result<bool> {
+        Ok(Store::has_blob(self, digest)?)
+    }
+
+    fn upload_blob(&self, digest: &str) -> minerva_core::Result<Box<dyn minerva_core::BlobUpload>> {
+        Ok(Box::new(Store::upload_blob(self, digest)?))
+    }
+
+    fn create_from_blobs(
+        &self,
+        name: &str,
+        files: &[(String, String)],
+    ) -> minerva_core::Result<LibraryModel> {
+        Ok(Store::create_from_blobs(self, name, files)?)
     }
 }
 

@@ -21,6 +21,10 @@ pub const ADMIN_ROUTES: [&str; 5] = [
     "/api/push",
 ];
 
+/// Uploading blobs (`/api/blobs/{digest}`) fills the library's disk: it needs an admin key
+/// too.
+pub const BLOB_ROUTES: &str = "/api/blobs/";
+
 /// The keys a server asks for.
 #[derive(Clone, Default)]
 pub struct Keys {
@@ -140,7 +144,9 @@ pub(super) async fn check(
             return refusal;
         }
     };
-    if scope != Scope::Admin && ADMIN_ROUTES.contains(&path.as_str()) {
+    if scope != Scope::Admin
+        && (ADMIN_ROUTES.contains(&path.as_str()) || path.starts_with(BLOB_ROUTES))
+    {
         return super::refusal(
             &path,
             StatusCode::FORBIDDEN,

@@ -18,7 +18,7 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-fn library(engine: &Engine) -> Result<Arc<dyn Library>, OllamaError> {
+pub(super) fn library(engine: &Engine) -> Result<Arc<dyn Library>, OllamaError> {
     engine
         .library()
         .ok_or_else(|| OllamaError::bad_request("this server has no model library"))
@@ -200,7 +200,7 @@ fn pull_error(source: &str, e: CoreError) -> OllamaError {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> minerva_core::Result<T> + Send + 'static,
 ) -> Result<T, OllamaError> {
     tokio::task::spawn_blocking(f)

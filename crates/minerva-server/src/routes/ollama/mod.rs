@@ -6,6 +6,7 @@
 //! served by path; the engine loads it on demand.
 
 pub mod chat;
+pub mod create;
 pub mod embed;
 pub mod generate;
 pub mod library;
