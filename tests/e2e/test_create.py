@@ -87,10 +87,8 @@ def test_create_from_a_model_and_the_refusals(store):  # noqa: F811
         assert c.create(model="mine:copy", from_=GEMMA).status == "success"
         before = sorted(m.model for m in c.list().models)
         assert "mine:copy" in before
-        for kwargs, field in [({"from_": QWEN, "system": "Be terse."}, "system"),
-                              ({"from_": QWEN, "parameters": {"temperature": 0}}, "parameters"),
-                              ({"from_": QWEN, "template": "{{ .Prompt }}"}, "template"),
-                              ({"from_": QWEN, "messages": [{"role": "user", "content": "hi"}]}, "messages"),
+        for kwargs, field in [({"from_": QWEN, "template": "{{ .Prompt }}"}, "template"),
+                              ({"from_": QWEN, "license": "MIT"}, "license"),
                               ({"from_": QWEN, "quantize": "q4_K_M"}, "quantize"),
                               ({"from_": QWEN, "adapters": {"a.gguf": "sha256:" + "1" * 64}}, "adapters"),
                               ({"files": {"m.gguf": "sha256:" + "2" * 64}}, "no blob"),
@@ -100,6 +98,76 @@ def test_create_from_a_model_and_the_refusals(store):  # noqa: F811
                 c.create(model="new:one", **kwargs)
             assert field in str(info.value), (kwargs, str(info.value))
             assert info.value.status_code in (400, 404), kwargs
+        assert sorted(m.model for m in c.list().models) == before
+    finally:
+        conftest._stop_server(proc, log)
+
+
+SYSTEM = "You are a pirate. Answer in one short sentence."
+MESSAGES = [{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "A pirate, arr."}]
+PARAMETERS = {"temperature": 0, "num_predict": 6, "top_k": 1}
+
+
+def test_a_created_models_settings_apply_on_every_route(store):  # noqa: F811
+    """SYSTEM, PARAMETER and MESSAGE of a created model, seen in the prompt token count and the
+    greedy reply, through the Ollama and OpenAI routes; the request's own values win."""
+    import openai
+    proc, base, log = serve(store, "create-settings")
+    try:
+        c = client(base)
+        r = c.create(model="pirate:latest", from_=QWEN, system=SYSTEM, parameters=PARAMETERS, messages=MESSAGES)
+        assert r.status == "success"
+        shown = c.show("pirate:latest")
+        assert "temperature" in shown.parameters and "num_predict" in shown.parameters
+        assert 'SYSTEM """' + SYSTEM in shown.modelfile and "PARAMETER num_predict" in shown.modelfile
+        assert "MESSAGE assistant" in shown.modelfile
+        raw = httpx.post(f"{base}/api/show", json={"model": "pirate:latest"}, timeout=30).json()
+        assert raw["system"] == SYSTEM and raw["messages"] == MESSAGES
+
+        oc = openai.OpenAI(base_url=f"{base}/v1", api_key="none", max_retries=0, timeout=300)
+        ask = [{"role": "user", "content": "Where is your ship?"}]
+        spelled = [{"role": "system", "content": SYSTEM}, *MESSAGES, *ask]
+        # The created model, nothing given but the question.
+        mine = oc.chat.completions.create(model="pirate:latest", messages=ask,
+                                          extra_body={"cache_prompt": False})
+        # The base model with the same system prompt, messages and parameters spelled out.
+        base_r = oc.chat.completions.create(model=QWEN, messages=spelled, temperature=0, max_tokens=6,
+                                            extra_body={"top_k": 1, "cache_prompt": False})
+        assert mine.usage.prompt_tokens == base_r.usage.prompt_tokens
+        assert mine.choices[0].message.content == base_r.choices[0].message.content
+        assert mine.usage.completion_tokens <= 6
+        # Ollama's chat: the same prompt, the same token limit.
+        o = c.chat(model="pirate:latest", messages=ask)
+        assert o.prompt_eval_count == base_r.usage.prompt_tokens and o.eval_count <= 6
+        # The request's own system prompt and limit win.
+        own = oc.chat.completions.create(model="pirate:latest", max_tokens=2,
+                                         messages=[{"role": "system", "content": "Be brief."}, *ask],
+                                         extra_body={"cache_prompt": False})
+        spelled_own = oc.chat.completions.create(model=QWEN, max_tokens=2, temperature=0,
+                                                 messages=[{"role": "system", "content": "Be brief."}, *MESSAGES, *ask],
+                                                 extra_body={"cache_prompt": False})
+        assert own.usage.prompt_tokens == spelled_own.usage.prompt_tokens
+        assert own.usage.completion_tokens <= 2
+        # A copy of a created model keeps its settings; another create adds to them.
+        assert c.create(model="pirate:v2", from_="pirate:latest", parameters={"num_predict": 3}).status == "success"
+        v2 = httpx.post(f"{base}/api/show", json={"model": "pirate:v2"}, timeout=30).json()
+        assert v2["system"] == SYSTEM and "num_predict                    3" in v2["parameters"], v2["parameters"]
+    finally:
+        conftest._stop_server(proc, log)
+
+
+def test_bad_settings_are_refused_and_nothing_is_made(store):  # noqa: F811
+    proc, base, log = serve(store, "create-bad")
+    try:
+        c = client(base)
+        before = sorted(m.model for m in c.list().models)
+        for kwargs, said in [({"parameters": {"temperature": "hot"}}, "temperature"),
+                             ({"parameters": {"nonsense": 1}}, "unknown parameter 'nonsense'"),
+                             ({"messages": [{"role": "wizard", "content": "x"}]}, "messages[0]"),
+                             ({"messages": [{"role": "user"}]}, "messages[0]")]:
+            with pytest.raises(ollama.ResponseError) as info:
+                c.create(model="bad:one", from_=QWEN, **kwargs)
+            assert said in str(info.value) and info.value.status_code == 400, (kwargs, str(info.value))
         assert sorted(m.model for m in c.list().models) == before
     finally:
         conftest._stop_server(proc, log)

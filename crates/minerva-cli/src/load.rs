@@ -207,6 +207,7 @@ fn describe_gguf(resolved: Resolved) -> Result<LibraryModel> {
         backend: None,
         path: resolved.path,
         projector: None,
+        settings: Default::default(),
     })
 }
 

@@ -77,6 +77,14 @@ impl Library for WithCatalog {
         Library::import(&self.store, path, projector, name)
     }
 
+    fn set_settings(
+        &self,
+        name: &str,
+        settings: minerva_core::ModelSettings,
+    ) -> minerva_core::Result<LibraryModel> {
+        Library::set_settings(&self.store, name, settings)
+    }
+
     fn has_blob(&self, digest: &str) -> minerva_core::Result<bool> {
         Library::has_blob(&self.store, digest)
     }

@@ -185,6 +185,7 @@ impl HfConfig {
             backend: None,
             path,
             projector: None,
+            settings: Default::default(),
         }
     }
 }

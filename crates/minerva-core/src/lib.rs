@@ -36,7 +36,7 @@ pub use backend::{
 pub use embed::{fim_token_kind, EmbedRequest, EmbeddingInfo, FimTokens, Pooling};
 pub use error::{CoreError, Result};
 pub use event::{FinishReason, GenEvent, GenerationStream, TokenLogprob, TokenOut, Usage};
-pub use library::{BlobUpload, Library, LibraryModel, PullProgress};
+pub use library::{BlobUpload, Library, LibraryModel, ModelSettings, PullProgress};
 pub use media::{media_marker, Image, PromptImage, VisionInfo};
 pub use reasoning::{ReasoningPiece, ReasoningSpec, ReasoningSplitter, ReasoningState};
 pub use request::{GenerateRequest, GrammarSpec, LogprobRequest, OutputFormat, SamplingParams};

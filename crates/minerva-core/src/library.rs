@@ -51,6 +51,50 @@ pub struct LibraryModel {
     /// The multimodal projector (llama.cpp's `mmproj` GGUF) kept with a vision model.
     #[serde(default)]
     pub projector: Option<PathBuf>,
+    /// What a created model (Ollama's `/api/create`, a Modelfile) adds to every request.
+    #[serde(default)]
+    pub settings: ModelSettings,
+}
+
+/// A created model's own settings, applied by every route to requests for it (Ollama's
+/// Modelfile `SYSTEM`, `PARAMETER`, `MESSAGE`, `LICENSE`). The request's own values win.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelSettings {
+    /// The system prompt when a request has no system message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// Default sampling options, by Ollama's option names (`temperature`, `top_k`, `stop`,
+    /// `num_predict`, ...), checked when the model was created.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// Messages (`{"role", "content"}`) put before a chat request's own, after its system
+    /// message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<serde_json::Value>,
+}
+
+impl ModelSettings {
+    /// Whether there is nothing to apply.
+    pub fn is_empty(&self) -> bool {
+        self.system.is_none() && self.parameters.is_empty() && self.messages.is_empty()
+    }
+
+    /// Puts the settings' system prompt (when `messages` has no system message) and messages
+    /// (after the leading system messages) into a chat request's `messages`.
+    pub fn apply_to_messages(&self, messages: &mut Vec<serde_json::Value>) {
+        let is_system = |m: &serde_json::Value| {
+            m.get("role").and_then(serde_json::Value::as_str) == Some("system")
+        };
+        if let Some(system) = &self.system {
+            if !messages.iter().any(is_system) {
+                messages.insert(0, serde_json::json!({"role": "system", "content": system}));
+            }
+        }
+        let at = messages.iter().take_while(|m| is_system(m)).count();
+        for (k, m) in self.messages.iter().enumerate() {
+            messages.insert(at + k, m.clone());
+        }
+    }
 }
 
 /// One step of a pull, as Ollama's `/api/pull` streams it.
@@ -145,6 +189,14 @@ pub trait Library: Send + Sync {
         ))
     }
 
+    /// Records a created model's own settings (replacing any it had).
+    fn set_settings(&self, name: &str, settings: ModelSettings) -> Result<LibraryModel> {
+        let _ = (name, settings);
+        Err(crate::CoreError::Unsupported(
+            "this library keeps no model settings".into(),
+        ))
+    }
+
     /// Records the backend the model is to be loaded with (`None`: by its format). The caller
     /// checks that the backend can load the model's format.
     fn set_backend(&self, name: &str, backend: Option<&str>) -> Result<LibraryModel>;
@@ -159,4 +211,35 @@ pub trait Library: Send + Sync {
         progress: &mut dyn FnMut(PullProgress),
         cancel: &AtomicBool,
     ) -> Result<LibraryModel>;
+}
+
+#[cfg(test)]
+mod settings_tests {
+    use super::ModelSettings;
+    use serde_json::json;
+
+    #[test]
+    fn system_and_messages_go_where_ollama_puts_them() {
+        let settings = ModelSettings {
+            system: Some("S".into()),
+            messages: vec![
+                json!({"role": "user", "content": "m1"}),
+                json!({"role": "assistant", "content": "m2"}),
+            ],
+            ..ModelSettings::default()
+        };
+        let mut plain = vec![json!({"role": "user", "content": "q"})];
+        settings.apply_to_messages(&mut plain);
+        let roles: Vec<&str> = plain.iter().filter_map(|m| m["content"].as_str()).collect();
+        assert_eq!(roles, ["S", "m1", "m2", "q"]);
+        // The request's own system prompt wins; the messages go after it.
+        let mut own = vec![
+            json!({"role": "system", "content": "mine"}),
+            json!({"role": "user", "content": "q"}),
+        ];
+        settings.apply_to_messages(&mut own);
+        let roles: Vec<&str> = own.iter().filter_map(|m| m["content"].as_str()).collect();
+        assert_eq!(roles, ["mine", "m1", "m2", "q"]);
+        assert!(ModelSettings::default().is_empty() && !settings.is_empty());
+    }
 }

@@ -68,6 +68,7 @@ mod tests {
             backend: None,
             path: "m".into(),
             projector: None,
+            settings: Default::default(),
         }
     }
 

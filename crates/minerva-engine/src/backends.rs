@@ -163,6 +163,7 @@ mod tests {
             backend: None,
             path: "m".into(),
             projector: None,
+            settings: Default::default(),
         }
     }
 

@@ -22,6 +22,7 @@ fn by_path(name: &str, digest: &str) -> LibraryModel {
         backend: None,
         path: format!("/models/{name}.gguf").into(),
         projector: None,
+        settings: Default::default(),
     }
 }
 

@@ -773,5 +773,6 @@ pub fn describe(info: &ModelInfo) -> LibraryModel {
         backend: Some(info.backend.clone()),
         path: info.path.clone(),
         projector: info.vision.as_ref().map(|v| v.projector.clone()),
+        settings: Default::default(),
     }
 }

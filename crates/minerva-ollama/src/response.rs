@@ -176,6 +176,15 @@ pub struct ShowResponse {
     /// Modelfile-style `PARAMETER` lines: name padded to 30 columns, then the value.
     pub parameters: String,
     pub template: String,
+    /// A created model's system prompt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// A created model's messages (`{"role", "content"}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub messages: Option<Vec<Value>>,
+    /// The model as a Modelfile (`FROM` its file, `SYSTEM`, `PARAMETER`, `MESSAGE`).
+    pub modelfile: String,
     pub details: ModelDetails,
     pub model_info: Map<String, Value>,
     /// A vision model's projector (Ollama's `projector_info`): `clip.projector_type` when the

@@ -1,5 +1,5 @@
 //! Files uploaded by their digest (Ollama's `HEAD` and `POST /api/blobs/sha256:<hex>`), and
-//! models made from them (`/api/create` with `files`).
+//! models made from them (`/api/create` with `files`), and created models' own settings.
 //!
 //! An upload streams into a temporary file beside the blobs while its sha256 is computed; only
 //! a body whose digest is the one named is renamed to the blob's name. A wrong digest, an
@@ -12,7 +12,7 @@ use crate::manifest::{blob_path, unique_temp};
 use crate::name::{parse_digest, ModelName};
 use crate::store::{Incoming, Store};
 use crate::{Result, StoreError};
-use minerva_core::LibraryModel;
+use minerva_core::{LibraryModel, ModelSettings};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
 use std::io::Write;
@@ -76,6 +76,22 @@ impl Drop for Upload {
 }
 
 impl Store {
+    /// Records a created model's own settings (replacing any it had).
+    pub fn set_settings(&self, name: &str, settings: ModelSettings) -> Result<LibraryModel> {
+        let name = ModelName::parse(name)?;
+        let path = self.manifest_path(&name);
+        let _guard = self.guard();
+        if !path.is_file() {
+            return Err(StoreError::NotFound(name.to_string()));
+        }
+        let mut manifest = crate::manifest::Manifest::read(&path)?;
+        manifest.settings = settings;
+        manifest.modified_ms = crate::manifest::now_ms();
+        manifest.write(&path)?;
+        tracing::info!(model = %name, "settings recorded");
+        Ok(self.model(&manifest))
+    }
+
     /// Whether the blob `sha256:<hex>` (or `sha256-<hex>`) is in the store. A malformed
     /// digest is `Invalid`.
     pub fn has_blob(&self, digest: &str) -> Result<bool> {

@@ -2,7 +2,7 @@
 
 use crate::name::is_sha256_hex;
 use crate::{Result, StoreError};
-use minerva_core::LibraryModel;
+use minerva_core::{LibraryModel, ModelSettings};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +55,9 @@ pub(crate) struct Manifest {
     /// model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projector: Option<String>,
+    /// A created model's own settings (`/api/create`).
+    #[serde(default, skip_serializing_if = "ModelSettings::is_empty")]
+    pub settings: ModelSettings,
 }
 
 impl Manifest {
@@ -82,6 +85,7 @@ impl Manifest {
                 snapshots.join(&self.digest)
             },
             projector: self.projector.as_ref().map(|d| blob_path(blobs, d)),
+            settings: self.settings.clone(),
         }
     }
 
@@ -115,6 +119,7 @@ impl Manifest {
             files,
             backend: model.backend.clone(),
             projector: None,
+            settings: model.settings.clone(),
         }
     }
 

@@ -7,7 +7,7 @@ use crate::hub::{self, Source};
 use crate::manifest::{blob_path, now_ms, unique_temp, Manifest, FORMAT_VERSION};
 use crate::name::{is_sha256_hex, parse_digest, ModelName};
 use crate::{http, Result, StoreError};
-use minerva_core::{Library, LibraryModel, PullProgress};
+use minerva_core::{Library, LibraryModel, ModelSettings, PullProgress};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::fs;
@@ -511,6 +511,7 @@ impl Store {
             files: Vec::new(),
             backend: None,
             projector: projector.map(|p| p.sha),
+            settings: ModelSettings::default(),
         };
         self.write_manifest(name, &manifest)?;
         tracing::info!(model = %name, digest = %sha, size, projector = ?manifest.projector, "added to the store");
@@ -777,6 +778,14 @@ impl Library for Store {
 
     fn has_blob(&self, digest: &str) -> minerva_core::Result<bool> {
         Ok(Store::has_blob(self, digest)?)
+    }
+
+    fn set_settings(
+        &self,
+        name: &str,
+        settings: ModelSettings,
+    ) -> minerva_core::Result<LibraryModel> {
+        Ok(Store::set_settings(self, name, settings)?)
     }
 
     fn upload_blob(&self, digest: &str) -> minerva_core::Result<Box<dyn minerva_core::BlobUpload>> {

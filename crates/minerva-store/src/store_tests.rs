@@ -339,10 +339,19 @@ fn a_manifest_with_a_projector_round_trips() -> Result<()> {
         files: Vec::new(),
         backend: None,
         projector: Some(projector.clone()),
+        settings: minerva_core::ModelSettings {
+            system: Some("Be brief.".into()),
+            parameters: serde_json::json!({"temperature": 0, "stop": ["\n"]})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            messages: vec![serde_json::json!({"role": "user", "content": "hi"})],
+        },
     };
     manifest.write(&path)?;
     let read = Manifest::read(&path)?;
     assert_eq!(read.projector.as_deref(), Some(projector.as_str()));
+    assert_eq!(read.settings, manifest.settings);
     let blobs = dir.path().join("blobs");
     let model = read.to_model(&blobs, &dir.path().join("snapshots"));
     assert_eq!(model.projector, Some(blob_path(&blobs, &projector)));

@@ -205,25 +205,28 @@ pub(crate) async fn job(
 ) -> Result<CompletionJob, ApiError> {
     let model = engine.model(Some(&req.model)).await?;
     super::contract::refuse_chat_fields(req)?;
+    // A created model's system prompt, messages and parameters, under the request's own.
+    let settings = super::settings::of(engine, &req.model).await;
+    let mut fields = req.sampling.clone();
+    super::settings::fill_fields(&settings, &mut fields);
+    let mut cleaned = super::contract::clean_messages(&req.messages)?;
+    settings.apply_to_messages(&mut cleaned);
     let mut images = Images::new(urls);
-    let messages = normalize_messages(
-        &super::contract::clean_messages(&req.messages)?,
-        &mut images,
-    )?;
+    let messages = normalize_messages(&cleaned, &mut images)?;
     let images = super::images::decode(images.raw, model.info()).await?;
     let messages = super::contract::developer_as_system(messages, &model.info().chat_template);
-    let format = super::format::openai(req.response_format.as_ref(), &req.sampling).await?;
+    let format = super::format::openai(req.response_format.as_ref(), &fields).await?;
     let tools = params::tools(req.tools.as_ref())?;
     let tool_request = params::tool_request(
         req.tools.as_ref(),
         req.tool_choice.as_ref(),
         req.parallel_tool_calls,
     )?;
-    let mut sampling = params::sampling(&req.sampling, model.info().n_vocab)?;
+    let mut sampling = params::sampling(&fields, model.info().n_vocab)?;
     sampling.format = format;
     let max_tokens = match req.max_completion_tokens {
         Some(v) => params::max_tokens(Some(v), "max_completion_tokens")?,
-        None => params::max_tokens(req.sampling.max_tokens, "max_tokens")?,
+        None => params::max_tokens(fields.max_tokens, "max_tokens")?,
     };
     let logprobs = logprob_request(req.logprobs, req.top_logprobs)?;
     let thinking = super::reasoning::openai(req)?;
@@ -236,9 +239,9 @@ pub(crate) async fn job(
         },
         sampling,
         max_tokens,
-        stop: params::stops(&req.sampling)?,
+        stop: params::stops(&fields)?,
         logprobs,
-        cache_prompt: req.sampling.cache_prompt.unwrap_or(true),
+        cache_prompt: fields.cache_prompt.unwrap_or(true),
         keep_alive: None,
         tools: tool_request,
         reasoning: thinking.request,

@@ -35,10 +35,14 @@ pub async fn handle(
     contract::refuse_completion_fields(&req)?;
     let n = params::choices(&req.sampling)?;
     let prompt = with_suffix(prompt(req.prompt)?, req.suffix.as_deref())?;
-    let mut sampling = params::sampling(&req.sampling, model.info().n_vocab)?;
-    sampling.format = super::format::openai(None, &req.sampling).await?;
+    // A created model's parameters, under the request's own.
+    let settings = super::settings::of(&engine, &req.model).await;
+    let mut fields = req.sampling.clone();
+    super::settings::fill_fields(&settings, &mut fields);
+    let mut sampling = params::sampling(&fields, model.info().n_vocab)?;
+    sampling.format = super::format::openai(None, &fields).await?;
     let max_tokens =
-        params::max_tokens(req.sampling.max_tokens, "max_tokens")?.unwrap_or(DEFAULT_MAX_TOKENS);
+        params::max_tokens(fields.max_tokens, "max_tokens")?.unwrap_or(DEFAULT_MAX_TOKENS);
     let logprobs = match req.logprobs {
         None => None,
         Some(n) if (0..=20).contains(&n) => Some(LogprobRequest { top: n as usize }),
@@ -54,9 +58,9 @@ pub async fn handle(
         prompt,
         sampling,
         max_tokens: Some(max_tokens),
-        stop: params::stops(&req.sampling)?,
+        stop: params::stops(&fields)?,
         logprobs,
-        cache_prompt: req.sampling.cache_prompt.unwrap_or(true),
+        cache_prompt: fields.cache_prompt.unwrap_or(true),
         tools: Default::default(),
         keep_alive: None,
         reasoning: Default::default(),

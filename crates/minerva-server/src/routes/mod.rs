@@ -18,6 +18,7 @@ pub mod choices;
 mod contract;
 mod params;
 mod reasoning;
+mod settings;
 
 use crate::ApiError;
 use axum::http::Uri;

@@ -49,11 +49,14 @@ pub async fn handle(
         Some(n) => n,
     };
     let mut images = crate::routes::images::Images::new(state.image_urls);
-    let messages = convert::messages(req.system.as_ref(), &req.messages, &mut images)?;
+    let mut messages = convert::messages(req.system.as_ref(), &req.messages, &mut images)?;
+    // A created model's system prompt, messages and parameters, under the request's own.
+    let settings = crate::routes::settings::of(&state.engine, &req.model).await;
+    settings.apply_to_messages(&mut messages);
     let images = crate::routes::images::decode(images.raw, model.info()).await?;
     let tools = convert::tools(req.tools.as_ref(), req.tool_choice.as_ref())?;
     let thinking = convert::thinking(req.thinking.as_ref())?;
-    let fields = SamplingFields {
+    let mut fields = SamplingFields {
         temperature: req.temperature,
         top_p: req.top_p,
         top_k: req.top_k,
@@ -61,6 +64,7 @@ pub async fn handle(
         max_tokens: Some(max_tokens),
         ..SamplingFields::default()
     };
+    crate::routes::settings::fill_fields(&settings, &mut fields);
     let mut sampling = params::sampling(&fields, model.info().n_vocab)?;
     sampling.format = output_format(req.output_config.as_ref()).await?;
     let job = CompletionJob {

@@ -53,15 +53,21 @@ pub async fn handle(
         .filter(|t| t.as_array().is_some_and(|list| !list.is_empty()));
     let tool_request = super::tool_request(tools.as_ref())?;
     let (model, timing, thinking) = (started.model, started.timing, started.thinking);
-    let generation = super::options::generation(req.options.as_ref(), model.info())?;
+    // A created model's parameters and messages, under the request's own.
+    let settings = crate::routes::settings::of(&state.engine, &req.model).await;
+    let options = crate::routes::settings::ollama_options(&settings, req.options.as_ref());
+    let generation = super::options::generation(options.as_ref(), model.info())?;
     let logprobs = super::logprob_request(req.logprobs, req.top_logprobs)?;
     let mut raw_images = Vec::new();
-    let messages = req
+    let mut messages = req
         .messages
         .iter()
         .enumerate()
         .map(|(i, m)| message(i, m, &mut raw_images))
         .collect::<Result<Vec<_>, _>>()?;
+    if !messages.is_empty() {
+        settings.apply_to_messages(&mut messages);
+    }
     let images = crate::routes::images::decode(raw_images, model.info()).await?;
 
     let make = make_chat(req.model);

@@ -1,8 +1,8 @@
 //! `HEAD` and `POST /api/blobs/{digest}` (a file uploaded under its sha256, verified as it
-//! streams) and `POST /api/create` (a model from uploaded blobs, or a new name for a model),
-//! as Ollama's API (docs/api.md). What `create` cannot do yet — a model's own system prompt,
-//! parameters, messages, template or licence, LoRA adapters, re-quantizing — is a 400 that
-//! names the field, and nothing is made.
+//! streams) and `POST /api/create` (a model from uploaded blobs, or from another model, with
+//! its own system prompt, parameters and messages), as Ollama's API (docs/api.md). What
+//! `create` cannot do yet — a template or licence of its own, LoRA adapters, re-quantizing —
+//! is a 400 that names the field, and nothing is made.
 
 use super::library::{blocking, library};
 use crate::error::OllamaError;
@@ -13,8 +13,10 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
+use minerva_core::ModelSettings;
 use minerva_engine::Engine;
 use minerva_ollama::{ndjson_line, CreateRequest, ProgressResponse};
+use serde_json::Value;
 
 /// Whether a blob is there: 200, or 404 (no body either way).
 #[utoipa::path(head, path = "/api/blobs/{digest}", tag = "ollama",
@@ -85,6 +87,7 @@ pub async fn create(
         return Err(OllamaError::bad_request("model is required"));
     }
     refuse_unsupported(&req)?;
+    let wanted = settings_of(&req)?;
     let files: Vec<(String, String)> = req.files.clone().unwrap_or_default().into_iter().collect();
     let mut lines = Vec::new();
     match (&req.from, files.is_empty()) {
@@ -117,6 +120,24 @@ pub async fn create(
             blocking(move || library.create_from_blobs(&to, &files)).await?;
         }
     }
+    if let Some(wanted) = wanted {
+        // On top of what the model it came from had: a new system prompt and messages
+        // replace, parameters add (the new value wins).
+        let library = super::library::library(&engine)?;
+        let to = name.clone();
+        blocking(move || {
+            let mut settings = library.get(&to)?.settings;
+            if wanted.system.is_some() {
+                settings.system = wanted.system;
+            }
+            if !wanted.messages.is_empty() {
+                settings.messages = wanted.messages;
+            }
+            settings.parameters.extend(wanted.parameters);
+            library.set_settings(&to, settings)
+        })
+        .await?;
+    }
     lines.push(status("writing manifest"));
     lines.push(status("success"));
     tracing::info!(model = %name, "created");
@@ -134,6 +155,39 @@ fn status(text: &str) -> ProgressResponse {
         total: None,
         completed: None,
     }
+}
+
+/// The model's own settings the request gives (`None`: none), checked.
+fn settings_of(req: &CreateRequest) -> Result<Option<ModelSettings>, OllamaError> {
+    let mut settings = ModelSettings {
+        system: req.system.clone(),
+        ..ModelSettings::default()
+    };
+    match &req.parameters {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            crate::routes::settings::check_parameters(map).map_err(OllamaError::bad_request)?;
+            settings.parameters = map.clone();
+        }
+        Some(_) => return Err(OllamaError::bad_request("parameters: must be an object")),
+    }
+    for (i, m) in req.messages.iter().flatten().enumerate() {
+        let role = m.get("role").and_then(Value::as_str);
+        let content = m.get("content").and_then(Value::as_str);
+        match (role, content) {
+            (Some("system" | "user" | "assistant"), Some(content)) => {
+                settings
+                    .messages
+                    .push(serde_json::json!({"role": role, "content": content}));
+            }
+            _ => {
+                return Err(OllamaError::bad_request(format!(
+                    "messages[{i}]: needs a role (system, user or assistant) and a string content"
+                )))
+            }
+        }
+    }
+    Ok((!settings.is_empty()).then_some(settings))
 }
 
 /// The fields `create` does not take yet: a 400 naming the first one given.
@@ -155,22 +209,14 @@ fn refuse_unsupported(req: &CreateRequest) -> Result<(), OllamaError> {
         "quantize",
         "re-quantizing is not supported: quantize with llama.cpp's llama-quantize, then upload the result",
     )?;
-    let not_yet = "a created model's own settings are not supported yet: give them in each request";
-    given(req.system.is_some(), "system", not_yet)?;
-    given(req.template.is_some(), "template", not_yet)?;
     given(
-        req.parameters.as_ref().is_some_and(|p| !p.is_null()),
-        "parameters",
-        not_yet,
-    )?;
-    given(
-        req.messages.as_ref().is_some_and(|m| !m.is_empty()),
-        "messages",
-        not_yet,
+        req.template.is_some(),
+        "template",
+        "a created model's own template is not supported yet: it uses its model's chat template",
     )?;
     given(
         req.license.as_ref().is_some_and(|l| !l.is_null()),
         "license",
-        not_yet,
+        "a created model's own licence is not supported yet",
     )
 }

@@ -67,7 +67,10 @@ pub async fn handle(
             "raw mode does not support template, system, or context",
         ));
     }
-    let generation = super::options::generation(req.options.as_ref(), model.info())?;
+    // A created model's parameters, system prompt and messages, under the request's own.
+    let settings = crate::routes::settings::of(&state.engine, &req.model).await;
+    let options = crate::routes::settings::ollama_options(&settings, req.options.as_ref());
+    let generation = super::options::generation(options.as_ref(), model.info())?;
     let logprobs = super::logprob_request(req.logprobs, req.top_logprobs)?;
 
     let make = make_generate(req.model);
@@ -95,6 +98,7 @@ pub async fn handle(
         }
         let content = super::place_images(&text, images.len());
         messages.push(json!({"role": "user", "content": content}));
+        settings.apply_to_messages(&mut messages);
         Prompt::Chat {
             messages,
             tools: None,
