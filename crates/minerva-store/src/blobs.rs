@@ -200,18 +200,7 @@ impl minerva_core::BlobUpload for Upload {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn files_in(dir: &std::path::Path) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
-    }
+    use crate::store::tests::files_in;
 
     #[test]
     fn an_upload_is_kept_only_under_its_own_digest() -> Result<()> {

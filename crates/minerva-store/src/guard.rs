@@ -81,7 +81,8 @@ fn is_public_v4(v4: Ipv4Addr) -> bool {
         || a >= 240) // reserved
 }
 
-/// Checks `url`'s host before anything is sent, with [`resolve_public`], so that a refusal is
+/// Checks that `url` is `https://` and its host public before anything is sent (with
+/// [`resolve_public`]), so that a refusal is
 /// the pull's first answer (the check at connection time stays: it covers redirects and a name
 /// that resolves elsewhere by then). Hosts are read as the HTTP client reads them (the WHATWG
 /// URL rules: `https://2130706433/` is 127.0.0.1).
@@ -89,6 +90,11 @@ pub(crate) fn check_url(url: &str) -> crate::Result<()> {
     use crate::StoreError;
     let parsed = url::Url::parse(url)
         .map_err(|e| StoreError::Invalid(format!("invalid URL '{url}': {e}")))?;
+    if parsed.scheme() != "https" {
+        return Err(StoreError::Invalid(format!(
+            "cannot pull {url}: not an https:// URL; {HINT}"
+        )));
+    }
     let port = parsed.port_or_known_default().unwrap_or(443);
     let netloc = match parsed.host() {
         Some(url::Host::Ipv6(ip)) => format!("[{ip}]:{port}"),

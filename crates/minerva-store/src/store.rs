@@ -530,15 +530,6 @@ impl Store {
         let guarded;
         let agent = match (&parsed, self.url_policy) {
             (Source::Url(url), UrlPolicy::PublicHttps) => {
-                if !url
-                    .get(..8)
-                    .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
-                {
-                    return Err(StoreError::Invalid(format!(
-                        "cannot pull {url}: not an https:// URL; {}",
-                        guard::HINT
-                    )));
-                }
                 guard::check_url(url)?;
                 guarded = http::guarded_agent();
                 &guarded

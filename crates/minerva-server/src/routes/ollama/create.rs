@@ -4,7 +4,7 @@
 //! `create` cannot do yet — a template or licence of its own, LoRA adapters, re-quantizing —
 //! is a 400 that names the field, and nothing is made.
 
-use super::library::{blocking, library};
+use super::library::{blocking, either, library, progress};
 use crate::error::OllamaError;
 use crate::extract::OllamaJson;
 use axum::body::Body;
@@ -13,10 +13,11 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
-use minerva_core::ModelSettings;
+use minerva_core::{ModelSettings, PullProgress};
 use minerva_engine::Engine;
 use minerva_ollama::{ndjson_line, CreateRequest, ProgressResponse};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// Whether a blob is there: 200, or 404 (no body either way).
 #[utoipa::path(head, path = "/api/blobs/{digest}", tag = "ollama",
@@ -78,14 +79,7 @@ pub async fn create(
     OllamaJson(req): OllamaJson<CreateRequest>,
 ) -> Result<Response, OllamaError> {
     let library = library(&engine)?;
-    let name = if req.model.is_empty() {
-        req.name.clone()
-    } else {
-        req.model.clone()
-    };
-    if name.is_empty() {
-        return Err(OllamaError::bad_request("model is required"));
-    }
+    let name = either(req.model.clone(), req.name.clone())?;
     refuse_unsupported(&req)?;
     let wanted = settings_of(&req)?;
     let files: Vec<(String, String)> = req.files.clone().unwrap_or_default().into_iter().collect();
@@ -102,7 +96,7 @@ pub async fn create(
             ))
         }
         (Some(from), true) => {
-            let (from, to) = (from.clone(), name.clone());
+            let (from, to, library) = (from.clone(), name.clone(), Arc::clone(&library));
             match engine.served_by_path(&from) {
                 Some(model) => {
                     blocking(move || library.import(&model.path, model.projector.as_deref(), &to))
@@ -116,14 +110,13 @@ pub async fn create(
             for (_, digest) in &files {
                 lines.push(status(&format!("using existing layer {digest}")));
             }
-            let to = name.clone();
+            let (to, library) = (name.clone(), Arc::clone(&library));
             blocking(move || library.create_from_blobs(&to, &files)).await?;
         }
     }
     if let Some(wanted) = wanted {
         // On top of what the model it came from had: a new system prompt and messages
         // replace, parameters add (the new value wins).
-        let library = super::library::library(&engine)?;
         let to = name.clone();
         blocking(move || {
             let mut settings = library.get(&to)?.settings;
@@ -149,12 +142,7 @@ pub async fn create(
 }
 
 fn status(text: &str) -> ProgressResponse {
-    ProgressResponse {
-        status: text.into(),
-        digest: None,
-        total: None,
-        completed: None,
-    }
+    progress(PullProgress::status(text))
 }
 
 /// The model's own settings the request gives (`None`: none), checked.

@@ -24,7 +24,7 @@ pub(super) fn library(engine: &Engine) -> Result<Arc<dyn Library>, OllamaError> 
         .ok_or_else(|| OllamaError::bad_request("this server has no model library"))
 }
 
-fn either(model: String, name: String) -> Result<String, OllamaError> {
+pub(super) fn either(model: String, name: String) -> Result<String, OllamaError> {
     let chosen = if model.is_empty() { name } else { model };
     if chosen.is_empty() {
         return Err(OllamaError::bad_request("model is required"));
@@ -32,7 +32,7 @@ fn either(model: String, name: String) -> Result<String, OllamaError> {
     Ok(chosen)
 }
 
-fn progress(p: PullProgress) -> ProgressResponse {
+pub(super) fn progress(p: PullProgress) -> ProgressResponse {
     ProgressResponse {
         status: p.status,
         digest: p.digest,
