@@ -87,8 +87,8 @@ def test_create_from_a_model_and_the_refusals(store):  # noqa: F811
         assert c.create(model="mine:copy", from_=GEMMA).status == "success"
         before = sorted(m.model for m in c.list().models)
         assert "mine:copy" in before
-        for kwargs, field in [({"from_": QWEN, "template": "{{ .Prompt }}"}, "template"),
-                              ({"from_": QWEN, "license": "MIT"}, "license"),
+        for kwargs, field in [({"from_": QWEN, "template": "{{ .Prompt }}"}, "Go template"),
+                              ({"from_": QWEN, "template": "{% if %}"}, "template"),
                               ({"from_": QWEN, "quantize": "q4_K_M"}, "quantize"),
                               ({"from_": QWEN, "adapters": {"a.gguf": "sha256:" + "1" * 64}}, "adapters"),
                               ({"files": {"m.gguf": "sha256:" + "2" * 64}}, "no blob"),
@@ -119,7 +119,7 @@ def test_a_created_models_settings_apply_on_every_route(store):  # noqa: F811
         assert r.status == "success"
         shown = c.show("pirate:latest")
         assert "temperature" in shown.parameters and "num_predict" in shown.parameters
-        assert 'SYSTEM """' + SYSTEM in shown.modelfile and "PARAMETER num_predict" in shown.modelfile
+        assert "SYSTEM " + SYSTEM in shown.modelfile and "PARAMETER num_predict" in shown.modelfile
         assert "MESSAGE assistant" in shown.modelfile
         raw = httpx.post(f"{base}/api/show", json={"model": "pirate:latest"}, timeout=30).json()
         assert raw["system"] == SYSTEM and raw["messages"] == MESSAGES

@@ -61,11 +61,14 @@ pub struct ConfigArgs {
 pub struct ShowArgs {
     pub name: String,
     /// Print only the chat template.
-    #[arg(long, conflicts_with = "license")]
+    #[arg(long, conflicts_with_all = ["license", "modelfile"])]
     pub template: bool,
     /// Print only the licence.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "modelfile")]
     pub license: bool,
+    /// Print a Modelfile that makes the same model (minerva create NAME -f FILE).
+    #[arg(long)]
+    pub modelfile: bool,
 }
 
 #[derive(Args)]
@@ -267,12 +270,26 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
 
 pub fn show(args: ShowArgs, root: &Path) -> Result<()> {
     let m = open(root)?.get(&args.name)?;
+    let template = m
+        .settings
+        .template
+        .as_deref()
+        .or(m.chat_template.as_deref());
+    let license = if m.settings.license.is_empty() {
+        m.license.clone()
+    } else {
+        Some(m.settings.license.join("\n"))
+    };
     if args.template {
-        println!("{}", m.chat_template.as_deref().unwrap_or(""));
+        println!("{}", template.unwrap_or(""));
         return Ok(());
     }
     if args.license {
-        println!("{}", m.license.as_deref().unwrap_or(""));
+        println!("{}", license.as_deref().unwrap_or(""));
+        return Ok(());
+    }
+    if args.modelfile {
+        print!("{}", minerva_server::modelfile(&m, false));
         return Ok(());
     }
     let unknown = || "unknown".to_string();
@@ -339,15 +356,25 @@ pub fn show(args: ShowArgs, root: &Path) -> Result<()> {
         println!("    {:<16}{size}", "size");
         println!("    {:<16}{}", "file", projector.display());
     }
+    let parameters = minerva_ollama::parameter_lines(&m.settings.parameters);
+    if !parameters.is_empty() {
+        println!();
+        println!("  Parameters");
+        for line in parameters {
+            println!("    {line}");
+        }
+    }
+    if let Some(system) = &m.settings.system {
+        println!();
+        println!("  System");
+        println!("    {}", first_lines(Some(system), 3, "--modelfile"));
+    }
     println!();
     println!("  License");
-    println!("    {}", first_lines(m.license.as_deref(), 3, "--license"));
+    println!("    {}", first_lines(license.as_deref(), 3, "--license"));
     println!();
     println!("  Template");
-    println!(
-        "    {}",
-        first_lines(m.chat_template.as_deref(), 5, "--template")
-    );
+    println!("    {}", first_lines(template, 5, "--template"));
     Ok(())
 }
 

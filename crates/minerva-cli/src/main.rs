@@ -4,6 +4,7 @@
 //! hands the engine to `minerva-server`.
 
 mod catalog;
+mod create;
 mod kept_responses;
 mod library;
 mod load;
@@ -51,6 +52,9 @@ enum Command {
     Pull(library::PullArgs),
     /// Add a local GGUF file or Hugging Face model directory to the store.
     Import(library::ImportArgs),
+    /// Make a model from a Modelfile (FROM, SYSTEM, PARAMETER, TEMPLATE, MESSAGE, LICENSE), as
+    /// `ollama create`.
+    Create(create::CreateArgs),
     /// Show or change a stored model's settings (the backend it loads with).
     Config(library::ConfigArgs),
     /// List the models in the store.
@@ -169,6 +173,7 @@ fn main() -> Result<()> {
         Command::Fetch(args) => fetch(args, &root),
         Command::Pull(args) => library::pull(args, &root),
         Command::Import(args) => library::import(args, &root),
+        Command::Create(args) => create::create(args, &root),
         Command::Config(args) => library::config(args, &root),
         Command::List => library::list(&root),
         Command::Show(args) => library::show(args, &root),

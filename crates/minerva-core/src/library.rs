@@ -71,12 +71,52 @@ pub struct ModelSettings {
     /// message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub messages: Vec<serde_json::Value>,
+    /// A Jinja chat template that replaces the model file's own (checked when the model was
+    /// created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Licence texts that replace the model file's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub license: Vec<String>,
 }
 
 impl ModelSettings {
     /// Whether there is nothing to apply.
     pub fn is_empty(&self) -> bool {
-        self.system.is_none() && self.parameters.is_empty() && self.messages.is_empty()
+        self.system.is_none()
+            && self.parameters.is_empty()
+            && self.messages.is_empty()
+            && self.template.is_none()
+            && self.license.is_empty()
+    }
+
+    /// `newer` on top of these settings, as a model created from another gets them: a
+    /// system prompt, messages, template or licence it gives replaces this one; its
+    /// parameters add to these (its value wins).
+    pub fn merged(mut self, newer: ModelSettings) -> ModelSettings {
+        if newer.system.is_some() {
+            self.system = newer.system;
+        }
+        if !newer.messages.is_empty() {
+            self.messages = newer.messages;
+        }
+        if newer.template.is_some() {
+            self.template = newer.template;
+        }
+        if !newer.license.is_empty() {
+            self.license = newer.license;
+        }
+        self.parameters.extend(newer.parameters);
+        self
+    }
+
+    /// The context window the settings ask for (`num_ctx`), in tokens.
+    pub fn num_ctx(&self) -> Option<u32> {
+        self.parameters
+            .get("num_ctx")
+            .and_then(serde_json::Value::as_i64)
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|&n| n > 0)
     }
 
     /// Puts the settings' system prompt (when `messages` has no system message) and messages

@@ -5,17 +5,30 @@
 use minerva_core::LibraryModel;
 use std::collections::HashMap;
 
-/// For each name that shares its model files (same digest, the same projector file) and its
-/// backend choice with an older name, that older name: the first to enter the library (by
+/// For each name that shares its model files (same digest, the same projector file), its
+/// backend choice and what its own settings change in a load (a template, `num_ctx`) with an
+/// older name, that older name: the first to enter the library (by
 /// `modified`, then by name). Names whose digest is not known yet (a model served by path,
 /// still being hashed) are nobody's alias.
 pub fn aliases(models: &[LibraryModel]) -> HashMap<String, String> {
-    type Key<'a> = (&'a str, Option<String>, Option<&'a str>);
+    type Key<'a> = (
+        &'a str,
+        Option<String>,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<u32>,
+    );
     let mut groups: HashMap<Key, Vec<&LibraryModel>> = HashMap::new();
     for m in models.iter().filter(|m| !m.digest.is_empty()) {
         let projector = m.projector.as_deref().map(file_identity);
         groups
-            .entry((m.digest.as_str(), projector, m.backend.as_deref()))
+            .entry((
+                m.digest.as_str(),
+                projector,
+                m.backend.as_deref(),
+                m.settings.template.as_deref(),
+                m.settings.num_ctx(),
+            ))
             .or_default()
             .push(m);
     }
@@ -86,5 +99,22 @@ mod tests {
         assert_eq!(aliases.len(), 2);
         assert_eq!(aliases["claude-sonnet-4-5:latest"], "qwen:0.5b");
         assert_eq!(aliases["gpt-5:latest"], "qwen:0.5b");
+    }
+
+    #[test]
+    fn a_name_with_its_own_template_or_context_loads_on_its_own() {
+        let mut templated = model("templated:latest", "aa", 20);
+        templated.settings.template = Some("{{ messages }}".into());
+        let mut small = model("small:latest", "aa", 30);
+        small
+            .settings
+            .parameters
+            .insert("num_ctx".into(), serde_json::json!(512));
+        let mut pirate = model("pirate:latest", "aa", 40);
+        pirate.settings.system = Some("Arr.".into());
+        let models = [model("qwen:0.5b", "aa", 10), templated, small, pirate];
+        let aliases = aliases(&models);
+        assert_eq!(aliases.len(), 1, "{aliases:?}");
+        assert_eq!(aliases["pirate:latest"], "qwen:0.5b");
     }
 }

@@ -80,16 +80,21 @@ pub struct LoadOptions {
 }
 
 impl LoadOptions {
-    /// The spec that loads `model`.
+    /// The spec that loads `model`. A created model's own `num_ctx` and template replace the
+    /// server's.
     pub fn spec(&self, model: &LibraryModel) -> ModelSpec {
         ModelSpec {
             id: model.name.clone(),
             path: model.path.clone(),
-            ctx_size: self.ctx_size,
+            ctx_size: self.ctx_size_of(model),
             threads: self.threads,
             parallel: self.parallel,
             queue: self.queue,
-            chat_template: self.chat_template.clone(),
+            chat_template: model
+                .settings
+                .template
+                .clone()
+                .or_else(|| self.chat_template.clone()),
             queue_timeout: self.queue_timeout,
             cache_bytes: self.cache_bytes,
             sha256: Some(model.digest.clone()).filter(|d| !d.is_empty()),
@@ -101,7 +106,7 @@ impl LoadOptions {
     /// plus the KV cache of every sequence (the backend's defaults when the options leave them
     /// open).
     pub fn estimate(&self, model: &LibraryModel) -> u64 {
-        let ctx = u64::from(self.ctx_size.unwrap_or(4096).max(1));
+        let ctx = u64::from(self.ctx_size_of(model).unwrap_or(4096).max(1));
         // The llama.cpp backend's default: 16384 tokens of KV, in 1 to 4 sequences.
         let parallel = u64::from(
             self.parallel
@@ -118,6 +123,12 @@ impl LoadOptions {
             .and_then(|p| std::fs::metadata(p).ok())
             .map_or(0, |m| m.len());
         model.size.saturating_add(kv).saturating_add(projector)
+    }
+
+    /// The context window one request of `model` may use: its own `num_ctx`, else the
+    /// server's.
+    fn ctx_size_of(&self, model: &LibraryModel) -> Option<u32> {
+        model.settings.num_ctx().or(self.ctx_size)
     }
 }
 

@@ -8,12 +8,17 @@
 //! Serde only: no HTTP framework, no engine types; the server crate converts between these and
 //! the engine.
 
+mod modelfile;
 mod options;
 mod request;
 mod response;
 mod time;
 
-pub use options::{OptionError, Options, ParsedOptions};
+pub use modelfile::{
+    parameter_lines, quote as modelfile_quote, read as read_modelfile, Instruction, ModelfileError,
+    ModelfileRequest, ModelfileText,
+};
+pub use options::{kind as option_kind, OptionError, OptionKind, Options, ParsedOptions};
 pub use request::*;
 pub use response::*;
 pub use time::{parse_timestamp, timestamp};

@@ -93,6 +93,43 @@ fn strings(key: &str, value: &Value) -> Result<Vec<String>, OptionError> {
         .collect()
 }
 
+/// The type Ollama gives an option (`api.Options`' field types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionKind {
+    Int,
+    Float,
+    Bool,
+    /// A list of strings (`stop`).
+    Strings,
+}
+
+/// The type of the option `key`, for every option Ollama knows (`None`: not an option).
+pub fn kind(key: &str) -> Option<OptionKind> {
+    use OptionKind::*;
+    Some(match key {
+        "num_predict" | "num_ctx" | "top_k" | "repeat_last_n" | "seed" | "mirostat"
+        | "num_keep" | "num_batch" | "num_gpu" | "main_gpu" | "num_thread"
+        | "draft_num_predict" => Int,
+        "temperature" | "top_p" | "min_p" | "typical_p" | "repeat_penalty" | "presence_penalty"
+        | "frequency_penalty" | "tfs_z" | "mirostat_tau" | "mirostat_eta" => Float,
+        "use_mmap" | "use_mlock" | "numa" | "low_vram" | "f16_kv" | "logits_all" | "vocab_only"
+        | "embedding_only" | "penalize_newline" => Bool,
+        "stop" => Strings,
+        _ => return None,
+    })
+}
+
+impl OptionKind {
+    fn check(self, key: &str, value: &Value) -> Result<(), OptionError> {
+        match self {
+            OptionKind::Int => int(key, value).map(drop),
+            OptionKind::Float => float(key, value).map(drop),
+            OptionKind::Bool => boolean(key, value).map(drop),
+            OptionKind::Strings => strings(key, value).map(drop),
+        }
+    }
+}
+
 impl Options {
     /// Reads `options` as Ollama does. `None` (the field omitted or `null`) is no options.
     pub fn from_map(map: Option<&Map<String, Value>>) -> Result<ParsedOptions, OptionError> {
@@ -118,21 +155,13 @@ impl Options {
                 "seed" => o.seed = Some(int(k, value)?),
                 "stop" => o.stop = Some(strings(k, value)?),
                 "mirostat" => o.mirostat = Some(int(k, value)?),
-                "num_keep" | "num_batch" | "num_gpu" | "main_gpu" | "num_thread"
-                | "draft_num_predict" => {
-                    int(k, value)?;
-                    parsed.load_time.push(key.clone());
-                }
-                "use_mmap" | "use_mlock" | "numa" | "low_vram" | "f16_kv" | "logits_all"
-                | "vocab_only" | "embedding_only" | "penalize_newline" => {
-                    boolean(k, value)?;
-                    parsed.load_time.push(key.clone());
-                }
-                "tfs_z" | "mirostat_tau" | "mirostat_eta" => {
-                    float(k, value)?;
-                    parsed.load_time.push(key.clone());
-                }
-                _ => parsed.unknown.push(key.clone()),
+                _ => match kind(k) {
+                    Some(kind) => {
+                        kind.check(k, value)?;
+                        parsed.load_time.push(key.clone());
+                    }
+                    None => parsed.unknown.push(key.clone()),
+                },
             }
         }
         Ok(parsed)

@@ -78,7 +78,8 @@ pub struct PullRequest {
     pub stream: Option<bool>,
 }
 
-/// `POST /api/create` (Ollama's current form: JSON fields, no Modelfile text).
+/// `POST /api/create`: Ollama's current JSON fields, or its older form, the text of a
+/// Modelfile in `modelfile` (the JSON fields given beside it win).
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[schema(as = ollama::CreateRequest)]
 pub struct CreateRequest {
@@ -104,6 +105,8 @@ pub struct CreateRequest {
     #[schema(value_type = Option<Vec<Object>>)]
     pub messages: Option<Vec<serde_json::Value>>,
     pub quantize: Option<String>,
+    /// A Modelfile's text (Ollama's API before 0.5).
+    pub modelfile: Option<String>,
     pub stream: Option<bool>,
 }
 

@@ -346,6 +346,8 @@ fn a_manifest_with_a_projector_round_trips() -> Result<()> {
                 .cloned()
                 .unwrap_or_default(),
             messages: vec![serde_json::json!({"role": "user", "content": "hi"})],
+            template: Some("{{ messages }}".into()),
+            license: vec!["MIT".into()],
         },
     };
     manifest.write(&path)?;

@@ -18,7 +18,7 @@ pub mod choices;
 mod contract;
 mod params;
 mod reasoning;
-mod settings;
+pub(crate) mod settings;
 
 use crate::ApiError;
 use axum::http::Uri;

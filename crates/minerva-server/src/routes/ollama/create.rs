@@ -1,21 +1,24 @@
 //! `HEAD` and `POST /api/blobs/{digest}` (a file uploaded under its sha256, verified as it
 //! streams) and `POST /api/create` (a model from uploaded blobs, or from another model, with
-//! its own system prompt, parameters and messages), as Ollama's API (docs/api.md). What
-//! `create` cannot do yet — a template or licence of its own, LoRA adapters, re-quantizing —
-//! is a 400 that names the field, and nothing is made.
+//! its own system prompt, template, parameters, messages and licence), as Ollama's API
+//! (docs/api.md), in JSON fields or as a Modelfile's text. What `create` cannot do — LoRA
+//! adapters, re-quantizing — is a 400 that names the field, and nothing is made.
 
 use super::library::{blocking, either, library, progress};
 use crate::error::OllamaError;
 use crate::extract::OllamaJson;
+use crate::routes::settings::create_settings;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
-use minerva_core::{ModelSettings, PullProgress};
+use minerva_core::PullProgress;
 use minerva_engine::Engine;
-use minerva_ollama::{ndjson_line, CreateRequest, ProgressResponse};
+use minerva_ollama::{
+    ndjson_line, read_modelfile, CreateRequest, ModelfileRequest, ProgressResponse,
+};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -68,7 +71,8 @@ pub async fn upload_blob(
 }
 
 /// Makes a model: from uploaded blobs (`files`: one GGUF, and its projector for a vision
-/// model) or as a new name for `from`.
+/// model) or as a new name for `from`, with its own settings; or from a Modelfile's text
+/// (`modelfile`, Ollama's older form), whose errors name their line.
 #[utoipa::path(post, path = "/api/create", tag = "ollama",
     request_body = CreateRequest,
     responses((status = 200, description = "Progress; streamed (the default) as one JSON object a line", content(
@@ -80,8 +84,13 @@ pub async fn create(
 ) -> Result<Response, OllamaError> {
     let library = library(&engine)?;
     let name = either(req.model.clone(), req.name.clone())?;
-    refuse_unsupported(&req)?;
-    let wanted = settings_of(&req)?;
+    let (req, lines_of) = with_modelfile(req)?;
+    let at = |field: &str, message: String| match lines_of.as_ref().and_then(|m| m.line_of(field)) {
+        Some(line) => OllamaError::bad_request(format!("Modelfile line {line}: {message}")),
+        None => OllamaError::bad_request(format!("{field}: {message}")),
+    };
+    refuse_unsupported(&req).map_err(|(field, why)| at(field, why.into()))?;
+    let wanted = create_settings(&req).map_err(|e| at(e.field, e.message))?;
     let files: Vec<(String, String)> = req.files.clone().unwrap_or_default().into_iter().collect();
     let mut lines = Vec::new();
     match (&req.from, files.is_empty()) {
@@ -102,7 +111,18 @@ pub async fn create(
                     blocking(move || library.import(&model.path, model.projector.as_deref(), &to))
                         .await?;
                 }
-                None => blocking(move || library.copy(&from, &to)).await?,
+                None => {
+                    let copied = blocking(move || library.copy(&from, &to)).await;
+                    // A Modelfile's FROM that names no model is the Modelfile's error.
+                    match (copied, lines_of.as_ref().and_then(|m| m.from.first())) {
+                        (Err(e), Some((line, from))) if e.0.status == StatusCode::NOT_FOUND => {
+                            return Err(OllamaError::bad_request(format!(
+                                "Modelfile line {line}: FROM {from}: no such model"
+                            )))
+                        }
+                        (copied, _) => copied?,
+                    };
+                }
             }
             lines.push(status("using existing layers"));
         }
@@ -115,18 +135,9 @@ pub async fn create(
         }
     }
     if let Some(wanted) = wanted {
-        // On top of what the model it came from had: a new system prompt and messages
-        // replace, parameters add (the new value wins).
         let to = name.clone();
         blocking(move || {
-            let mut settings = library.get(&to)?.settings;
-            if wanted.system.is_some() {
-                settings.system = wanted.system;
-            }
-            if !wanted.messages.is_empty() {
-                settings.messages = wanted.messages;
-            }
-            settings.parameters.extend(wanted.parameters);
+            let settings = library.get(&to)?.settings.merged(wanted);
             library.set_settings(&to, settings)
         })
         .await?;
@@ -145,66 +156,102 @@ fn status(text: &str) -> ProgressResponse {
     progress(PullProgress::status(text))
 }
 
-/// The model's own settings the request gives (`None`: none), checked.
-fn settings_of(req: &CreateRequest) -> Result<Option<ModelSettings>, OllamaError> {
-    let mut settings = ModelSettings {
-        system: req.system.clone(),
-        ..ModelSettings::default()
+/// The request with what its Modelfile says in the fields the JSON leaves out, and the
+/// Modelfile's lines for errors. Over HTTP, `FROM` names a model or an uploaded blob
+/// (`@sha256:<hex>`); a file path is for `minerva create` on the machine that has the file.
+fn with_modelfile(
+    mut req: CreateRequest,
+) -> Result<(CreateRequest, Option<ModelfileRequest>), OllamaError> {
+    let Some(text) = req.modelfile.take() else {
+        return Ok((req, None));
     };
-    match &req.parameters {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(map)) => {
-            crate::routes::settings::check_parameters(map).map_err(OllamaError::bad_request)?;
-            settings.parameters = map.clone();
-        }
-        Some(_) => return Err(OllamaError::bad_request("parameters: must be an object")),
-    }
-    for (i, m) in req.messages.iter().flatten().enumerate() {
-        let role = m.get("role").and_then(Value::as_str);
-        let content = m.get("content").and_then(Value::as_str);
-        match (role, content) {
-            (Some("system" | "user" | "assistant"), Some(content)) => {
-                settings
-                    .messages
-                    .push(serde_json::json!({"role": role, "content": content}));
+    let m = read_modelfile(&text).map_err(|e| OllamaError::bad_request(e.to_string()))?;
+    let mut names = Vec::new();
+    let mut blobs = std::collections::BTreeMap::new();
+    for (line, from) in &m.from {
+        match from_kind(from) {
+            FromKind::Blob(digest) => {
+                blobs.insert(format!("from-line-{line}"), digest);
             }
-            _ => {
+            FromKind::Path => {
                 return Err(OllamaError::bad_request(format!(
-                    "messages[{i}]: needs a role (system, user or assistant) and a string content"
+                    "Modelfile line {line}: FROM {from}: a file is read by `minerva create` on the machine that has it; over the API, upload it (POST /api/blobs/sha256:<hex>) and write FROM @sha256:<hex>"
                 )))
             }
+            FromKind::Name => names.push((*line, from.clone())),
         }
     }
-    Ok((!settings.is_empty()).then_some(settings))
+    if let Some((line, _)) = names.get(1) {
+        return Err(OllamaError::bad_request(format!(
+            "Modelfile line {line}: only one FROM may name a model"
+        )));
+    }
+    if req.from.is_none() && req.files.is_none() {
+        req.from = names.pop().map(|(_, n)| n);
+        req.files = Some(blobs).filter(|b| !b.is_empty());
+    }
+    let text = |v: &Option<(usize, String)>| v.as_ref().map(|(_, t)| t.clone());
+    req.system = req.system.or_else(|| text(&m.system));
+    req.template = req.template.or_else(|| text(&m.template));
+    if req.license.is_none() && !m.license.is_empty() {
+        req.license = Some(m.license.iter().map(|(_, l)| l.as_str()).collect());
+    }
+    if req.parameters.is_none() && !m.parameters.is_empty() {
+        req.parameters = Some(Value::Object(m.parameters.clone()));
+    }
+    if req.messages.is_none() && !m.messages.is_empty() {
+        req.messages = Some(m.messages.clone());
+    }
+    if req.adapters.is_none() && !m.adapters.is_empty() {
+        req.adapters = Some(
+            m.adapters
+                .iter()
+                .map(|(l, a)| (format!("line-{l}"), a.clone()))
+                .collect(),
+        );
+    }
+    Ok((req, Some(m)))
 }
 
-/// The fields `create` does not take yet: a 400 naming the first one given.
-fn refuse_unsupported(req: &CreateRequest) -> Result<(), OllamaError> {
-    let given = |present: bool, field: &str, why: &str| {
-        if present {
-            Err(OllamaError::bad_request(format!("{field}: {why}")))
-        } else {
-            Ok(())
-        }
-    };
-    given(
-        req.adapters.as_ref().is_some_and(|a| !a.is_empty()),
-        "adapters",
-        "LoRA adapters are not supported",
-    )?;
-    given(
-        req.quantize.as_ref().is_some_and(|q| !q.is_empty()),
-        "quantize",
-        "re-quantizing is not supported: quantize with llama.cpp's llama-quantize, then upload the result",
-    )?;
-    given(
-        req.template.is_some(),
-        "template",
-        "a created model's own template is not supported yet: it uses its model's chat template",
-    )?;
-    given(
-        req.license.as_ref().is_some_and(|l| !l.is_null()),
-        "license",
-        "a created model's own licence is not supported yet",
-    )
+/// What a Modelfile's `FROM` names.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FromKind {
+    /// An uploaded blob, `@sha256:<hex>` (or `sha256:<hex>`), as `sha256:<hex>`.
+    Blob(String),
+    /// A file or directory: a value with a path separator, starting with `.` or `~`, or ending
+    /// in `.gguf`.
+    Path,
+    /// A model's name.
+    Name,
+}
+
+/// Reads a `FROM` value.
+pub fn from_kind(from: &str) -> FromKind {
+    let digest = from.strip_prefix('@').unwrap_or(from);
+    if digest.starts_with("sha256:") {
+        return FromKind::Blob(digest.to_string());
+    }
+    let path_like = from.starts_with(['.', '~', '/'])
+        || from.contains('\\')
+        || from.to_ascii_lowercase().ends_with(".gguf")
+        || std::path::Path::new(from).is_absolute();
+    if path_like {
+        FromKind::Path
+    } else {
+        FromKind::Name
+    }
+}
+
+/// The fields `create` does not take: the field and why, for the first one given.
+fn refuse_unsupported(req: &CreateRequest) -> Result<(), (&'static str, &'static str)> {
+    if req.adapters.as_ref().is_some_and(|a| !a.is_empty()) {
+        return Err(("adapters", "LoRA adapters are not supported"));
+    }
+    if req.quantize.as_ref().is_some_and(|q| !q.is_empty()) {
+        return Err((
+            "quantize",
+            "re-quantizing is not supported: quantize with llama.cpp's llama-quantize, then upload the result",
+        ));
+    }
+    Ok(())
 }
