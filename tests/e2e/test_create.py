@@ -87,7 +87,7 @@ def test_create_from_a_model_and_the_refusals(store):  # noqa: F811
         assert c.create(model="mine:copy", from_=GEMMA).status == "success"
         before = sorted(m.model for m in c.list().models)
         assert "mine:copy" in before
-        for kwargs, field in [({"from_": QWEN, "template": "{{ .Prompt }}"}, "Go template"),
+        for kwargs, field in [({"from_": QWEN, "template": "{{ if .Prompt }}"}, "template"),
                               ({"from_": QWEN, "template": "{% if %}"}, "template"),
                               ({"from_": QWEN, "quantize": "q4_K_M"}, "quantize"),
                               ({"from_": QWEN, "adapters": {"a.gguf": "sha256:" + "1" * 64}}, "adapters"),

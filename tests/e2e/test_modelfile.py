@@ -173,7 +173,8 @@ BAD = [
     (f"FROM {QWEN}\n\nPARAMETER temperature hot\n", "line 3", "temperature"),
     (f"FROM {QWEN}\nPARAMETER num_ctx twelve\n", "line 2", "num_ctx"),
     (f"FROM {QWEN}\nPARAMETER nonsense 1\n", "line 2", "unknown parameter 'nonsense'"),
-    (f"FROM {QWEN}\nTEMPLATE {{{{ .System }}}} {{{{ .Prompt }}}}\n", "line 2", "Go template"),
+    (f"FROM {QWEN}\nTEMPLATE {{{{ if .System }}}} {{{{ .Prompt }}}}\n", "line 2", "never closed"),
+    (f"FROM {QWEN}\nTEMPLATE {{{{ nonsense .Prompt }}}}\n", "line 2", "nonsense"),
     (f"FROM {QWEN}\nADAPTER ./lora.gguf\n", "line 2", "LoRA"),
     (f"FROM {QWEN}\nMESSAGE wizard hi\n", "line 2", "role"),
     (f'FROM {QWEN}\nSYSTEM """never closed\n', "line 2", "never closed"),
@@ -196,3 +197,48 @@ def test_bad_modelfiles_name_the_line_and_change_nothing(served, tmp_path):
     out = cli(root, "create", "bad-path", "-f", str(write(tmp_path / "p", "FROM ./model.gguf\n")))
     assert out.returncode != 0 and "no such file" in out.stderr, out.stderr
     assert sorted(listed(base)) == before
+
+
+# Ollama's ChatML template in its Go syntax (as its library writes one), and the older
+# prompt/response form: both must give Qwen's own Jinja prompt, token for token.
+CHATML_GO = """{{- range $i, $m := .Messages }}{{ $last := eq (len (slice $.Messages $i)) 1 -}}
+<|im_start|>{{ .Role }}
+{{ .Content }}<|im_end|>
+{{ if and $last (ne .Role "assistant") }}<|im_start|>assistant
+{{ end }}{{ end }}"""
+LEGACY_GO = """{{ if .System }}<|im_start|>system
+{{ .System }}<|im_end|>
+{{ end }}<|im_start|>user
+{{ .Prompt }}<|im_end|>
+<|im_start|>assistant
+"""
+
+
+def test_ollama_go_templates_render_as_the_models_own(served):
+    base, _ = served
+    r = httpx.post(f"{base}/api/create", timeout=120, json={
+        "model": "go-chatml", "stream": False,
+        "modelfile": f'FROM {QWEN}\nTEMPLATE """{CHATML_GO}"""\nSYSTEM Be brief.\n'})
+    assert r.status_code == 200, r.text
+    c = client(base)
+    options = {"temperature": 0, "num_predict": 8}
+    ask = [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."},
+           {"role": "user", "content": "Another one?"}]
+    mine = c.chat(model="go-chatml:latest", messages=ask, options=options)
+    want = c.chat(model=QWEN, messages=[{"role": "system", "content": "Be brief."}, *ask], options=options)
+    assert mine.prompt_eval_count == want.prompt_eval_count
+    assert mine.message.content == want.message.content
+    assert "tools" not in show(base, "go-chatml:latest")["capabilities"]
+    # A request's own template on /api/generate (Ollama's older form, .System and .Prompt).
+    own = c.generate(model=QWEN, prompt="Name a colour.", system="Be brief.", template=LEGACY_GO,
+                     options=options)
+    plain = c.generate(model=QWEN, prompt="Name a colour.", system="Be brief.", options=options)
+    assert own.prompt_eval_count == plain.prompt_eval_count and own.response == plain.response
+    # A request template that does not render is a 400; with raw, a 400.
+    for bad in ["{{ if .Prompt }}", "{{ nonsense .Prompt }}"]:
+        with pytest.raises(ollama.ResponseError) as info:
+            c.generate(model=QWEN, prompt="x", template=bad)
+        assert info.value.status_code == 400 and "template" in str(info.value)
+    with pytest.raises(ollama.ResponseError) as info:
+        c.generate(model=QWEN, prompt="x", template=LEGACY_GO, raw=True)
+    assert info.value.status_code == 400

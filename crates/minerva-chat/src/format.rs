@@ -37,8 +37,8 @@ impl ToolFormat {
         }
     }
 
-    /// True when the template renders the `tools` it is given (its tool branch exists), which
-    /// is what Ollama's `tools` capability says.
+    /// True when the template renders the `tools` it is given (its tool branch exists; `.Tools`
+    /// in an Ollama Go template), which is what Ollama's `tools` capability says.
     pub fn template_handles_tools(template: &str) -> bool {
         // `tools` used inside a Jinja statement or expression, as a whole word.
         let bytes = template.as_bytes();
@@ -63,7 +63,10 @@ impl ToolFormat {
             let Some(end) = tail.find(close) else { break };
             let inner = &tail[..end];
             let base = template.len() - tail.len();
-            if inner.match_indices("tools").any(|(i, _)| word(base + i)) {
+            // Or, in an Ollama Go template, its `.Tools` field.
+            if inner.match_indices("tools").any(|(i, _)| word(base + i))
+                || (close == "}}" && inner.contains(".Tools"))
+            {
                 return true;
             }
             rest = &tail[end + close.len()..];
@@ -132,5 +135,10 @@ mod tests {
             "{% if my_tools_x %}{% endif %}"
         ));
         assert!(!ToolFormat::template_handles_tools(""));
+        // Ollama's Go templates.
+        assert!(ToolFormat::template_handles_tools(
+            "{{- if .Tools }}{{ range $.Tools }}{{ . }}{{ end }}{{ end }}"
+        ));
+        assert!(!ToolFormat::template_handles_tools("{{ .Prompt }} Tools"));
     }
 }

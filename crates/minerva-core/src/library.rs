@@ -119,14 +119,17 @@ impl ModelSettings {
             .filter(|&n| n > 0)
     }
 
-    /// Puts the settings' system prompt (when `messages` has no system message) and messages
+    /// Puts the settings' system prompt (when `messages` does not open with a system message)
+    /// and messages
     /// (after the leading system messages) into a chat request's `messages`.
     pub fn apply_to_messages(&self, messages: &mut Vec<serde_json::Value>) {
         let is_system = |m: &serde_json::Value| {
             m.get("role").and_then(serde_json::Value::as_str) == Some("system")
         };
         if let Some(system) = &self.system {
-            if !messages.iter().any(is_system) {
+            // As Ollama (server/routes.go, ChatHandler): unless the conversation opens with a
+            // system message of its own.
+            if !messages.first().is_some_and(is_system) {
                 messages.insert(0, serde_json::json!({"role": "system", "content": system}));
             }
         }
@@ -280,6 +283,14 @@ mod settings_tests {
         settings.apply_to_messages(&mut own);
         let roles: Vec<&str> = own.iter().filter_map(|m| m["content"].as_str()).collect();
         assert_eq!(roles, ["mine", "m1", "m2", "q"]);
+        // A system message later in the conversation does not replace the model's.
+        let mut later = vec![
+            json!({"role": "user", "content": "q"}),
+            json!({"role": "system", "content": "late"}),
+        ];
+        settings.apply_to_messages(&mut later);
+        let roles: Vec<&str> = later.iter().filter_map(|m| m["content"].as_str()).collect();
+        assert_eq!(roles, ["S", "m1", "m2", "q", "late"]);
         assert!(ModelSettings::default().is_empty() && !settings.is_empty());
     }
 }

@@ -30,12 +30,14 @@ use minijinja::{Environment, ErrorKind};
 
 mod env;
 mod filters;
+mod go;
 mod methods;
 mod pyfmt;
 mod pyobj;
 mod source;
 mod strftime;
 
+pub use go::{is_go_template, GoTemplate};
 pub use strftime::NOW_VAR;
 
 /// The template used for models that ship none: ChatML, which is also llama-server's fallback.
@@ -130,11 +132,19 @@ pub struct RenderOptions<'a> {
     pub extra: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
+/// How a template is rendered: Jinja (Hugging Face's templates), or Go's `text/template` with
+/// Ollama's values (an Ollama Modelfile's `TEMPLATE`).
+#[derive(Debug)]
+enum Engine {
+    Jinja(Box<Environment<'static>>),
+    Go(Box<GoTemplate>),
+}
+
 /// A compiled chat template. Compile once with [`ChatTemplate::new`], then render as often as
 /// needed from any thread.
 #[derive(Debug)]
 pub struct ChatTemplate {
-    env: Environment<'static>,
+    engine: Engine,
     source: String,
     bos_token: String,
     eos_token: String,
@@ -163,14 +173,20 @@ impl ChatTemplate {
                 limits.max_source_bytes
             )));
         }
-        let mut env = env::environment(&limits)
-            .map_err(|e| TemplateError::Syntax(format!("template syntax configuration: {e}")))?;
-        // jinja2 reads `\r\n` and `\r` as `\n` everywhere in a template.
-        let normalized = source.replace("\r\n", "\n").replace('\r', "\n");
-        env.add_template_owned(TEMPLATE_NAME, source::rewrite_generation_tags(&normalized))
-            .map_err(|e| TemplateError::Syntax(e.to_string()))?;
+        let engine = if is_go_template(source) {
+            Engine::Go(Box::new(GoTemplate::new(source, limits)?))
+        } else {
+            let mut env = env::environment(&limits).map_err(|e| {
+                TemplateError::Syntax(format!("template syntax configuration: {e}"))
+            })?;
+            // jinja2 reads `\r\n` and `\r` as `\n` everywhere in a template.
+            let normalized = source.replace("\r\n", "\n").replace('\r', "\n");
+            env.add_template_owned(TEMPLATE_NAME, source::rewrite_generation_tags(&normalized))
+                .map_err(|e| TemplateError::Syntax(e.to_string()))?;
+            Engine::Jinja(Box::new(env))
+        };
         Ok(ChatTemplate {
-            env,
+            engine,
             source: source.to_string(),
             bos_token: bos_token.to_string(),
             eos_token: eos_token.to_string(),
@@ -215,8 +231,11 @@ impl ChatTemplate {
         messages: &[serde_json::Value],
         opts: &RenderOptions<'_>,
     ) -> Result<String> {
-        let template = self
-            .env
+        let env = match &self.engine {
+            Engine::Jinja(env) => env,
+            Engine::Go(go) => return go.render(messages, opts),
+        };
+        let template = env
             .get_template(TEMPLATE_NAME)
             .map_err(|e| TemplateError::Render(e.to_string()))?;
         let mut ctx: BTreeMap<String, Value> = BTreeMap::new();
@@ -283,10 +302,10 @@ fn map_render_error(err: &minijinja::Error) -> TemplateError {
 
 /// Collects the rendered output and refuses writes past `cap`, which makes minijinja stop the
 /// render at that point instead of building an unbounded string.
-struct CappedWriter {
-    buf: Vec<u8>,
-    cap: usize,
-    exceeded: bool,
+pub(crate) struct CappedWriter {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) cap: usize,
+    pub(crate) exceeded: bool,
 }
 
 impl io::Write for CappedWriter {

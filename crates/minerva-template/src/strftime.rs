@@ -43,6 +43,7 @@ pub(crate) struct DateTime {
     weekday: u32,
     /// 1..=366
     yday: u32,
+    unix: i64,
 }
 
 /// The environment variable that pins `strftime_now`'s clock (Unix seconds, UTC).
@@ -63,6 +64,11 @@ impl DateTime {
                 .unwrap_or(0)
         });
         DateTime::from_unix(secs)
+    }
+
+    /// Seconds since the Unix epoch.
+    pub(crate) fn unix(&self) -> i64 {
+        self.unix
     }
 
     pub(crate) fn from_unix(secs: i64) -> DateTime {
@@ -91,6 +97,7 @@ impl DateTime {
             // 1970-01-01 was a Thursday (3 counting from Monday = 0).
             weekday: (days + 3).rem_euclid(7) as u32,
             yday,
+            unix: secs,
         }
     }
 

@@ -122,12 +122,14 @@ pub fn create_settings(req: &CreateRequest) -> Result<Option<ModelSettings>, Set
                     .messages
                     .push(serde_json::json!({"role": role, "content": content}));
             }
-            _ => return Err(refused(
-                "messages",
-                format!(
+            _ => {
+                return Err(refused(
+                    "messages",
+                    format!(
                     "messages[{i}] needs a role (system, user or assistant) and a string content"
                 ),
-            )),
+                ))
+            }
         }
     }
     if let Some(template) = &req.template {
@@ -147,39 +149,24 @@ pub fn create_settings(req: &CreateRequest) -> Result<Option<ModelSettings>, Set
     Ok((!settings.is_empty()).then_some(settings))
 }
 
-/// Checks a model's own template: a Jinja chat template (as Hugging Face models carry) that
-/// compiles. Ollama's Go templates (`{{ .Prompt }}`, `{{ range .Messages }}`) are refused
-/// with a message that says so.
+/// Checks a model's own template: a Jinja chat template (as Hugging Face models carry) or an
+/// Ollama Go template (`{{ .Prompt }}`, `{{ range .Messages }}`), which must compile and render
+/// a short conversation.
 pub fn check_template(source: &str) -> Result<(), String> {
-    if is_go_template(source) {
-        return Err(
-            "this is a Go template (Ollama's syntax: {{ .Prompt }}, {{ range .Messages }}); Minerva takes chat templates in Jinja, as Hugging Face models carry them (tokenizer_config.json's chat_template)"
-                .into(),
-        );
-    }
-    minerva_template::ChatTemplate::new(source, "", "")
+    let template =
+        minerva_template::ChatTemplate::new(source, "", "").map_err(|e| e.to_string())?;
+    let sample = [
+        serde_json::json!({"role": "system", "content": "You are helpful."}),
+        serde_json::json!({"role": "user", "content": "Hello"}),
+    ];
+    let options = minerva_template::RenderOptions {
+        add_generation_prompt: true,
+        ..Default::default()
+    };
+    template
+        .render(&sample, &options)
         .map(drop)
-        .map_err(|e| e.to_string())
-}
-
-/// Whether `source` reads as a Go `text/template` rather than Jinja: an action that starts
-/// with a field (`.Name`), a variable (`$x`) or a Go keyword (`if`, `range`, `end`, ...),
-/// none of which Jinja writes inside `{{ }}`.
-pub fn is_go_template(source: &str) -> bool {
-    source.match_indices("{{").any(|(at, _)| {
-        let action = source[at + 2..].trim_start_matches('-').trim_start();
-        let word: String = action
-            .chars()
-            .take_while(|c| c.is_ascii_alphabetic())
-            .collect();
-        let after = action[word.len()..].chars().next();
-        action.starts_with('.')
-            || action.starts_with('$')
-            || (matches!(
-                word.as_str(),
-                "if" | "range" | "end" | "else" | "with" | "define" | "template" | "block"
-            ) && after.is_none_or(|c| c.is_whitespace() || c == '}' || c == '-'))
-    })
+        .map_err(|e| format!("it does not render a conversation: {e}"))
 }
 
 #[cfg(test)]
@@ -187,24 +174,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn go_templates_are_told_from_jinja() {
-        for go in [
-            "{{ .System }} {{ .Prompt }}",
-            "{{- if .System }}x{{ end }}",
-            "{{ range $i, $m := .Messages }}{{ $m.Content }}{{ end }}",
-            "{{- range .Messages }}{{- end }}",
-        ] {
-            assert!(is_go_template(go), "{go}");
-            assert!(check_template(go).unwrap_err().contains("Go template"));
-        }
-        for jinja in [
+    fn templates_must_compile_and_render() {
+        for good in [
             "{% for m in messages %}{{ m.content }}{% endfor %}",
-            "{{ bos_token }}{% if add_generation_prompt %}x{% endif %}",
-            "{{- messages[0]['content'] }}{{ range(3) | list }}",
+            "{{ .System }} {{ .Prompt }}",
+            "{{ range .Messages }}{{ .Content }}{{ end }}",
         ] {
-            assert!(!is_go_template(jinja), "{jinja}");
-            assert_eq!(check_template(jinja), Ok(()));
+            assert_eq!(check_template(good), Ok(()), "{good}");
         }
-        assert!(check_template("{% for m in messages %}").is_err());
+        for bad in [
+            "{% for m in messages %}",
+            "{{ if .System }}",
+            "{{ nonsense .Prompt }}",
+            "{{ raise_exception('no') }}",
+        ] {
+            assert!(check_template(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! `POST /api/generate`: a prompt rendered as one user message (after `system`, when given)
-//! with the model's chat template, as Ollama does, or sent as it is with `raw: true`. The last
+//! with the model's chat template (or the request's own `template`), as Ollama does, or sent
+//! as it is with `raw: true`. The last
 //! object carries `context`, the token ids of the prompt and the reply; a request that sends
 //! it back continues after them (its own prompt rendered as it would be alone, as Ollama does).
 
@@ -55,14 +56,10 @@ pub async fn handle(
             "raw mode does not support suffix: send the fill-in-the-middle prompt as the raw prompt, or leave raw off",
         ));
     }
-    if given(&req.template) {
-        return Err(OllamaError::bad_request(
-            "'template' is not supported: prompts are rendered with the model's own chat template (see /api/show)",
-        ));
-    }
     let context = context_ids(req.context.as_deref(), model.info().n_vocab)?;
     let system = req.system.filter(|s| !s.is_empty());
-    if req.raw && (system.is_some() || !context.is_empty()) {
+    let template = req.template.filter(|t| !t.is_empty());
+    if req.raw && (system.is_some() || !context.is_empty() || template.is_some()) {
         return Err(OllamaError::bad_request(
             "raw mode does not support template, system, or context",
         ));
@@ -99,10 +96,15 @@ pub async fn handle(
         let content = super::place_images(&text, images.len());
         messages.push(json!({"role": "user", "content": content}));
         settings.apply_to_messages(&mut messages);
-        Prompt::Chat {
-            messages,
-            tools: None,
-            kwargs: thinking.kwargs,
+        match template {
+            // This request's own template (Ollama's Go syntax, or Jinja), rendered here; the
+            // prompt is then sent as it is.
+            Some(template) => Prompt::Text(render_own(template, messages, thinking.kwargs).await?),
+            None => Prompt::Chat {
+                messages,
+                tools: None,
+                kwargs: thinking.kwargs,
+            },
         }
     };
     let prompt = if context.is_empty() {
@@ -121,6 +123,29 @@ pub async fn handle(
     job.images = images;
     let stream = req.stream.unwrap_or(true);
     respond::reply(&state, job, stream, timing, started.show_thinking, make).await
+}
+
+/// The prompt a request's own `template` makes of `messages`: compiled and rendered off the
+/// async threads, within the template sandbox's bounds; any failure is a 400.
+async fn render_own(
+    template: String,
+    messages: Vec<serde_json::Value>,
+    kwargs: serde_json::Map<String, serde_json::Value>,
+) -> Result<String, OllamaError> {
+    let rendered = tokio::task::spawn_blocking(move || {
+        let compiled = minerva_template::ChatTemplate::new(&template, "", "")?;
+        compiled.render(
+            &messages,
+            &minerva_template::RenderOptions {
+                add_generation_prompt: true,
+                tools: None,
+                extra: Some(&kwargs),
+            },
+        )
+    })
+    .await
+    .map_err(|e| OllamaError::bad_request(format!("the template task failed: {e}")))?;
+    rendered.map_err(|e| OllamaError::bad_request(format!("template: {e}")))
 }
 
 /// Shapes `/api/generate`'s objects for the model `name`.
