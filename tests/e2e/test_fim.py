@@ -110,10 +110,10 @@ def test_a_model_without_fim_tokens_is_refused(fim_http, gemma_id):
     err = r.json()["error"]
     assert "prefix" in err["message"] and "middle" in err["message"] and err["param"] == "suffix"
     r = fim_http.post("/infill", json={"model": gemma_id, "input_prefix": "a", "input_suffix": "b"})
-    assert r.status_code == 400 and "cannot fill in the middle" in r.json()["error"]["message"]
+    assert r.status_code == 400 and "does not support insert" in r.json()["error"]["message"]
     assert r.json()["error"]["param"] == "input_suffix"
     r = fim_http.post("/api/generate", json={"model": gemma_id, "prompt": "a", "suffix": "b", "stream": False})
-    assert r.status_code == 400 and "cannot fill in the middle" in r.json()["error"]
+    assert r.status_code == 400 and "does not support insert" in r.json()["error"]
     assert "insert" not in fim_http.post("/api/show", json={"model": gemma_id}).json()["capabilities"]
     assert fim_http.get("/health").status_code == 200
 

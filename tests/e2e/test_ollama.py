@@ -397,7 +397,7 @@ def test_unsupported_fields_are_400(oc):
         lambda: oc.chat(model=MODEL_ID, messages=[{"role": "user", "content": "what is this?", "images": ["aGVsbG8="]}]),
         lambda: oc.generate(model=MODEL_ID, prompt="what is this?", images=["aGVsbG8="]),
         lambda: oc.chat(model=MODEL_ID, messages=HAIKU, think=True),
-        lambda: oc.generate(model=MODEL_ID, prompt="hi", template="{{ .Prompt }}"),
+        lambda: oc.generate(model=MODEL_ID, prompt="hi", template="{{ if .Prompt }}"),
         lambda: oc.generate(model=MODEL_ID, prompt="hi", context=[-1]),
         lambda: oc.generate(model=MODEL_ID, prompt="hi", context=[10**9]),
         lambda: oc.generate(model=MODEL_ID, prompt="hi", context=[1, 2], raw=True),

@@ -39,6 +39,9 @@ pub enum ChatEvent {
     ToolCallArgs { index: usize, delta: String },
     /// The call is complete.
     ToolCallEnd { index: usize },
+    /// Tokens whose text went into a tool call or the reasoning, not the content: only for
+    /// APIs that give every token's log-probability (Ollama's); others skip it.
+    Hidden { tokens: Vec<TokenOut> },
     /// The end. `reason` is [`FinishReason::ToolCalls`] when the reply made calls and ended
     /// normally.
     Done { reason: FinishReason, usage: Usage },
@@ -123,6 +126,9 @@ impl<S: TextSource> ChatStream<S> {
                 ReplyEvent::Reasoning(text) => ChatEvent::Reasoning { text },
             });
         }
+        if !tokens.is_empty() {
+            self.queued.push_back(ChatEvent::Hidden { tokens });
+        }
     }
 
     /// Reads the whole reply.
@@ -132,8 +138,10 @@ impl<S: TextSource> ChatStream<S> {
             match event? {
                 ChatEvent::Content { text, tokens } => {
                     reply.content.push_str(&text);
+                    reply.all_tokens.extend(tokens.iter().cloned());
                     reply.tokens.extend(tokens);
                 }
+                ChatEvent::Hidden { tokens } => reply.all_tokens.extend(tokens),
                 ChatEvent::Reasoning { text } => reply.reasoning.push_str(&text),
                 ChatEvent::ToolCallStart { id, name, .. } => reply.tool_calls.push(ToolCall {
                     id,
@@ -173,6 +181,8 @@ pub struct ChatReply {
     pub reasoning: String,
     /// The tokens behind `content` (for log-probabilities).
     pub tokens: Vec<TokenOut>,
+    /// Every token of the reply in order, those behind tool calls and reasoning too.
+    pub all_tokens: Vec<TokenOut>,
     pub tool_calls: Vec<ToolCall>,
     /// Always set once the reply is read.
     pub reason: Option<FinishReason>,

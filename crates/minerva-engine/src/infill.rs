@@ -59,7 +59,7 @@ pub(crate) fn infill_tokens(model: &dyn Model, infill: &Infill) -> Result<Vec<To
     let (Some(pre), Some(suf), Some(mid)) = (fim.pre, fim.suf, fim.mid) else {
         return Err(CoreError::invalid(
             format!(
-                "model '{}' cannot fill in the middle: its vocabulary has no {} token",
+                "model '{}' does not support insert (fill in the middle): its vocabulary has no {} token",
                 info.id,
                 fim.missing().join(", no ")
             ),

@@ -369,11 +369,13 @@ impl ModelfileText<'_> {
     }
 }
 
-/// Parameters as `name value` lines, the name padded to 30 columns as Ollama's `show` does; a
-/// list one line per item.
+/// Parameters as `name value` lines, the name padded to 30 columns and strings in quotes as
+/// Ollama's `show` prints them (`stop "<|im_end|>"`; in `"""` when the string holds a quote or
+/// a line break, so that the line reads back); a list one line per item.
 pub fn parameter_lines(parameters: &Map<String, Value>) -> Vec<String> {
     let text = |v: &Value| match v {
-        Value::String(s) => quote(s),
+        Value::String(s) if s.contains(['"', '\n', '\r']) => format!("\"\"\"{s}\"\"\""),
+        Value::String(s) => format!("\"{s}\""),
         other => other.to_string(),
     };
     parameters

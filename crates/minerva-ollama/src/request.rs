@@ -5,6 +5,8 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[schema(as = ollama::ChatRequest)]
 pub struct ChatRequest {
+    /// The model; a request without one is refused with "model is required", as Ollama.
+    #[serde(default)]
     pub model: String,
     /// Kept as JSON: checked by the server, handed to the chat template.
     #[serde(default)]
@@ -28,6 +30,8 @@ pub struct ChatRequest {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[schema(as = ollama::GenerateRequest)]
 pub struct GenerateRequest {
+    /// The model; a request without one is refused with "model is required".
+    #[serde(default)]
     pub model: String,
     pub prompt: Option<String>,
     /// Text after the insertion point (fill-in-the-middle).

@@ -161,7 +161,7 @@ pub fn parse_digest(input: &str) -> Result<String> {
     let hex = input.strip_prefix("sha256:").unwrap_or(input);
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(StoreError::Invalid(format!(
-            "invalid digest '{}': expected sha256: and 64 hex characters",
+            "invalid digest format '{}': expected sha256: and 64 hex characters",
             shorten(input)
         )));
     }

@@ -310,6 +310,13 @@ fn check_blocks(pieces: &[Piece<'_>]) -> Result<()> {
         };
         match keyword(body) {
             k @ ("if" | "range" | "with" | "define" | "block") => open.push(k),
+            // As Ollama's template check: `{{ template "x" }}` without data is refused.
+            "template" if !body.trim_end().ends_with(['"', '`']) => {}
+            "template" => {
+                return Err(TemplateError::Syntax(format!(
+                    "{{{{ {body} }}}} gives the template no data: write {{{{ {body} . }}}}"
+                )));
+            }
             "end" if open.pop().is_none() => {
                 return Err(TemplateError::Syntax(
                     "{{ end }} without an {{ if }}, {{ range }}, {{ with }}, {{ define }} or {{ block }} to close".into(),
@@ -561,37 +568,122 @@ fn tool(t: &Json) -> Value {
         ("Items", field(p, "items")),
         ("Required", field(p, "required")),
         ("Properties", Value::Map(Arc::new(properties))),
-        (JSON_KEY, Value::from(go_json_text(p))),
+        (JSON_KEY, Value::from(go_json_text(&ollama_parameters(p)))),
     ]);
     let function = map(vec![
         ("Name", field(f, "name")),
         ("Description", field(f, "description")),
         ("Parameters", parameters),
-        (JSON_KEY, Value::from(go_json_text(f))),
+        (JSON_KEY, Value::from(go_json_text(&ollama_function(f)))),
     ]);
     map(vec![
         ("Type", field(t, "type")),
         ("Items", field(t, "items")),
         ("Function", function),
-        (JSON_KEY, Value::from(go_json_text(t))),
+        (JSON_KEY, Value::from(go_json_text(&ollama_tool(t)))),
     ])
 }
 
-/// A property of a tool's parameters: `Type` (a list, as Ollama's `PropertyType`),
-/// `Items`, `Description`, `Enum`, printing as its JSON.
+/// A property of a tool's parameters: `Type` (as Ollama's `PropertyType` prints: one type as
+/// itself, several as a list), `Items`, `Description`, `Enum`, printing as its JSON.
 fn property(p: &Json) -> Value {
     let types = match p.get("type") {
+        Some(Json::Array(list)) if list.len() == 1 => from_json(&list[0]),
         Some(Json::Array(list)) => from_json(&Json::Array(list.clone())),
-        Some(t) => Value::List(Arc::from(vec![from_json(t)])),
-        None => Value::List(Arc::from(Vec::new())),
+        Some(t) => from_json(t),
+        None => Value::from(""),
     };
     map(vec![
         ("Type", types),
         ("Items", field(p, "items")),
         ("Description", field(p, "description")),
         ("Enum", field(p, "enum")),
-        (JSON_KEY, Value::from(go_json_text(p))),
+        (JSON_KEY, Value::from(go_json_text(&ollama_property(p)))),
     ])
+}
+
+/// A tool as Ollama's `api.Tool` encodes it: its fields in the struct's order, empty ones
+/// left out, keys it does not know dropped, properties sorted by name, a single type as a
+/// string.
+fn ollama_tool(t: &Json) -> Json {
+    let mut out = serde_json::Map::new();
+    copy(&mut out, t, &["type", "items"]);
+    let f = t.get("function").unwrap_or(&Json::Null);
+    out.insert("function".into(), ollama_function(f));
+    Json::Object(out)
+}
+
+fn ollama_function(f: &Json) -> Json {
+    let mut out = serde_json::Map::new();
+    out.insert(
+        "name".into(),
+        f.get("name").cloned().unwrap_or(Json::from("")),
+    );
+    out.insert(
+        "description".into(),
+        f.get("description").cloned().unwrap_or(Json::from("")),
+    );
+    if let Some(p) = f.get("parameters").filter(|p| p.is_object()) {
+        out.insert("parameters".into(), ollama_parameters(p));
+    }
+    Json::Object(out)
+}
+
+fn ollama_parameters(p: &Json) -> Json {
+    let mut out = serde_json::Map::new();
+    out.insert(
+        "type".into(),
+        p.get("type").cloned().unwrap_or(Json::from("")),
+    );
+    copy(&mut out, p, &["$defs", "items", "required"]);
+    out.insert("properties".into(), ollama_properties(p.get("properties")));
+    Json::Object(out)
+}
+
+fn ollama_properties(properties: Option<&Json>) -> Json {
+    let sorted: BTreeMap<&String, Json> = properties
+        .and_then(Json::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(name, prop)| (name, ollama_property(prop)))
+        .collect();
+    Json::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+}
+
+fn ollama_property(p: &Json) -> Json {
+    let mut out = serde_json::Map::new();
+    copy(&mut out, p, &["anyOf"]);
+    match p.get("type") {
+        Some(Json::Array(list)) if list.len() == 1 => {
+            out.insert("type".into(), list[0].clone());
+        }
+        Some(t) => {
+            out.insert("type".into(), t.clone());
+        }
+        None => {}
+    }
+    copy(&mut out, p, &["items", "description", "enum"]);
+    if p.get("properties").is_some_and(|v| v.is_object()) {
+        out.insert("properties".into(), ollama_properties(p.get("properties")));
+    }
+    copy(&mut out, p, &["required"]);
+    Json::Object(out)
+}
+
+/// Copies `keys` of `from` that are set and not empty into `out`, in that order.
+fn copy(out: &mut serde_json::Map<String, Json>, from: &Json, keys: &[&str]) {
+    for &k in keys {
+        let empty = |v: &Json| match v {
+            Json::Null => true,
+            Json::String(s) => s.is_empty(),
+            Json::Array(a) => a.is_empty(),
+            Json::Object(o) => o.is_empty(),
+            _ => false,
+        };
+        if let Some(v) = from.get(k).filter(|v| !empty(v)) {
+            out.insert(k.to_string(), v.clone());
+        }
+    }
 }
 
 fn field(v: &Json, key: &str) -> Value {

@@ -206,3 +206,29 @@ fn dates_are_days() {
     }
     assert!(yesterday < today || today.ends_with("-01"), "{out}");
 }
+
+#[test]
+fn a_property_type_prints_as_ollama_prints_it_and_template_needs_data() {
+    let tools = json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object",
+        "properties": {"b": {"type": ["integer"], "default": 1}, "a": {"type": ["string", "null"]}}}}}]);
+    let opts = RenderOptions {
+        tools: Some(&tools),
+        ..Default::default()
+    };
+    let t = "{{ range .Tools }}{{ range $k, $p := .Function.Parameters.Properties }}{{ $k }}:{{ $p.Type }};{{ end }}{{ . }}{{ end }}{{ .Messages }}";
+    let out = render_with(t, json!([]), &opts).unwrap();
+    assert_eq!(
+        out,
+        "a:[string null];b:integer;{\"type\":\"function\",\"function\":{\"name\":\"f\",\"description\":\"\",\"parameters\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":[\"string\",\"null\"]},\"b\":{\"type\":\"integer\"}}}}}[]"
+    );
+    assert!(GoTemplate::new(
+        "{{ define \"x\" }}X{{ end }}{{ template \"x\" }}",
+        Limits::default()
+    )
+    .is_err());
+    assert!(GoTemplate::new(
+        "{{ define \"x\" }}X{{ end }}{{ template \"x\" . }}",
+        Limits::default()
+    )
+    .is_ok());
+}

@@ -110,7 +110,7 @@ pub async fn handle(
                         };
                         yield json_event(&chunk(index, tool_delta(call), None, None));
                     }
-                    Ok(ChatEvent::ToolCallEnd { .. }) => {}
+                    Ok(ChatEvent::ToolCallEnd { .. } | ChatEvent::Hidden { .. }) => {}
                     Ok(ChatEvent::Done { reason, usage }) => {
                         usages.push(usage);
                         yield json_event(&chunk(index, ChatDelta::default(), None, Some(reason.as_str())));

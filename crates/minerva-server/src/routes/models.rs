@@ -67,9 +67,13 @@ fn object(entry: &ModelEntry) -> ModelObject {
 #[utoipa::path(get, path = "/v1/models", tag = "openai",
     responses((status = 200, description = "Every model this server can serve", body = ModelList)))]
 pub async fn list(State(engine): State<Engine>) -> Result<Json<ModelList>, ApiError> {
+    let mut entries = engine.models().await?;
+    // The most recently modified first, in the order of Ollama's /api/tags (as Ollama's
+    // /v1/models).
+    entries.sort_by_key(|e| std::cmp::Reverse(e.model.modified));
     Ok(Json(ModelList {
         object: "list",
-        data: engine.models().await?.iter().map(object).collect(),
+        data: entries.iter().map(object).collect(),
     }))
 }
 

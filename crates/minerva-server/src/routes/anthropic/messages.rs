@@ -161,6 +161,7 @@ pub async fn handle(
                     continue;
                 }
                 ChatEvent::ToolCallArgs { delta, .. } => (Kind::Tool, Some(BlockDelta::InputJsonDelta { partial_json: delta })),
+                ChatEvent::Hidden { .. } => continue,
                 ChatEvent::ToolCallEnd { .. } => {
                     if let Some((index, _)) = open.take() {
                         yield event(&StreamEvent::ContentBlockStop { index });
@@ -277,7 +278,7 @@ impl Blocks {
                     args.push_str(&delta);
                 }
             }
-            ChatEvent::ToolCallEnd { .. } | ChatEvent::Done { .. } => {}
+            ChatEvent::ToolCallEnd { .. } | ChatEvent::Done { .. } | ChatEvent::Hidden { .. } => {}
         }
     }
 

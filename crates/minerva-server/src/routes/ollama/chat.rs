@@ -26,6 +26,9 @@ pub async fn handle(
     scope: Option<Extension<crate::Scope>>,
     OllamaJson(req): OllamaJson<ChatRequest>,
 ) -> Result<Response, OllamaError> {
+    if req.model.is_empty() {
+        return Err(OllamaError::bad_request("model is required"));
+    }
     if req.messages.is_empty() {
         if let Some(done) = super::unload_request(
             &state.engine,

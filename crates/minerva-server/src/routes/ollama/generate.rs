@@ -27,6 +27,9 @@ pub async fn handle(
     scope: Option<Extension<crate::Scope>>,
     OllamaJson(req): OllamaJson<GenerateRequest>,
 ) -> Result<Response, OllamaError> {
+    if req.model.is_empty() {
+        return Err(OllamaError::bad_request("model is required"));
+    }
     if req.prompt.as_deref().unwrap_or("").is_empty() {
         if let Some(done) = super::unload_request(
             &state.engine,

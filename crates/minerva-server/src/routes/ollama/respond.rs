@@ -101,29 +101,33 @@ where
         events.source_mut().started().await?;
         let lines = async_stream::stream! {
             let mut calls: Vec<(String, String, String)> = Vec::new();
+            // Tokens of tool calls and reasoning, whose log-probabilities go with the next line
+            // (Ollama gives every token's).
+            let mut held: Vec<TokenOut> = Vec::new();
             while let Some(event) = events.next().await {
-                let line = match event {
+                let mut piece = Piece {
+                    text: String::new(),
+                    thinking: None,
+                    tool_calls: Vec::new(),
+                    logprobs: None,
+                    end: None,
+                    context: Vec::new(),
+                };
+                match event {
+                    Ok(ChatEvent::Hidden { tokens }) => {
+                        held.extend(tokens);
+                        continue;
+                    }
                     Ok(ChatEvent::Reasoning { text }) => {
                         if !show_thinking {
                             continue;
                         }
-                        ndjson_line(&make(Piece {
-                            text: String::new(),
-                            thinking: Some(text),
-                            tool_calls: Vec::new(),
-                            logprobs: None,
-                            end: None,
-                            context: Vec::new(),
-                        }))
+                        piece.thinking = Some(text);
                     }
-                    Ok(ChatEvent::Content { text, tokens }) => ndjson_line(&make(Piece {
-                        text,
-                        thinking: None,
-                        tool_calls: Vec::new(),
-                        logprobs: want_logprobs.then(|| logprobs(&tokens)),
-                        end: None,
-                        context: Vec::new(),
-                    })),
+                    Ok(ChatEvent::Content { text, tokens }) => {
+                        piece.text = text;
+                        held.extend(tokens);
+                    }
                     Ok(ChatEvent::ToolCallStart { id, name, .. }) => {
                         calls.push((id, name, String::new()));
                         continue;
@@ -136,26 +140,21 @@ where
                     }
                     Ok(ChatEvent::ToolCallEnd { index }) => {
                         let Some((id, name, args)) = calls.get(index) else { continue };
-                        ndjson_line(&make(Piece {
-                            text: String::new(),
-                            thinking: None,
-                            tool_calls: vec![tool_call(index, id, name, args)],
-                            logprobs: None,
-                            end: None,
-                            context: Vec::new(),
-                        }))
+                        piece.tool_calls = vec![tool_call(index, id, name, args)];
                     }
-                    Ok(ChatEvent::Done { reason, usage }) => ndjson_line(&make(Piece {
-                        text: String::new(),
-                        thinking: None,
-                        tool_calls: Vec::new(),
-                        logprobs: None,
-                        end: Some(end_fields(reason, &usage, timing)),
-                        context: events.source().context().to_vec(),
-                    })),
-                    Err(e) => ndjson_line(&OllamaError::from(e).body()),
-                };
-                yield Ok::<Bytes, Infallible>(Bytes::from(line));
+                    Ok(ChatEvent::Done { reason, usage }) => {
+                        piece.end = Some(end_fields(reason, &usage, timing));
+                        piece.context = events.source().context().to_vec();
+                    }
+                    Err(e) => {
+                        yield Ok::<Bytes, Infallible>(Bytes::from(ndjson_line(&OllamaError::from(e).body())));
+                        continue;
+                    }
+                }
+                if want_logprobs && !held.is_empty() {
+                    piece.logprobs = Some(logprobs(&std::mem::take(&mut held)));
+                }
+                yield Ok::<Bytes, Infallible>(Bytes::from(ndjson_line(&make(piece))));
             }
         };
         return Ok((
@@ -174,7 +173,7 @@ where
         .map(|(i, c)| tool_call(i, &c.id, &c.name, &c.arguments))
         .collect();
     Ok(Json(make(Piece {
-        logprobs: want_logprobs.then(|| logprobs(&whole.tokens)),
+        logprobs: want_logprobs.then(|| logprobs(&whole.all_tokens)),
         end: Some(end_fields(
             whole.reason.unwrap_or(FinishReason::Stop),
             &whole.usage,

@@ -143,7 +143,7 @@ impl Output {
                 }
             }
             ChatEvent::ToolCallEnd { .. } => events.extend(self.close()),
-            ChatEvent::Done { .. } => {}
+            ChatEvent::Done { .. } | ChatEvent::Hidden { .. } => {}
         }
         events
     }
