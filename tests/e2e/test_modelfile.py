@@ -242,3 +242,47 @@ def test_ollama_go_templates_render_as_the_models_own(served):
     with pytest.raises(ollama.ResponseError) as info:
         c.generate(model=QWEN, prompt="x", template=LEGACY_GO, raw=True)
     assert info.value.status_code == 400
+
+
+def test_settings_are_checked_as_requests_are(served, tmp_path):
+    """What a request would be refused for is refused at create, with nothing made; values are
+    kept typed; errors name the field the client sent."""
+    base, root = served
+    before = sorted(listed(base))
+    for parameters, said in [({"temperature": -1}, "temperature"), ({"top_p": 5}, "top_p"),
+                             ({"num_ctx": 1.5}, "num_ctx"), ({"repeat_last_n": -7}, "repeat_last_n")]:
+        r = httpx.post(f"{base}/api/create", json={"model": "bad", "from": QWEN, "parameters": parameters}, timeout=60)
+        assert r.status_code == 400 and said in r.json()["error"], (parameters, r.text)
+        assert "parameters: parameters" not in r.json()["error"]
+    out = cli(root, "create", "bad", "-f", str(write(tmp_path / "t", f"FROM {QWEN}\nPARAMETER temperature -1\n")))
+    assert out.returncode != 0 and "line 2" in out.stderr and "temperature" in out.stderr, out.stderr
+    # A JSON field's error is the field's, not a line of the Modelfile beside it.
+    r = httpx.post(f"{base}/api/create", timeout=60, json={
+        "model": "bad", "modelfile": f"FROM {QWEN}\nSYSTEM hi\n", "parameters": {"temperature": "hot"}})
+    assert r.status_code == 400 and r.json()["error"].startswith("parameters:"), r.text
+    for from_, said in [("/models/x.gguf", "upload the file"), ("sha256:" + "a" * 64, "files")]:
+        r = httpx.post(f"{base}/api/create", json={"model": "bad", "from": from_}, timeout=60)
+        assert r.status_code == 400 and said in r.json()["error"], r.text
+    r = httpx.post(f"{base}/api/create", json={"model": "bad", "from": QWEN, "system": "x" * (2 << 20)}, timeout=60)
+    assert r.status_code == 400 and "system" in r.json()["error"], r.text[:300]
+    assert sorted(listed(base)) == before
+    # An integer's fraction is cut off, as Ollama types options.
+    r = httpx.post(f"{base}/api/create", json={"model": "typed", "from": QWEN,
+                                               "parameters": {"num_ctx": 512.7, "temperature": 0}}, timeout=60)
+    assert r.status_code == 200, r.text
+    shown = show(base, "typed:latest")
+    assert "num_ctx                        512\n" in shown["parameters"] + "\n", shown["parameters"]
+
+
+def test_cli_reads_utf16_and_names_lines(served, tmp_path):
+    base, root = served
+    path = tmp_path / "Modelfile"
+    path.write_bytes(b"\xff\xfe" + f"FROM {QWEN}\r\nSYSTEM Be brief.\r\n".encode("utf-16-le"))
+    create_cli(root, "utf16", path)
+    assert show(base, "utf16:latest")["system"] == "Be brief."
+    out = cli(root, "create", "x", "-f", str(write(tmp_path / "b", "FROM @sha256:" + "0" * 64 + "\n")))
+    assert out.returncode != 0 and "line 1" in out.stderr and "no such blob" in out.stderr, out.stderr
+    out = cli(root, "create", "x", "-f", str(write(tmp_path / "c", f"FROM {QWEN}\nFROM {GEMMA}\n")))
+    assert out.returncode != 0 and "line 2" in out.stderr, out.stderr
+    r = cli(root, "show", "utf16")
+    assert r.returncode == 0 and "System" in r.stdout and "Be brief." in r.stdout

@@ -34,13 +34,15 @@ enum Base {
         model: PathBuf,
         projector: Option<PathBuf>,
     },
-    /// Uploaded blobs, by `sha256:<hex>`.
-    Blobs(Vec<(String, String)>),
+    /// Uploaded blobs, by `sha256:<hex>`, each with its line.
+    Blobs(Vec<(usize, (String, String))>),
 }
 
 pub fn create(args: CreateArgs, root: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(&args.file)
+    let bytes = std::fs::read(&args.file)
         .with_context(|| format!("reading the Modelfile {}", args.file.display()))?;
+    let text =
+        decode(&bytes).with_context(|| format!("reading the Modelfile {}", args.file.display()))?;
     let m = read_modelfile(&text)?;
     for (line, name) in &m.ignored {
         eprintln!(
@@ -80,7 +82,15 @@ pub fn create(args: CreateArgs, root: &Path) -> Result<()> {
             };
             store.import_with(&model, &name, &options)?
         }
-        Base::Blobs(files) => store.create_from_blobs(&name, &files)?,
+        Base::Blobs(files) => {
+            for (line, (_, digest)) in &files {
+                if !store.has_blob(digest)? {
+                    bail!("Modelfile line {line}: FROM @{digest}: no such blob in the store");
+                }
+            }
+            let files: Vec<(String, String)> = files.into_iter().map(|(_, f)| f).collect();
+            store.create_from_blobs(&name, &files)?
+        }
     };
     let model = match settings {
         Some(settings) => {
@@ -116,7 +126,7 @@ fn base_of(m: &ModelfileRequest, dir: &Path) -> Result<Base> {
     for (line, from) in &m.from {
         match from_kind(from) {
             FromKind::Name if !dir.join(from).exists() => names.push((*line, from.clone())),
-            FromKind::Blob(digest) => blobs.push((format!("from-line-{line}"), digest)),
+            FromKind::Blob(digest) => blobs.push((*line, (format!("model-{line}.gguf"), digest))),
             FromKind::Name | FromKind::Path => {
                 let path = expand(from, dir);
                 if !path.exists() {
@@ -126,13 +136,29 @@ fn base_of(m: &ModelfileRequest, dir: &Path) -> Result<Base> {
             }
         }
     }
-    let line = m.from.first().map_or(0, |f| f.0);
+    if let Some((line, _)) = names.get(1) {
+        bail!("Modelfile line {line}: only one FROM may name a model");
+    }
+    // The line of the first FROM of another kind than the first's.
+    let first = m.from.first().map_or(0, |f| f.0);
+    let lines = [
+        names.first().map(|n| n.0),
+        paths.first().map(|p| p.0),
+        blobs.first().map(|b| b.0),
+    ];
+    let mixed = lines
+        .iter()
+        .flatten()
+        .filter(|&&l| l != first)
+        .min()
+        .copied();
     match (names.len(), paths.len(), blobs.len()) {
         (1, 0, 0) => Ok(names.remove(0)).map(|(l, n)| Base::Model(l, n)),
         (0, _, 0) => files(paths),
         (0, 0, _) => Ok(Base::Blobs(blobs)),
         _ => bail!(
-            "Modelfile line {line}: FROM names one model, or model files (a GGUF and its projector), or uploaded blobs, not a mix"
+            "Modelfile line {}: FROM names one model, or model files (a GGUF and its projector), or uploaded blobs, not a mix",
+            mixed.unwrap_or(first)
         ),
     }
 }
@@ -173,7 +199,32 @@ fn expand(from: &str, dir: &Path) -> PathBuf {
             return home.join(rest);
         }
     }
-    dir.join(from)
+    dir.join(from.strip_prefix("./").unwrap_or(from))
+}
+
+/// A Modelfile's text: UTF-8 (a byte-order mark is dropped by the parser), or UTF-16 with its
+/// byte-order mark, as Windows editors and PowerShell's `>` write it (Ollama reads both).
+fn decode(bytes: &[u8]) -> Result<String> {
+    let utf16 = |le: bool| -> Result<String> {
+        let units: Vec<u16> = bytes[2..]
+            .chunks(2)
+            .map(|c| {
+                let pair = [c[0], c.get(1).copied().unwrap_or(0)];
+                if le {
+                    u16::from_le_bytes(pair)
+                } else {
+                    u16::from_be_bytes(pair)
+                }
+            })
+            .collect();
+        String::from_utf16(&units).context("the file is not valid UTF-16")
+    };
+    match bytes {
+        [0xFF, 0xFE, ..] => utf16(true),
+        [0xFE, 0xFF, ..] => utf16(false),
+        _ => String::from_utf8(bytes.to_vec())
+            .context("the file is not text (UTF-8, or UTF-16 with a byte-order mark)"),
+    }
 }
 
 /// The stored name of the model `from` names: in the store, or a known model fetched and

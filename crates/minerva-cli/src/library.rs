@@ -369,6 +369,15 @@ pub fn show(args: ShowArgs, root: &Path) -> Result<()> {
         println!("  System");
         println!("    {}", first_lines(Some(system), 3, "--modelfile"));
     }
+    if !m.settings.messages.is_empty() {
+        println!();
+        println!("  Messages");
+        for message in &m.settings.messages {
+            let field = |k: &str| message.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+            let text = first_lines(Some(field("content")), 1, "--modelfile");
+            println!("    {:<16}{text}", field("role"));
+        }
+    }
     println!();
     println!("  License");
     println!("    {}", first_lines(license.as_deref(), 3, "--license"));

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 /// For each name that shares its model files (same digest, the same projector file), its
 /// backend choice and what its own settings change in a load (a template, `num_ctx`) with an
-/// older name, that older name: the first to enter the library (by
-/// `modified`, then by name). Names whose digest is not known yet (a model served by path,
+/// older name, that older name: the first to enter the library (by `modified`, then by
+/// name), a name without settings of its own before any with them. Names whose digest is not known yet (a model served by path,
 /// still being hashed) are nobody's alias.
 pub fn aliases(models: &[LibraryModel]) -> HashMap<String, String> {
     type Key<'a> = (
@@ -34,7 +34,15 @@ pub fn aliases(models: &[LibraryModel]) -> HashMap<String, String> {
     }
     let mut out = HashMap::new();
     for mut group in groups.into_values() {
-        group.sort_by(|a, b| a.modified.cmp(&b.modified).then(a.name.cmp(&b.name)));
+        // A model with settings of its own (a created one) is never the original of a plain
+        // name: the plain copy of the files comes first whatever its age.
+        group.sort_by(|a, b| {
+            (!a.settings.is_empty(), a.modified, &a.name).cmp(&(
+                !b.settings.is_empty(),
+                b.modified,
+                &b.name,
+            ))
+        });
         if let Some((original, rest)) = group.split_first() {
             for alias in rest {
                 out.insert(alias.name.clone(), original.name.clone());
@@ -112,9 +120,19 @@ mod tests {
             .insert("num_ctx".into(), serde_json::json!(512));
         let mut pirate = model("pirate:latest", "aa", 40);
         pirate.settings.system = Some("Arr.".into());
-        let models = [model("qwen:0.5b", "aa", 10), templated, small, pirate];
+        let mut older = model("older-pirate:latest", "aa", 5);
+        older.settings.system = Some("Arr.".into());
+        let models = [
+            model("qwen:0.5b", "aa", 10),
+            templated,
+            small,
+            pirate,
+            older,
+        ];
         let aliases = aliases(&models);
-        assert_eq!(aliases.len(), 1, "{aliases:?}");
+        assert_eq!(aliases.len(), 2, "{aliases:?}");
         assert_eq!(aliases["pirate:latest"], "qwen:0.5b");
+        // An older created model is not the plain model's original.
+        assert_eq!(aliases["older-pirate:latest"], "qwen:0.5b");
     }
 }

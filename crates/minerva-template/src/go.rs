@@ -86,6 +86,7 @@ pub struct GoTemplate {
     /// Cut after its first `{{ .Response }}`, for the last turn of the per-turn form.
     last: Template,
     uses_messages: bool,
+    uses_suffix: bool,
     limits: Limits,
 }
 
@@ -97,6 +98,7 @@ impl GoTemplate {
         check_blocks(&pieces)?;
         let vars = vars(&pieces);
         let uses_messages = vars.iter().any(|v| v == "messages");
+        let uses_suffix = vars.iter().any(|v| v == "suffix");
         let mut full = printing_as_ollama(&source, &pieces);
         if !uses_messages && !vars.iter().any(|v| v == "response") {
             full.push_str("{{ .Response }}");
@@ -107,6 +109,7 @@ impl GoTemplate {
             full: compile(&full, &limits)?,
             last: compile(&last, &limits)?,
             uses_messages,
+            uses_suffix,
             limits,
         })
     }
@@ -171,6 +174,24 @@ impl GoTemplate {
         }
         let data = turn(&mut system, &mut prompt, &mut response);
         self.execute(&self.last, &data, out)
+    }
+
+    /// Whether the template fills in the middle (it reads `.Suffix`).
+    pub fn uses_suffix(&self) -> bool {
+        self.uses_suffix
+    }
+
+    /// The fill-in-the-middle prompt for `prefix` and `suffix`, as Ollama renders a template
+    /// that reads `.Suffix`: once, with `.Prompt`, `.Suffix` and an empty `.Response`.
+    pub fn render_infill(&self, prefix: &str, suffix: &str) -> Result<String> {
+        let mut data = BTreeMap::new();
+        data.insert("Prompt".into(), Value::from(prefix));
+        data.insert("Suffix".into(), Value::from(suffix));
+        data.insert("Response".into(), Value::from(""));
+        data.insert("Think".into(), Value::Bool(false));
+        data.insert("ThinkLevel".into(), Value::from(""));
+        data.insert("IsThinkSet".into(), Value::Bool(false));
+        self.execute(&self.full, &Value::Map(Arc::new(data)), String::new())
     }
 
     /// `out` with `template`'s output for `data` appended, within the output limit.

@@ -232,3 +232,25 @@ fn a_property_type_prints_as_ollama_prints_it_and_template_needs_data() {
     )
     .is_ok());
 }
+
+#[test]
+fn a_suffix_template_fills_in_the_middle() {
+    let t = GoTemplate::new(
+        "{{- if .Suffix }}<PRE> {{ .Prompt }} <SUF>{{ .Suffix }} <MID>{{- else }}{{ .Prompt }}{{- end }}",
+        Limits::default(),
+    )
+    .unwrap();
+    assert!(t.uses_suffix());
+    assert_eq!(
+        t.render_infill("def add(", "    return c").unwrap(),
+        "<PRE> def add( <SUF>    return c <MID>"
+    );
+    let plain = t.render(
+        &[json!({"role": "user", "content": "def add("})],
+        &RenderOptions::default(),
+    );
+    assert_eq!(plain.unwrap(), "def add(");
+    assert!(!GoTemplate::new(CHATML, Limits::default())
+        .unwrap()
+        .uses_suffix());
+}

@@ -194,6 +194,15 @@ impl ChatTemplate {
         })
     }
 
+    /// The fill-in-the-middle prompt for `prefix` and `suffix`, for an Ollama Go template that
+    /// reads `.Suffix` (`None` for any other template: the model's own FIM tokens apply).
+    pub fn render_infill(&self, prefix: &str, suffix: &str) -> Option<Result<String>> {
+        match &self.engine {
+            Engine::Go(go) if go.uses_suffix() => Some(go.render_infill(prefix, suffix)),
+            _ => None,
+        }
+    }
+
     /// The template source as given to [`ChatTemplate::new`].
     pub fn source(&self) -> &str {
         &self.source

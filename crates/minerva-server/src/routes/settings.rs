@@ -61,15 +61,42 @@ pub(crate) fn fill_fields(settings: &ModelSettings, fields: &mut SamplingFields)
     }
 }
 
-/// Checks parameters given to `/api/create` as Ollama's `options` are checked: known names,
-/// the right types. The message names the parameter.
-fn check_parameters(parameters: &Map<String, Value>) -> Result<(), String> {
-    let parsed = Options::from_map(Some(parameters)).map_err(|e| format!("parameters: {e}"))?;
+/// Checks parameters given to `/api/create` as a request's Ollama `options` are checked
+/// (known names, the right types, the same ranges), and gives them typed as Ollama types them
+/// (an integer's fraction cut off, a float as a float), so that what is kept reads back the
+/// same from JSON and from a Modelfile. The message names the parameter.
+fn checked_parameters(parameters: &Map<String, Value>) -> Result<Map<String, Value>, String> {
+    let parsed = Options::from_map(Some(parameters)).map_err(|e| e.to_string())?;
     if let Some(unknown) = parsed.unknown.first() {
-        return Err(format!("parameters: unknown parameter '{unknown}'"));
+        return Err(format!("unknown parameter '{unknown}'"));
     }
-    Ok(())
+    let mut typed = Map::new();
+    for (k, v) in parameters.iter().filter(|(_, v)| !v.is_null()) {
+        let value = match (minerva_ollama::option_kind(k), v.as_f64()) {
+            (Some(minerva_ollama::OptionKind::Int), Some(f)) => Value::from(f as i64),
+            (Some(minerva_ollama::OptionKind::Float), Some(f)) => serde_json::json!(f),
+            _ => v.clone(),
+        };
+        typed.insert(k.clone(), value);
+    }
+    if let Some(n) = typed.get("num_ctx").and_then(Value::as_i64) {
+        if !(MIN_NUM_CTX..=MAX_NUM_CTX).contains(&n) {
+            return Err(format!(
+                "num_ctx {n} is out of range ({MIN_NUM_CTX} to {MAX_NUM_CTX} tokens)"
+            ));
+        }
+    }
+    super::ollama::options::check_unloaded(&typed).map_err(|e| e.0.message)?;
+    Ok(typed)
 }
+
+/// The smallest and largest `num_ctx` a created model may ask for, in tokens: below 64 a
+/// prompt and its reply hardly fit; 2^20 is past every model's trained context.
+const MIN_NUM_CTX: i64 = 64;
+const MAX_NUM_CTX: i64 = 1 << 20;
+/// Most bytes of text (system prompt, messages, licences) a created model may keep: its
+/// settings go into every prompt, which the template caps at 8 MiB.
+const MAX_SETTINGS_TEXT: usize = 1 << 20;
 
 /// A field of `/api/create` that cannot be a model's own setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,7 +115,8 @@ fn refused(field: &'static str, message: impl Into<String>) -> SettingsError {
 }
 
 /// The settings a create request gives its model (`None`: none), checked: parameters as
-/// Ollama's options (known names, right types, `num_ctx` from 1 to 2^20), messages with a
+/// Ollama's options (known names, right types and ranges, `num_ctx` from 64 to 2^20; kept
+/// typed), at most 1 MiB of system prompt, messages and licence, messages with a
 /// role of `system`, `user` or `assistant` and text content, the template as a Jinja chat
 /// template ([`check_template`]), the licence a string or a list of strings.
 pub fn create_settings(req: &CreateRequest) -> Result<Option<ModelSettings>, SettingsError> {
@@ -99,17 +127,7 @@ pub fn create_settings(req: &CreateRequest) -> Result<Option<ModelSettings>, Set
     match &req.parameters {
         None | Some(Value::Null) => {}
         Some(Value::Object(map)) => {
-            check_parameters(map).map_err(|m| refused("parameters", m))?;
-            if let Some(n) = map.get("num_ctx").filter(|v| !v.is_null()) {
-                let n = n.as_f64().unwrap_or(0.0);
-                if !(1.0..=f64::from(1u32 << 20)).contains(&n) {
-                    return Err(refused(
-                        "parameters",
-                        format!("num_ctx {n} is out of range (1 to 1048576 tokens)"),
-                    ));
-                }
-            }
-            settings.parameters = map.clone();
+            settings.parameters = checked_parameters(map).map_err(|m| refused("parameters", m))?;
         }
         Some(_) => return Err(refused("parameters", "must be an object")),
     }
@@ -146,6 +164,26 @@ pub fn create_settings(req: &CreateRequest) -> Result<Option<ModelSettings>, Set
             .ok_or_else(|| refused("license", "must be a string or a list of strings"))?,
         Some(_) => return Err(refused("license", "must be a string or a list of strings")),
     };
+    let text = settings.system.as_ref().map_or(0, String::len)
+        + settings
+            .messages
+            .iter()
+            .map(|m| m.to_string().len())
+            .sum::<usize>()
+        + settings.license.iter().map(String::len).sum::<usize>();
+    if text > MAX_SETTINGS_TEXT {
+        let field = if settings.system.as_ref().map_or(0, String::len) > MAX_SETTINGS_TEXT / 2 {
+            "system"
+        } else {
+            "messages"
+        };
+        return Err(refused(
+            field,
+            format!(
+                "the system prompt, messages and licence come to {text} bytes, more than the {MAX_SETTINGS_TEXT} a model may keep"
+            ),
+        ));
+    }
     Ok((!settings.is_empty()).then_some(settings))
 }
 
@@ -163,10 +201,18 @@ pub fn check_template(source: &str) -> Result<(), String> {
         add_generation_prompt: true,
         ..Default::default()
     };
-    template
+    let rendered = template
         .render(&sample, &options)
-        .map(drop)
-        .map_err(|e| format!("it does not render a conversation: {e}"))
+        .map_err(|e| format!("it does not render a conversation: {e}"))?;
+    // A template that leaves the messages out (`{{ Prompt }}` read as Jinja's undefined
+    // `Prompt`) would send the model nothing of a request.
+    if !rendered.contains("Hello") {
+        return Err(
+            "it leaves the conversation out: a sample user message is not in what it renders"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -187,6 +233,7 @@ mod tests {
             "{{ if .System }}",
             "{{ nonsense .Prompt }}",
             "{{ raise_exception('no') }}",
+            "{{ Prompt }}",
         ] {
             assert!(check_template(bad).is_err(), "{bad}");
         }

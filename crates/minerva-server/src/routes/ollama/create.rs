@@ -85,10 +85,18 @@ pub async fn create(
     let library = library(&engine)?;
     let name = either(req.model.clone(), req.name.clone())?;
     let (req, lines_of) = with_modelfile(req)?;
-    let at = |field: &str, message: String| match lines_of.as_ref().and_then(|m| m.line_of(field)) {
+    // A field's error names the Modelfile's line when the field came from the Modelfile.
+    let at = |field: &str, message: String| match lines_of
+        .as_ref()
+        .filter(|(_, taken)| taken.contains(&field))
+        .and_then(|(m, _)| m.line_of(field))
+    {
         Some(line) => OllamaError::bad_request(format!("Modelfile line {line}: {message}")),
         None => OllamaError::bad_request(format!("{field}: {message}")),
     };
+    if let Some(from) = req.from.as_deref() {
+        check_from(from)?;
+    }
     refuse_unsupported(&req).map_err(|(field, why)| at(field, why.into()))?;
     let wanted = create_settings(&req).map_err(|e| at(e.field, e.message))?;
     let files: Vec<(String, String)> = req.files.clone().unwrap_or_default().into_iter().collect();
@@ -114,7 +122,7 @@ pub async fn create(
                 None => {
                     let copied = blocking(move || library.copy(&from, &to)).await;
                     // A Modelfile's FROM that names no model is the Modelfile's error.
-                    match (copied, lines_of.as_ref().and_then(|m| m.from.first())) {
+                    match (copied, lines_of.as_ref().and_then(|(m, _)| m.from.first())) {
                         (Err(e), Some((line, from))) if e.0.status == StatusCode::NOT_FOUND => {
                             return Err(OllamaError::bad_request(format!(
                                 "Modelfile line {line}: FROM {from}: no such model"
@@ -156,12 +164,28 @@ fn status(text: &str) -> ProgressResponse {
     progress(PullProgress::status(text))
 }
 
-/// The request with what its Modelfile says in the fields the JSON leaves out, and the
-/// Modelfile's lines for errors. Over HTTP, `FROM` names a model or an uploaded blob
+/// `from` names a model: a path or a digest there gets a 400 that says what to send instead.
+fn check_from(from: &str) -> Result<(), OllamaError> {
+    match from_kind(from) {
+        FromKind::Name => Ok(()),
+        FromKind::Blob(digest) => Err(OllamaError::bad_request(format!(
+            "from names a model; for an uploaded blob, send files: {{\"model.gguf\": \"{digest}\"}} (or FROM @{digest} in a Modelfile)"
+        ))),
+        FromKind::Path => Err(OllamaError::bad_request(format!(
+            "from names a model, not a file ({from}): upload the file (POST /api/blobs/sha256:<hex>) and send files, or run `minerva create NAME -f Modelfile` on the machine that has it"
+        ))),
+    }
+}
+
+/// Create fields a Modelfile gave, with the Modelfile's lines for errors.
+type FromModelfile = (ModelfileRequest, Vec<&'static str>);
+
+/// The request with what its Modelfile says in the fields the JSON leaves out, the Modelfile's
+/// lines and which fields it gave. Over HTTP, `FROM` names a model or an uploaded blob
 /// (`@sha256:<hex>`); a file path is for `minerva create` on the machine that has the file.
 fn with_modelfile(
     mut req: CreateRequest,
-) -> Result<(CreateRequest, Option<ModelfileRequest>), OllamaError> {
+) -> Result<(CreateRequest, Option<FromModelfile>), OllamaError> {
     let Some(text) = req.modelfile.take() else {
         return Ok((req, None));
     };
@@ -186,21 +210,31 @@ fn with_modelfile(
             "Modelfile line {line}: only one FROM may name a model"
         )));
     }
+    let mut taken = Vec::new();
     if req.from.is_none() && req.files.is_none() {
         req.from = names.pop().map(|(_, n)| n);
         req.files = Some(blobs).filter(|b| !b.is_empty());
     }
     let text = |v: &Option<(usize, String)>| v.as_ref().map(|(_, t)| t.clone());
-    req.system = req.system.or_else(|| text(&m.system));
-    req.template = req.template.or_else(|| text(&m.template));
+    if req.system.is_none() && m.system.is_some() {
+        req.system = text(&m.system);
+        taken.push("system");
+    }
+    if req.template.is_none() && m.template.is_some() {
+        req.template = text(&m.template);
+        taken.push("template");
+    }
     if req.license.is_none() && !m.license.is_empty() {
         req.license = Some(m.license.iter().map(|(_, l)| l.as_str()).collect());
+        taken.push("license");
     }
     if req.parameters.is_none() && !m.parameters.is_empty() {
         req.parameters = Some(Value::Object(m.parameters.clone()));
+        taken.push("parameters");
     }
     if req.messages.is_none() && !m.messages.is_empty() {
         req.messages = Some(m.messages.clone());
+        taken.push("messages");
     }
     if req.adapters.is_none() && !m.adapters.is_empty() {
         req.adapters = Some(
@@ -209,8 +243,9 @@ fn with_modelfile(
                 .map(|(l, a)| (format!("line-{l}"), a.clone()))
                 .collect(),
         );
+        taken.push("adapters");
     }
-    Ok((req, Some(m)))
+    Ok((req, Some((m, taken))))
 }
 
 /// What a Modelfile's `FROM` names.

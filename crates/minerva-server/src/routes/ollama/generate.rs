@@ -81,14 +81,20 @@ pub async fn handle(
     }
     let images = crate::routes::images::decode(raw_images, model.info()).await?;
     let prompt = if let Some(suffix) = suffix {
-        // As Ollama's fill-in-the-middle templates: prefix-suffix-middle, no system prompt.
-        Prompt::Infill(minerva_engine::Infill {
-            prefix: text,
-            suffix,
-            extra: Vec::new(),
-            prompt: String::new(),
-            layout: minerva_engine::InfillLayout::Plain,
-        })
+        // The request's or the model's own Go template, when it reads `.Suffix` (Ollama's FIM
+        // templates); else the model's fill-in-the-middle tokens, prefix-suffix-middle, no
+        // system prompt.
+        let own = template.clone().or_else(|| settings.template.clone());
+        match infill_by_template(own, &text, &suffix).await? {
+            Some(rendered) => Prompt::Text(rendered),
+            None => Prompt::Infill(minerva_engine::Infill {
+                prefix: text,
+                suffix,
+                extra: Vec::new(),
+                prompt: String::new(),
+                layout: minerva_engine::InfillLayout::Plain,
+            }),
+        }
     } else if req.raw {
         Prompt::Text(text)
     } else {
@@ -135,6 +141,12 @@ async fn render_own(
     messages: Vec<serde_json::Value>,
     kwargs: serde_json::Map<String, serde_json::Value>,
 ) -> Result<String, OllamaError> {
+    let prompt = messages
+        .last()
+        .and_then(|m| m.get("content"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let rendered = tokio::task::spawn_blocking(move || {
         let compiled = minerva_template::ChatTemplate::new(&template, "", "")?;
         compiled.render(
@@ -145,6 +157,34 @@ async fn render_own(
                 extra: Some(&kwargs),
             },
         )
+    })
+    .await
+    .map_err(|e| OllamaError::bad_request(format!("the template task failed: {e}")))?
+    .map_err(|e| OllamaError::bad_request(format!("template: {e}")))?;
+    // A template that leaves the prompt out (`{{ Prompt }}`, Jinja's undefined `Prompt`)
+    // would send the model nothing of the request.
+    if !rendered.contains(prompt.trim()) {
+        return Err(OllamaError::bad_request(
+            "template: the rendered prompt does not contain the request's prompt",
+        ));
+    }
+    Ok(rendered)
+}
+
+/// The fill-in-the-middle prompt an Ollama Go template that reads `.Suffix` makes of `prefix`
+/// and `suffix` (`None`: no such template).
+async fn infill_by_template(
+    template: Option<String>,
+    prefix: &str,
+    suffix: &str,
+) -> Result<Option<String>, OllamaError> {
+    let Some(template) = template.filter(|t| minerva_template::is_go_template(t)) else {
+        return Ok(None);
+    };
+    let (prefix, suffix) = (prefix.to_string(), suffix.to_string());
+    let rendered = tokio::task::spawn_blocking(move || {
+        let compiled = minerva_template::ChatTemplate::new(&template, "", "")?;
+        compiled.render_infill(&prefix, &suffix).transpose()
     })
     .await
     .map_err(|e| OllamaError::bad_request(format!("the template task failed: {e}")))?;

@@ -13,7 +13,7 @@ pub mod library;
 pub mod models;
 
 pub mod keep_alive;
-mod options;
+pub(crate) mod options;
 mod respond;
 
 use super::reasoning::Thinking;

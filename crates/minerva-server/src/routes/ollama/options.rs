@@ -126,6 +126,39 @@ pub(crate) fn generation(
     })
 }
 
+/// Checks `options` as [`generation`] does for a loaded model, before any model is loaded (a
+/// created model's parameters): ranges and supported samplers. Model-specific bounds use a
+/// context of `num_ctx` (or 4096) tokens and a vocabulary large enough for any model.
+pub(crate) fn check_unloaded(options: &Map<String, Value>) -> Result<(), OllamaError> {
+    let n_ctx = options
+        .get("num_ctx")
+        .and_then(Value::as_i64)
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(4096);
+    let probe = stand_in(n_ctx, i32::MAX as usize);
+    generation(Some(options), &probe).map(drop)
+}
+
+/// A model of `n_ctx` tokens of context and `n_vocab` tokens of vocabulary, for checks made
+/// without a loaded model.
+fn stand_in(n_ctx: usize, n_vocab: usize) -> ModelInfo {
+    ModelInfo {
+        id: String::new(),
+        backend: String::new(),
+        path: Default::default(),
+        n_ctx,
+        n_ctx_train: n_ctx,
+        n_vocab,
+        add_bos: false,
+        chat_template: String::new(),
+        default_template: false,
+        file: Default::default(),
+        embedding: None,
+        fim: Default::default(),
+        vision: None,
+    }
+}
+
 fn clamp_i32(v: i64) -> i32 {
     v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
@@ -136,21 +169,7 @@ mod tests {
     use serde_json::json;
 
     fn info() -> ModelInfo {
-        ModelInfo {
-            id: "m".into(),
-            backend: "test".to_string(),
-            path: "m.gguf".into(),
-            n_ctx: 2048,
-            n_ctx_train: 32768,
-            n_vocab: 1000,
-            add_bos: false,
-            chat_template: String::new(),
-            default_template: false,
-            file: Default::default(),
-            embedding: None,
-            fim: Default::default(),
-            vision: None,
-        }
+        stand_in(2048, 1000)
     }
 
     fn run(options: Value) -> Result<Generation, OllamaError> {
