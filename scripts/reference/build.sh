@@ -3,6 +3,10 @@
 # the repository, with the same CPU features as Minerva's Rust build of llama.cpp.
 #
 #   scripts/reference/build.sh          # prints the path of the llama-server binary (last line)
+#   REFERENCE_NATIVE=1 scripts/reference/build.sh
+#                                       # ggml compiled for this machine's CPU (cmake's default,
+#                                       # GGML_NATIVE=ON: AVX-512, VNNI ... where the CPU has them),
+#                                       # in build-VERSION-native: the speed target of issue 19
 #
 # Idempotent: the sdist is downloaded and extracted once; cmake rebuilds only what changed.
 # Everything lives in ${MINERVA_CACHE:-$HOME/.cache/minerva}/reference; nothing from the
@@ -18,7 +22,9 @@ SDIST_DIR="$CACHE/sdist"
 TARBALL="$SDIST_DIR/llama_cpp_python-$VERSION.tar.gz"
 SRC_ROOT="$CACHE/llama_cpp_python-$VERSION"
 SRC="$SRC_ROOT/vendor/llama.cpp"
+NATIVE="${REFERENCE_NATIVE:-0}"
 BUILD="$CACHE/build-$VERSION"
+[[ "$NATIVE" == 1 ]] && BUILD="$CACHE/build-$VERSION-native"
 BIN="$BUILD/bin/llama-server"
 
 log() { echo "[reference] $*" >&2; }
@@ -83,6 +89,19 @@ CMAKE_ARGS=(
     -DGGML_AVX512=OFF
     -DGGML_OPENMP=ON
 )
+if [[ "$NATIVE" == 1 ]]; then
+    # cmake's defaults for the CPU: ggml built with -march=native.
+    CMAKE_ARGS=("${CMAKE_ARGS[@]/-DCMAKE_C_FLAGS=-march=x86-64-v3/-DCMAKE_C_FLAGS=}")
+    CMAKE_ARGS=("${CMAKE_ARGS[@]/-DCMAKE_CXX_FLAGS=-march=x86-64-v3/-DCMAKE_CXX_FLAGS=}")
+    kept=()
+    for arg in "${CMAKE_ARGS[@]}"; do
+        case "$arg" in
+            -DGGML_NATIVE=*|-DGGML_SSE42=*|-DGGML_AVX=*|-DGGML_AVX2=*|-DGGML_FMA=*|-DGGML_F16C=*|-DGGML_BMI2=*|-DGGML_AVX_VNNI=*|-DGGML_AVX512=*) ;;
+            *) kept+=("$arg") ;;
+        esac
+    done
+    CMAKE_ARGS=("${kept[@]}" -DGGML_NATIVE=ON)
+fi
 ARGS_STAMP="$BUILD/.minerva-cmake-args"
 if [[ ! -f "$BUILD/CMakeCache.txt" ]] || [[ "$(cat "$ARGS_STAMP" 2>/dev/null)" != "${CMAKE_ARGS[*]}" ]]; then
     log "configuring $BUILD (llama.cpp $COMMIT)"

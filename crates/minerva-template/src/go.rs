@@ -289,11 +289,14 @@ fn scan(source: &str) -> Result<Vec<Piece<'_>>> {
                     quote = Some(c);
                     i += 1;
                 }
-                None if source[i..].starts_with("/*") => match source[i + 2..].find("*/") {
-                    Some(end) => i += end + 4,
-                    None => i = bytes.len(),
-                },
-                None if source[i..].starts_with("}}") => break i,
+                // Byte comparisons: `i` may sit inside a multi-byte character after an escape.
+                None if bytes[i..].starts_with(b"/*") => {
+                    match bytes[i + 2..].windows(2).position(|w| w == b"*/") {
+                        Some(end) => i += end + 4,
+                        None => i = bytes.len(),
+                    }
+                }
+                None if bytes[i..].starts_with(b"}}") => break i,
                 None => i += 1,
             }
         };

@@ -254,3 +254,28 @@ fn a_suffix_template_fills_in_the_middle() {
         .unwrap()
         .uses_suffix());
 }
+
+#[test]
+fn multibyte_text_after_an_escape_does_not_panic() {
+    // Found by the fuzzer: an escape in a string literal followed by a multi-byte character.
+    for source in [
+        "{{ \"\\é\" }}",
+        "{{ '\\日' }}x",
+        "{{ `é` }}{{ /* ü */ }}",
+        "{{ .X \"\\",
+    ] {
+        let _ = GoTemplate::new(source, Limits::default());
+        let _ = is_go_template(source);
+    }
+    // The fuzzer's crashes (fuzz/regressions/chat_template/): the template is the input up to
+    // its first NUL byte.
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fuzz/regressions/chat_template"
+    );
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let data = std::fs::read(entry.path()).unwrap();
+        let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+        let _ = crate::ChatTemplate::new(&String::from_utf8_lossy(&data[..end]), "", "");
+    }
+}
