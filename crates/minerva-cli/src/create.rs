@@ -10,10 +10,9 @@
 use crate::{catalog, library};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use minerva_ollama::{read_modelfile, CreateRequest, ModelfileRequest};
-use minerva_server::{create_settings, from_kind, FromKind};
+use minerva_ollama::{from_kind, read_modelfile, CreateRequest, FromKind, ModelfileRequest};
+use minerva_server::create_settings;
 use minerva_store::{ImportOptions, Store};
-use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -105,16 +104,9 @@ pub fn create(args: CreateArgs, root: &Path) -> Result<()> {
 
 /// The Modelfile's settings as the fields of `/api/create`, for the checks the server makes.
 fn request_of(m: &ModelfileRequest) -> Result<CreateRequest> {
-    let text = |v: &Option<(usize, String)>| v.as_ref().map(|(_, t)| t.clone());
-    let license: Vec<&str> = m.license.iter().map(|(_, l)| l.as_str()).collect();
-    let req = json!({
-        "system": text(&m.system),
-        "template": text(&m.template),
-        "license": if license.is_empty() { Value::Null } else { json!(license) },
-        "parameters": if m.parameters.is_empty() { Value::Null } else { Value::Object(m.parameters.clone()) },
-        "messages": if m.messages.is_empty() { Value::Null } else { json!(m.messages) },
-    });
-    Ok(serde_json::from_value(req)?)
+    let mut req: CreateRequest = serde_json::from_value(serde_json::json!({}))?;
+    m.fill(&mut req);
+    Ok(req)
 }
 
 /// What the `FROM` lines name: one model, or files (a GGUF and its projector, or a

@@ -15,8 +15,8 @@ mod response;
 mod time;
 
 pub use modelfile::{
-    parameter_lines, quote as modelfile_quote, read as read_modelfile, Instruction, ModelfileError,
-    ModelfileRequest, ModelfileText,
+    from_kind, parameter_lines, quote as modelfile_quote, read as read_modelfile, FromKind,
+    Instruction, ModelfileError, ModelfileRequest, ModelfileText,
 };
 pub use options::{kind as option_kind, OptionError, OptionKind, Options, ParsedOptions};
 pub use request::*;

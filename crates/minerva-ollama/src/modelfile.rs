@@ -10,6 +10,7 @@
 //! `user`, `assistant`) and a text. Errors name the line.
 
 use crate::options::{kind, OptionKind};
+use crate::CreateRequest;
 use serde_json::{json, Map, Value};
 use std::fmt;
 
@@ -288,6 +289,42 @@ fn parameter(name: &str, text: &str) -> Result<Value, String> {
 }
 
 impl ModelfileRequest {
+    /// Puts the Modelfile's settings (`system`, `template`, `license`, `parameters`,
+    /// `messages`, `adapters`) into the create request's fields it leaves out; which fields it
+    /// filled.
+    pub fn fill(&self, req: &mut CreateRequest) -> Vec<&'static str> {
+        let mut filled = Vec::new();
+        let text = |v: &Option<(usize, String)>| v.as_ref().map(|(_, t)| t.clone());
+        if req.system.is_none() && self.system.is_some() {
+            req.system = text(&self.system);
+            filled.push("system");
+        }
+        if req.template.is_none() && self.template.is_some() {
+            req.template = text(&self.template);
+            filled.push("template");
+        }
+        if req.license.is_none() && !self.license.is_empty() {
+            req.license = Some(self.license.iter().map(|(_, l)| l.as_str()).collect());
+            filled.push("license");
+        }
+        if req.parameters.is_none() && !self.parameters.is_empty() {
+            req.parameters = Some(Value::Object(self.parameters.clone()));
+            filled.push("parameters");
+        }
+        if req.messages.is_none() && !self.messages.is_empty() {
+            req.messages = Some(self.messages.clone());
+            filled.push("messages");
+        }
+        if req.adapters.is_none() && !self.adapters.is_empty() {
+            let adapters = self
+                .adapters
+                .iter()
+                .map(|(l, a)| (format!("line-{l}"), a.clone()));
+            req.adapters = Some(adapters.collect());
+            filled.push("adapters");
+        }
+        filled
+    }
     /// The line of the instruction that gave the create field `field` (`system`, `template`,
     /// `license`, `parameters`, `messages`, `adapters`), for errors found later.
     pub fn line_of(&self, field: &str) -> Option<usize> {
@@ -300,6 +337,35 @@ impl ModelfileRequest {
             "messages" => self.message_lines.first().copied(),
             _ => None,
         }
+    }
+}
+
+/// What a Modelfile's `FROM` names.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FromKind {
+    /// An uploaded blob, `@sha256:<hex>` (or `sha256:<hex>`), as `sha256:<hex>`.
+    Blob(String),
+    /// A file or directory: a value with a path separator, starting with `.` or `~`, or ending
+    /// in `.gguf`.
+    Path,
+    /// A model's name.
+    Name,
+}
+
+/// Reads a `FROM` value.
+pub fn from_kind(from: &str) -> FromKind {
+    let digest = from.strip_prefix('@').unwrap_or(from);
+    if digest.starts_with("sha256:") {
+        return FromKind::Blob(digest.to_string());
+    }
+    let path_like = from.starts_with(['.', '~', '/'])
+        || from.contains('\\')
+        || from.to_ascii_lowercase().ends_with(".gguf")
+        || std::path::Path::new(from).is_absolute();
+    if path_like {
+        FromKind::Path
+    } else {
+        FromKind::Name
     }
 }
 

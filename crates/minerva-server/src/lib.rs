@@ -21,7 +21,6 @@ mod trace;
 pub mod trust;
 
 pub use error::{AnthropicError, ApiError, OllamaError};
-pub use routes::ollama::create::{from_kind, FromKind};
 pub use routes::ollama::keep_alive::parse_text as parse_keep_alive;
 pub use routes::ollama::models::modelfile;
 pub use routes::settings::{check_template, create_settings, SettingsError};

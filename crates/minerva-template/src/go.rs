@@ -335,17 +335,16 @@ fn check_blocks(pieces: &[Piece<'_>]) -> Result<()> {
         match keyword(body) {
             k @ ("if" | "range" | "with" | "define" | "block") => open.push(k),
             // As Ollama's template check: `{{ template "x" }}` without data is refused.
-            "template" if !body.trim_end().ends_with(['"', '`']) => {}
-            "template" => {
+            "template" if body.trim_end().ends_with(['"', '`']) => {
                 return Err(TemplateError::Syntax(format!(
                     "{{{{ {body} }}}} gives the template no data: write {{{{ {body} . }}}}"
                 )));
             }
-            "end" if open.pop().is_none() => {
-                return Err(TemplateError::Syntax(
+            "end" => open.pop().map(drop).ok_or_else(|| {
+                TemplateError::Syntax(
                     "{{ end }} without an {{ if }}, {{ range }}, {{ with }}, {{ define }} or {{ block }} to close".into(),
-                ));
-            }
+                )
+            })?,
             _ => {}
         }
     }

@@ -17,9 +17,9 @@ use futures::StreamExt;
 use minerva_core::PullProgress;
 use minerva_engine::Engine;
 use minerva_ollama::{
-    ndjson_line, read_modelfile, CreateRequest, ModelfileRequest, ProgressResponse,
+    from_kind, ndjson_line, read_modelfile, CreateRequest, FromKind, ModelfileRequest,
+    ProgressResponse,
 };
-use serde_json::Value;
 use std::sync::Arc;
 
 /// Whether a blob is there: 200, or 404 (no body either way).
@@ -215,66 +215,8 @@ fn with_modelfile(
         req.from = names.pop().map(|(_, n)| n);
         req.files = Some(blobs).filter(|b| !b.is_empty());
     }
-    let text = |v: &Option<(usize, String)>| v.as_ref().map(|(_, t)| t.clone());
-    if req.system.is_none() && m.system.is_some() {
-        req.system = text(&m.system);
-        taken.push("system");
-    }
-    if req.template.is_none() && m.template.is_some() {
-        req.template = text(&m.template);
-        taken.push("template");
-    }
-    if req.license.is_none() && !m.license.is_empty() {
-        req.license = Some(m.license.iter().map(|(_, l)| l.as_str()).collect());
-        taken.push("license");
-    }
-    if req.parameters.is_none() && !m.parameters.is_empty() {
-        req.parameters = Some(Value::Object(m.parameters.clone()));
-        taken.push("parameters");
-    }
-    if req.messages.is_none() && !m.messages.is_empty() {
-        req.messages = Some(m.messages.clone());
-        taken.push("messages");
-    }
-    if req.adapters.is_none() && !m.adapters.is_empty() {
-        req.adapters = Some(
-            m.adapters
-                .iter()
-                .map(|(l, a)| (format!("line-{l}"), a.clone()))
-                .collect(),
-        );
-        taken.push("adapters");
-    }
+    taken.extend(m.fill(&mut req));
     Ok((req, Some((m, taken))))
-}
-
-/// What a Modelfile's `FROM` names.
-#[derive(Debug, PartialEq, Eq)]
-pub enum FromKind {
-    /// An uploaded blob, `@sha256:<hex>` (or `sha256:<hex>`), as `sha256:<hex>`.
-    Blob(String),
-    /// A file or directory: a value with a path separator, starting with `.` or `~`, or ending
-    /// in `.gguf`.
-    Path,
-    /// A model's name.
-    Name,
-}
-
-/// Reads a `FROM` value.
-pub fn from_kind(from: &str) -> FromKind {
-    let digest = from.strip_prefix('@').unwrap_or(from);
-    if digest.starts_with("sha256:") {
-        return FromKind::Blob(digest.to_string());
-    }
-    let path_like = from.starts_with(['.', '~', '/'])
-        || from.contains('\\')
-        || from.to_ascii_lowercase().ends_with(".gguf")
-        || std::path::Path::new(from).is_absolute();
-    if path_like {
-        FromKind::Path
-    } else {
-        FromKind::Name
-    }
 }
 
 /// The fields `create` does not take: the field and why, for the first one given.

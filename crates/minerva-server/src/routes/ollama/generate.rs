@@ -147,9 +147,8 @@ async fn render_own(
         .and_then(serde_json::Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let rendered = tokio::task::spawn_blocking(move || {
-        let compiled = minerva_template::ChatTemplate::new(&template, "", "")?;
-        compiled.render(
+    let rendered = with_template(template, move |t| {
+        t.render(
             &messages,
             &minerva_template::RenderOptions {
                 add_generation_prompt: true,
@@ -158,9 +157,7 @@ async fn render_own(
             },
         )
     })
-    .await
-    .map_err(|e| OllamaError::bad_request(format!("the template task failed: {e}")))?
-    .map_err(|e| OllamaError::bad_request(format!("template: {e}")))?;
+    .await?;
     // A template that leaves the prompt out (`{{ Prompt }}`, Jinja's undefined `Prompt`)
     // would send the model nothing of the request.
     if !rendered.contains(prompt.trim()) {
@@ -182,13 +179,22 @@ async fn infill_by_template(
         return Ok(None);
     };
     let (prefix, suffix) = (prefix.to_string(), suffix.to_string());
-    let rendered = tokio::task::spawn_blocking(move || {
-        let compiled = minerva_template::ChatTemplate::new(&template, "", "")?;
-        compiled.render_infill(&prefix, &suffix).transpose()
+    with_template(template, move |t| {
+        t.render_infill(&prefix, &suffix).transpose()
     })
     .await
-    .map_err(|e| OllamaError::bad_request(format!("the template task failed: {e}")))?;
-    rendered.map_err(|e| OllamaError::bad_request(format!("template: {e}")))
+}
+
+/// Compiles `template` and runs `f` on it, off the async threads (within the template
+/// sandbox's bounds); any failure is a 400.
+async fn with_template<T: Send + 'static>(
+    template: String,
+    f: impl FnOnce(&minerva_template::ChatTemplate) -> minerva_template::Result<T> + Send + 'static,
+) -> Result<T, OllamaError> {
+    tokio::task::spawn_blocking(move || f(&minerva_template::ChatTemplate::new(&template, "", "")?))
+        .await
+        .map_err(|e| OllamaError::bad_request(format!("the template task failed: {e}")))?
+        .map_err(|e| OllamaError::bad_request(format!("template: {e}")))
 }
 
 /// Shapes `/api/generate`'s objects for the model `name`.
