@@ -43,8 +43,9 @@ missing=()
 command -v cc >/dev/null 2>&1 && command -v c++ >/dev/null 2>&1 && command -v make >/dev/null 2>&1 \
   || missing+=(build-essential)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
-# bindgen (llama-cpp-2's bindings) loads libclang at build time.
-compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null || compgen -G '/usr/lib/*/libclang*.so*' >/dev/null \
+# bindgen (llama-cpp-2's bindings) loads libclang at build time: libclang.so from libclang-dev
+# (libclang-cpp, which other packages bring, is a different library and does not count).
+compgen -G '/usr/lib/llvm-*/lib/libclang.so' >/dev/null || compgen -G '/usr/lib/*/libclang.so' >/dev/null \
   || missing+=(libclang-dev)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
