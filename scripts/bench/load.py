@@ -30,6 +30,10 @@ Scenarios (--scenario, comma-separated or repeated; default all):
                S L S S L S S S with concurrency 8; TTFT reported for short and long apart
   single       4 short chats one at a time; also the median per-request generation rate
                (tokens - 1) / (last delta - first delta)
+  shared-system 16 short chats at 8 concurrent streams that all share a ~1,000-token system
+               prompt (one request computes it first); also the KV cells in use after the
+               run, where the server reports them (Minerva's /slots `kv_cache`: cells used,
+               and what the sequences would hold unshared)
   turn2        a 2-turn conversation: turn 1 sends a ~1,500-token user message; turn 2 resends
                it plus turn 1's reply plus a short question; TTFT of both and turn2/turn1.
                --turn2-convs conversations per round, each a new one (turn 1 never cached)
@@ -116,7 +120,7 @@ REPORT_SENTENCES = [
 LONG_QUESTION = "\n\nSummarize the report above in three short bullet points."
 TURN2_QUESTION = "Which of the open risks is the most serious, and what should be done first?"
 
-SCENARIOS = ["concurrency", "target-8x16", "mixed", "single", "turn2"]
+SCENARIOS = ["concurrency", "target-8x16", "mixed", "single", "shared-system", "turn2"]
 
 
 def long_text(uid, n_sentences):
@@ -417,6 +421,34 @@ def scenario_single(client, prompts, args, out):
     out["metrics"]["single: ITL p50 ms"] = ms(s["itl_p50"])
 
 
+def scenario_shared(client, prompts, args, out):
+    uid = prompts.round_no * 1000 + 999
+    system = long_text(uid, max(1, prompts.n_sentences * 2 // 3)).replace(LONG_QUESTION, "")
+    first = client.chat([{"role": "system", "content": system}, {"role": "user", "content": WARMUP}])
+    if first["error"]:
+        print(f"    shared-system: first request failed: {first['error']}", flush=True)
+    jobs = [("short", [{"role": "system", "content": system}, {"role": "user", "content": SHORT_CHATS[i]}])
+            for i in range(16)]
+    recs = client.batch(jobs, 8)
+    s = summarize(recs, args.max_tokens)
+    print_summary("shared-system", s)
+    out["scenarios"]["shared-system"] = {"summary": s, "system_prompt_tokens": first["prompt_tokens"],
+                                         "records": raw_records(recs)}
+    out["metrics"]["shared-system: agg tok/s"] = s["agg_tps"]
+    out["metrics"]["shared-system: TTFT p95 s"] = s["ttft_p95"]
+    out["metrics"]["shared-system: ITL p95 ms"] = ms(s["itl_p95"])
+    try:
+        with urllib.request.urlopen(f"{client.base}/slots", timeout=30) as r:
+            kv = json.load(r).get("kv_cache", {}).get(client.model)
+    except (urllib.error.URLError, OSError, ValueError):
+        kv = None
+    if kv:
+        print(f"    {'':22s} KV cells used {kv['cells_used']} of {kv['cells']}; unshared {kv['cells_unshared']} "
+              f"({kv['cells_used'] / max(1, kv['cells_unshared']):.2f}x)", flush=True)
+        out["metrics"]["shared-system: KV cells used"] = kv["cells_used"]
+        out["metrics"]["shared-system: KV cells unshared"] = kv["cells_unshared"]
+
+
 def scenario_turn2(client, prompts, args, out):
     convs = []
     for _ in range(args.turn2_convs):
@@ -457,6 +489,7 @@ RUNNERS = {
     "target-8x16": scenario_target,
     "mixed": scenario_mixed,
     "single": scenario_single,
+    "shared-system": scenario_shared,
     "turn2": scenario_turn2,
 }
 
@@ -474,6 +507,10 @@ HEADLINE = [
     ("mixed: long TTFT p95 s", "lower"),
     ("single: agg tok/s", "higher"),
     ("single: per-request tok/s", "higher"),
+    ("shared-system: agg tok/s", "higher"),
+    ("shared-system: TTFT p95 s", "lower"),
+    ("shared-system: KV cells used", "lower"),
+    ("shared-system: KV cells unshared", "lower"),
     ("turn2: turn1 TTFT s", "lower"),
     ("turn2: turn2 TTFT s", "lower"),
     ("turn2: turn2/turn1 TTFT", "lower"),

@@ -19,6 +19,11 @@ pub struct ModelSpec {
     pub threads: Option<u32>,
     /// Requests decoded together, each with its own `ctx_size` window (`None`: 1).
     pub parallel: Option<u32>,
+    /// KV cache cells the sequences share, at least `ctx_size` (`None`: `parallel` ×
+    /// `ctx_size`, so the running sequences always fit). Fewer take less memory; the cells a
+    /// shared prefix saves are then room for other sequences.
+    #[serde(default)]
+    pub kv_size: Option<u32>,
     /// Requests that may wait for a free sequence; beyond them a request is refused as busy
     /// (`None`: a backend default).
     pub queue: Option<u32>,
@@ -124,6 +129,19 @@ pub struct CacheStatus {
     pub budget_bytes: u64,
 }
 
+/// The KV cache a model's sequences share (llama.cpp's unified KV cache): a pool of cells, one
+/// per token position of one or more sequences. A prefix shared by several sequences is held
+/// once. Zero for a backend that does not report it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvStatus {
+    /// Cells in the pool (`parallel` × the context window of one request).
+    pub cells: usize,
+    /// Cells held by at least one sequence, running or kept as prompt cache.
+    pub cells_used: usize,
+    /// Cells the sequences would hold if none were shared (the sum of their lengths).
+    pub cells_unshared: usize,
+}
+
 /// What a loaded model is doing now.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelStatus {
@@ -131,6 +149,8 @@ pub struct ModelStatus {
     /// Requests waiting for a free slot.
     pub queued: usize,
     pub cache: CacheStatus,
+    #[serde(default)]
+    pub kv: KvStatus,
 }
 
 /// A loaded model. Implementations are shared across request tasks (`Send + Sync`);

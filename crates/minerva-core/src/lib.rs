@@ -30,7 +30,7 @@ mod request;
 pub mod text;
 
 pub use backend::{
-    Backend, CacheStatus, Model, ModelFile, ModelInfo, ModelSpec, ModelStatus, SlotState,
+    Backend, CacheStatus, KvStatus, Model, ModelFile, ModelInfo, ModelSpec, ModelStatus, SlotState,
     SlotStatus,
 };
 pub use embed::{fim_token_kind, EmbedRequest, EmbeddingInfo, FimTokens, Pooling};

@@ -121,6 +121,7 @@ impl Model for MlxModel {
             }],
             queued: in_flight.saturating_sub(1),
             cache: Default::default(),
+            kv: Default::default(),
         }
     }
 

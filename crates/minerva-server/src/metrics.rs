@@ -119,33 +119,38 @@ impl Metrics {
                 value.load(Ordering::Relaxed)
             );
         }
-        out.push_str("# HELP minerva_queue_depth Requests waiting for a free sequence.\n# TYPE minerva_queue_depth gauge\n");
-        for (model, status) in statuses {
-            let _ = writeln!(
-                out,
-                "minerva_queue_depth{{model=\"{model}\"}} {}",
-                status.queued
-            );
-        }
-        out.push_str("# HELP minerva_active_sequences Sequences reading a prompt or generating.\n# TYPE minerva_active_sequences gauge\n");
-        for (model, status) in statuses {
-            let active = status
-                .slots
-                .iter()
-                .filter(|s| s.state != SlotState::Idle)
-                .count();
-            let _ = writeln!(
-                out,
-                "minerva_active_sequences{{model=\"{model}\"}} {active}"
-            );
-        }
-        out.push_str("# HELP minerva_prompt_cache_bytes Host memory held by the prompt cache.\n# TYPE minerva_prompt_cache_bytes gauge\n");
-        for (model, status) in statuses {
-            let _ = writeln!(
-                out,
-                "minerva_prompt_cache_bytes{{model=\"{model}\"}} {}",
-                status.cache.bytes
-            );
+        let gauges: [Gauge; 5] = [
+            (
+                "minerva_queue_depth",
+                "Requests waiting for a free sequence.",
+                |s| s.queued as u64,
+            ),
+            (
+                "minerva_active_sequences",
+                "Sequences reading a prompt or generating.",
+                |s| s.slots.iter().filter(|s| s.state != SlotState::Idle).count() as u64,
+            ),
+            (
+                "minerva_prompt_cache_bytes",
+                "Host memory held by the prompt cache.",
+                |s| s.cache.bytes,
+            ),
+            (
+                "minerva_kv_cells",
+                "KV cache cells of a model's context (all its sequences share them).",
+                |s| s.kv.cells as u64,
+            ),
+            (
+                "minerva_kv_cells_used",
+                "KV cache cells held by a sequence, running or kept as prompt cache; a prefix several sequences share counts once.",
+                |s| s.kv.cells_used as u64,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (model, status) in statuses {
+                let _ = writeln!(out, "{name}{{model=\"{model}\"}} {}", value(status));
+            }
         }
         self.ttft.render(
             &mut out,
@@ -165,6 +170,13 @@ impl Metrics {
         out
     }
 }
+
+/// A per-model gauge: its name, its help text, and its value in a model's status.
+type Gauge = (
+    &'static str,
+    &'static str,
+    fn(&minerva_core::ModelStatus) -> u64,
+);
 
 /// Counts every response by its route (the matched pattern, so unknown paths stay one label).
 pub async fn count_requests(

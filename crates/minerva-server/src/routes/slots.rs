@@ -1,7 +1,9 @@
 //! `GET /slots`: what every sequence of every model is doing (llama-server has the same
 //! endpoint), for debugging and for tests that check nothing leaked. An idle slot may still
 //! hold KV (`n_kv_tokens`): its last request's, kept as prompt cache; `prompt_cache` is what is
-//! kept in host memory, against its budget.
+//! kept in host memory, against its budget; `kv_cache` is the KV cell pool the sequences share
+//! (`cells_used` counts a cell several sequences share once, `cells_unshared` sums every
+//! sequence's `n_kv_tokens`).
 
 use axum::extract::State;
 use axum::Json;
@@ -15,7 +17,16 @@ pub async fn list(State(engine): State<Engine>) -> Json<Value> {
     let mut slots = Vec::new();
     let mut queued = serde_json::Map::new();
     let mut cache = serde_json::Map::new();
+    let mut kv = serde_json::Map::new();
     for (model, status) in engine.statuses().await {
+        kv.insert(
+            model.clone(),
+            json!({
+                "cells": status.kv.cells,
+                "cells_used": status.kv.cells_used,
+                "cells_unshared": status.kv.cells_unshared,
+            }),
+        );
         queued.insert(model.clone(), json!(status.queued));
         let c = status.cache;
         cache.insert(
@@ -46,5 +57,5 @@ pub async fn list(State(engine): State<Engine>) -> Json<Value> {
             }));
         }
     }
-    Json(json!({ "slots": slots, "queued": queued, "prompt_cache": cache }))
+    Json(json!({ "slots": slots, "queued": queued, "prompt_cache": cache, "kv_cache": kv }))
 }
