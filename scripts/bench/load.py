@@ -32,8 +32,7 @@ Scenarios (--scenario, comma-separated or repeated; default all):
                (tokens - 1) / (last delta - first delta)
   shared-system 16 short chats at 8 concurrent streams that all share a ~1,000-token system
                prompt (one request computes it first); also the KV cells in use after the
-               run, where the server reports them (Minerva's /slots `kv_cache`: cells used,
-               and what the sequences would hold unshared)
+               run, where the server reports them (Minerva's /slots `kv_cache`)
   turn2        a 2-turn conversation: turn 1 sends a ~1,500-token user message; turn 2 resends
                it plus turn 1's reply plus a short question; TTFT of both and turn2/turn1.
                --turn2-convs conversations per round, each a new one (turn 1 never cached)
@@ -443,10 +442,8 @@ def scenario_shared(client, prompts, args, out):
     except (urllib.error.URLError, OSError, ValueError):
         kv = None
     if kv:
-        print(f"    {'':22s} KV cells used {kv['cells_used']} of {kv['cells']}; unshared {kv['cells_unshared']} "
-              f"({kv['cells_used'] / max(1, kv['cells_unshared']):.2f}x)", flush=True)
+        print(f"    {'':22s} KV cells used {kv['cells_used']} of {kv['cells']}", flush=True)
         out["metrics"]["shared-system: KV cells used"] = kv["cells_used"]
-        out["metrics"]["shared-system: KV cells unshared"] = kv["cells_unshared"]
 
 
 def scenario_turn2(client, prompts, args, out):
@@ -510,7 +507,6 @@ HEADLINE = [
     ("shared-system: agg tok/s", "higher"),
     ("shared-system: TTFT p95 s", "lower"),
     ("shared-system: KV cells used", "lower"),
-    ("shared-system: KV cells unshared", "lower"),
     ("turn2: turn1 TTFT s", "lower"),
     ("turn2: turn2 TTFT s", "lower"),
     ("turn2: turn2/turn1 TTFT", "lower"),
@@ -553,6 +549,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minerva", help="Minerva binary (managed: started and stopped each round)")
     ap.add_argument("--llama-server", help="reference llama-server binary (managed)")
+    ap.add_argument("--baseline", help="another Minerva binary (managed), e.g. an older build; the ratio is "
+                                       "minerva / baseline when no --llama-server runs")
     ap.add_argument("--model", help="GGUF file for the managed servers")
     ap.add_argument("--url", help="an already-running server to measure instead (no process management)")
     ap.add_argument("--name", default="server", help="label for --url results (default: server)")
@@ -588,7 +586,7 @@ def main():
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     if args.url and (args.minerva or args.llama_server):
         ap.error("--url measures a running server; leave out --minerva/--llama-server")
-    if not args.url and not (args.minerva or args.llama_server):
+    if not args.url and not (args.minerva or args.llama_server or args.baseline):
         ap.error("give --minerva and/or --llama-server (with --model), or --url")
     if not args.url and not args.model:
         ap.error("--model is required for managed servers")
@@ -605,19 +603,9 @@ def main():
                     "-c", str(args.ctx * args.parallel), "-np", str(args.parallel), "-t", t, "-tb", t,
                     "-b", "2048", "-ub", "512", "--flash-attn", "off", "--no-webui"] + args.ref_arg
         servers.append(("llama-server", ref_cmd))
-    if args.minerva:
-        help_text = subprocess.run([args.minerva, "serve", "--help"], capture_output=True, text=True).stdout
-        has_parallel = "--parallel" in help_text
-        if not has_parallel:
-            print(f"warning: {args.minerva} has no --parallel; it runs without (one sequence at a time)")
-
-        def mv_cmd(port):
-            cmd = [args.minerva, "serve", "--model", args.model, "--port", str(port),
-                   "--ctx-size", str(args.ctx), "--threads", t]
-            if has_parallel:
-                cmd += ["--parallel", str(args.parallel)]
-            return cmd + args.minerva_arg
-        servers.append(("minerva", mv_cmd))
+    for name, binary in [("baseline", args.baseline), ("minerva", args.minerva)]:
+        if binary:
+            servers.append((name, minerva_cmd(binary, args, t)))
 
     print(f"scenarios {', '.join(args.scenario)}; {args.rounds} round(s); max_tokens {args.max_tokens}, "
           f"ignore_eos {'on' if args.ignore_eos else 'off'}, greedy, streamed chat completions")
@@ -664,29 +652,46 @@ def main():
             medians[name][k] = median([res["metrics"].get(k) for res in rounds])
 
     names = list(results)
-    both = "llama-server" in medians and "minerva" in medians
-    print(f"\nmedians over {args.rounds} round(s)" + ("; ratio = minerva / llama-server" if both else ""))
+    other = "llama-server" if "llama-server" in medians else "baseline"
+    both = other in medians and "minerva" in medians
+    print(f"\nmedians over {args.rounds} round(s)" + (f"; ratio = minerva / {other}" if both else ""))
     header = f"  {'metric':40s}" + "".join(f"{n:>14s}" for n in names) + (f"{'ratio':>9s}  better" if both else "")
     print(header)
     ratios = {}
     for k, better in headline_rows(medians, args.concurrency):
         line = f"  {k:40s}" + "".join(f"{fmt(medians[n].get(k), spec='14.3f')}" for n in names)
         if both:
-            a, b = medians["minerva"].get(k), medians["llama-server"].get(k)
+            a, b = medians["minerva"].get(k), medians[other].get(k)
             ratio = a / b if a is not None and b else None
             line += f"{fmt(ratio, spec='9.3f')}  {better}"
         print(line)
     if both:
         for k in medians["minerva"]:
-            a, b = medians["minerva"].get(k), medians["llama-server"].get(k)
+            a, b = medians["minerva"].get(k), medians[other].get(k)
             ratios[k] = a / b if a is not None and b else None
 
     if args.json:
         cfg = {k: v for k, v in vars(args).items()}
         with open(args.json, "w") as f:
             json.dump({"config": cfg, "long_prompt": long_info, "rounds": results, "medians": medians,
-                       "ratios_minerva_over_llama_server": ratios}, f, indent=1)
+                       f"ratios_minerva_over_{other.replace('-', '_')}": ratios}, f, indent=1)
         print(f"wrote {args.json}")
+
+
+def minerva_cmd(binary, args, threads):
+    """The command line of a managed Minerva server on a port."""
+    help_text = subprocess.run([binary, "serve", "--help"], capture_output=True, text=True).stdout
+    has_parallel = "--parallel" in help_text
+    if not has_parallel:
+        print(f"warning: {binary} has no --parallel; it runs without (one sequence at a time)")
+
+    def cmd(port):
+        line = [binary, "serve", "--model", args.model, "--port", str(port), "--ctx-size", str(args.ctx),
+                "--threads", threads]
+        if has_parallel:
+            line += ["--parallel", str(args.parallel)]
+        return line + args.minerva_arg
+    return cmd
 
 
 class _Null:

@@ -5,10 +5,10 @@
 //! * **In the context.** A sequence that finishes (or is cancelled) keeps its KV cells; its
 //!   tokens are remembered beside it. A running sequence's KV counts too. A new request reuses
 //!   the longest prefix it shares with any of them: in place when that sequence is free, or by
-//!   sharing the other sequence's cells (`llama_memory_seq_cp`: all sequences live in one KV
-//!   stream, so the prefix is held once; see `cells`) and dropping the tail beyond the prefix.
-//!   A running sequence can be the source: a request sharing a long system prompt with one
-//!   still generating does not compute it again, nor store it twice.
+//!   copying the sequence's cells into a free one (`llama_state_seq_get/set_data`: one KV
+//!   stream per sequence, so sharing means copying) and dropping the copy's tail beyond the
+//!   prefix. A running sequence can be the source: a request sharing a long system prompt with
+//!   one still generating does not compute it again.
 //! * **In host memory** ([`HostCache`]). When a free sequence's KV is about to be overwritten
 //!   by an unrelated request, it is saved (`llama_state_seq_get_data`) into an LRU store with a
 //!   byte budget, and restored into a sequence when a later prompt shares more with it than

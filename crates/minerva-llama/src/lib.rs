@@ -9,7 +9,6 @@
 //! This crate must not depend on HTTP or on any wire format.
 
 mod cache;
-mod cells;
 mod embed;
 mod grammar;
 mod logprobs;

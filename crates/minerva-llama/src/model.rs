@@ -105,17 +105,10 @@ impl LlamaModelHandle {
             .as_deref()
             .map(|path| Vision::load(path, &model, threads))
             .transpose()?;
-        let kv_cells = match spec.kv_size {
-            None => n_ctx.saturating_mul(parallel),
-            Some(cells) if cells >= n_ctx => cells,
-            Some(cells) => {
-                return Err(CoreError::Load(format!(
-                    "--kv-size {cells} is smaller than the context window of one request ({n_ctx} tokens)"
-                )))
-            }
-        };
         let kv_per_token = kv_bytes_per_token(&model);
-        let kv_bytes = kv_per_token.saturating_mul(u64::from(kv_cells));
+        let kv_bytes = kv_per_token
+            .saturating_mul(u64::from(n_ctx))
+            .saturating_mul(u64::from(parallel));
         let shared = Arc::new(Shared::default());
         let jobs = worker::spawn(
             Arc::clone(&backend),
@@ -123,7 +116,6 @@ impl LlamaModelHandle {
             WorkerConfig {
                 n_ctx,
                 parallel,
-                kv_cells,
                 threads,
                 queue_timeout: match spec.queue_timeout.unwrap_or(QUEUE_TIMEOUT) {
                     t if t.is_zero() => None,
@@ -143,7 +135,6 @@ impl LlamaModelHandle {
             n_ctx_train,
             threads,
             parallel,
-            kv_cells,
             params = model.n_params(),
             projector = vision.as_ref().map(|v| v.info.projector.display().to_string()),
             "model loaded"

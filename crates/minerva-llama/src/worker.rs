@@ -1,10 +1,7 @@
 //! The thread that owns a model's `LlamaContext` and runs its generations, batched.
 //!
-//! Continuous batching: up to `parallel` sequences share one context and its one KV cache
-//! (llama.cpp's unified KV: a pool of `kv_cells` cells, by default `parallel` × `n_ctx`, where
-//! a prefix several sequences share is held once; one request may use at most `n_ctx` of them,
-//! so by default the running sequences always fit, and in a smaller pool the scheduler makes
-//! room: see `scheduler`). Every step builds one `llama_batch`:
+//! Continuous batching: up to `parallel` sequences share one context (one KV stream each, so a
+//! sequence sees exactly the window one request may use). Every step builds one `llama_batch`:
 //! first the next token of each decoding sequence, then prompt tokens of sequences still reading
 //! their prompt, up to one micro-batch in all, so a long prompt is read in chunks between the
 //! decode steps of the others instead of freezing them. A new request takes a free slot at the
@@ -73,8 +70,6 @@ pub struct WorkerConfig {
     pub n_ctx: u32,
     /// Sequences decoded together.
     pub parallel: u32,
-    /// Cells of the KV cache the sequences share (at least `n_ctx`).
-    pub kv_cells: u32,
     pub threads: i32,
     /// Longest a request waits for a free sequence (`None`: no limit).
     pub queue_timeout: Option<Duration>,
@@ -121,16 +116,12 @@ fn run(
     let n_batch = N_BATCH.min(config.n_ctx);
     let n_ubatch = N_UBATCH.min(n_batch);
     let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(config.kv_cells.max(config.n_ctx)))
+        .with_n_ctx(NonZeroU32::new(config.n_ctx * parallel))
         .with_n_batch(n_batch)
         .with_n_ubatch(n_ubatch)
         .with_n_seq_max(parallel)
-        // One KV stream for all sequences: a shared prefix is held once (`llama_memory_seq_cp`
-        // adds a sequence to cells, nothing is copied), and a step's tokens go in one
-        // micro-batch whatever their sequences (`split_simple`). As llama-server's
-        // `--kv-unified-per-slot`: the pool is `kv_cells` (by default `parallel` × `n_ctx`), a
-        // request's window `n_ctx`.
-        .with_kv_unified(true)
+        // One KV stream per sequence, each of n_ctx cells: a request sees its own window.
+        .with_kv_unified(false)
         .with_n_threads(config.threads)
         .with_n_threads_batch(config.threads)
         // Off, as in the reference runs our parity fixtures come from; on a CPU it changes
@@ -155,8 +146,6 @@ fn run(
         SchedulerConfig {
             parallel: parallel as usize,
             n_ctx: config.n_ctx as usize,
-            // llama.cpp pads the context to a multiple of 256 cells.
-            kv_cells: ctx.n_ctx() as usize,
             step_tokens: n_ubatch as usize,
             queue_timeout: config.queue_timeout,
             cache_bytes: config.cache_bytes,

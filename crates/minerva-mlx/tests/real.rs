@@ -25,7 +25,6 @@ fn spec(path: PathBuf) -> ModelSpec {
         ctx_size: Some(512),
         threads: None,
         parallel: Some(1),
-        kv_size: None,
         queue: None,
         chat_template: None,
         queue_timeout: None,

@@ -128,7 +128,12 @@ impl Metrics {
             (
                 "minerva_active_sequences",
                 "Sequences reading a prompt or generating.",
-                |s| s.slots.iter().filter(|s| s.state != SlotState::Idle).count() as u64,
+                |s| {
+                    s.slots
+                        .iter()
+                        .filter(|s| s.state != SlotState::Idle)
+                        .count() as u64
+                },
             ),
             (
                 "minerva_prompt_cache_bytes",
@@ -137,12 +142,12 @@ impl Metrics {
             ),
             (
                 "minerva_kv_cells",
-                "KV cache cells of a model's context (all its sequences share them).",
+                "KV cache cells of a model's context (parallel x ctx-size).",
                 |s| s.kv.cells as u64,
             ),
             (
                 "minerva_kv_cells_used",
-                "KV cache cells held by a sequence, running or kept as prompt cache; a prefix several sequences share counts once.",
+                "KV cache cells held by a sequence, running or kept as prompt cache.",
                 |s| s.kv.cells_used as u64,
             ),
         ];
