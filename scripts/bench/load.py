@@ -51,6 +51,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -158,9 +159,16 @@ def tokenize(base, text):
     return post_json(base + "/tokenize", {"content": text})["tokens"]
 
 
-def model_id(base):
+def model_id(base, wanted=None):
+    """`wanted` if given, else the only model the server lists (a server listing several needs
+    --model-id: /v1/models lists them newest first, so the first is not the one meant)."""
+    if wanted:
+        return wanted
     with urllib.request.urlopen(base + "/v1/models", timeout=30) as r:
-        return json.load(r)["data"][0]["id"]
+        ids = [m["id"] for m in json.load(r)["data"]]
+    if len(ids) != 1:
+        raise SystemExit(f"{base} serves {len(ids)} models ({', '.join(ids)}): name one with --model-id")
+    return ids[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -514,7 +522,7 @@ HEADLINE = [
 
 
 def run_scenarios(base, args, round_no, n_sentences):
-    client = Client(base, model_id(base), args.max_tokens, args.ignore_eos, args.timeout)
+    client = Client(base, model_id(base, args.model_id), args.max_tokens, args.ignore_eos, args.timeout)
     warm = client.chat([{"role": "system", "content": SYSTEM}, {"role": "user", "content": WARMUP}])
     if warm["error"]:
         print(f"    warm-up failed: {warm['error']}", flush=True)
@@ -553,6 +561,8 @@ def main():
                                        "minerva / baseline when no --llama-server runs")
     ap.add_argument("--model", help="GGUF file for the managed servers")
     ap.add_argument("--url", help="an already-running server to measure instead (no process management)")
+    ap.add_argument("--model-id", help="the model to ask for (default: the only one the server lists; "
+                                       "managed Minerva servers get an empty models directory of their own)")
     ap.add_argument("--name", default="server", help="label for --url results (default: server)")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--ctx", type=int, default=4096, help="per-sequence context (llama-server gets -c CTX*P)")
@@ -629,7 +639,11 @@ def main():
                 port = free_port()
                 base = f"http://127.0.0.1:{port}"
                 log = os.path.join(args.server_log, f"{name}.log") if args.server_log else None
-                ctx = Server(name, mk(port), base, log)
+                # A managed Minerva serves --model alone: its own empty models directory, so the
+                # user's stored models are not listed beside it.
+                env = {**os.environ, "MINERVA_MODELS": tempfile.mkdtemp(prefix="load-bench-")} \
+                    if name != "llama-server" else None
+                ctx = Server(name, mk(port), base, log, env=env)
             with ctx:
                 if long_info["sentences"] is None:
                     long_info["sentences"] = calibrate(base, args.long_tokens)
