@@ -594,10 +594,10 @@ def main():
         if s not in SCENARIOS:
             ap.error(f"unknown scenario {s!r}; choose from {', '.join(SCENARIOS)}")
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
-    if args.url and (args.minerva or args.llama_server):
-        ap.error("--url measures a running server; leave out --minerva/--llama-server")
+    if args.url and (args.minerva or args.llama_server or args.baseline):
+        ap.error("--url measures a running server; leave out --minerva/--llama-server/--baseline")
     if not args.url and not (args.minerva or args.llama_server or args.baseline):
-        ap.error("give --minerva and/or --llama-server (with --model), or --url")
+        ap.error("give --minerva, --baseline and/or --llama-server (with --model), or --url")
     if not args.url and not args.model:
         ap.error("--model is required for managed servers")
     if args.server_log:

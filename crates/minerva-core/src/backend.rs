@@ -131,7 +131,8 @@ pub struct CacheStatus {
 pub struct KvStatus {
     /// Cells of the context (`parallel` × the context window of one request).
     pub cells: usize,
-    /// Cells held by a sequence, running or kept as prompt cache.
+    /// Cells held by a sequence, running or kept as prompt cache (the sum of the slots'
+    /// `kv_tokens`).
     pub cells_used: usize,
 }
 

@@ -109,7 +109,10 @@ impl LlamaModelHandle {
         let kv_bytes = kv_per_token
             .saturating_mul(u64::from(n_ctx))
             .saturating_mul(u64::from(parallel));
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            kv_cells: n_ctx as usize * parallel as usize,
+            ..Shared::default()
+        });
         let jobs = worker::spawn(
             Arc::clone(&backend),
             Arc::clone(&model),

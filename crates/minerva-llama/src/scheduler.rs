@@ -10,7 +10,7 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::LlamaStateSeqFlags;
-use minerva_core::{CoreError, KvStatus, Result, SlotStatus};
+use minerva_core::{CoreError, Result, SlotStatus};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
@@ -117,12 +117,6 @@ impl<'m> Scheduler<'m> {
         }
         if let Ok(mut cache) = self.shared.cache.lock() {
             *cache = self.host.status();
-        }
-        if let Ok(mut kv) = self.shared.kv.lock() {
-            *kv = KvStatus {
-                cells: self.seqs.len() * self.n_ctx,
-                cells_used: self.seqs.iter().map(|s| s.tokens().len()).sum(),
-            };
         }
     }
 

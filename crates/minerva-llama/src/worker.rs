@@ -51,16 +51,22 @@ pub struct Shared {
     /// Sequences running a request.
     pub running: AtomicUsize,
     pub cache: Mutex<CacheStatus>,
-    pub kv: Mutex<KvStatus>,
+    /// KV cells of the context (`parallel` × `n_ctx`), fixed at load.
+    pub kv_cells: usize,
 }
 
 impl Shared {
     pub fn status(&self) -> ModelStatus {
+        let slots: Vec<SlotStatus> = self.slots.lock().map(|s| s.clone()).unwrap_or_default();
+        let kv = KvStatus {
+            cells: self.kv_cells,
+            cells_used: slots.iter().map(|s| s.kv_tokens).sum(),
+        };
         ModelStatus {
-            slots: self.slots.lock().map(|s| s.clone()).unwrap_or_default(),
+            slots,
             queued: self.queued.load(Ordering::Relaxed),
             cache: self.cache.lock().map(|c| *c).unwrap_or_default(),
-            kv: self.kv.lock().map(|c| *c).unwrap_or_default(),
+            kv,
         }
     }
 }
