@@ -29,7 +29,7 @@ CACHE="${MINERVA_CACHE:-$HOME/.cache/minerva}/fresh"
 # the scripts and manifests they run.
 inputs_digest() {
   { awk '/^## The two commands/{on=1; next} /^## /{on=0} on && /^```/{code=!code; next} on && code' README.md
-    cat scripts/setup.sh scripts/serve.sh scripts/build-ui.sh scripts/fresh-machine.sh ui/package.json ui/package-lock.json
+    cat scripts/setup.sh scripts/serve.sh scripts/build-ui.sh scripts/fresh-machine.sh ui/package.json ui/package-lock.json .cargo/config.toml
   } | sha256sum | cut -c1-64
 }
 digest=$(inputs_digest)

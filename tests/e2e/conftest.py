@@ -53,6 +53,13 @@ def hf_model_id() -> str:
     return os.path.basename(hf_dir().rstrip("/"))
 
 
+# The servers whose answers are compared with the reference llama.cpp's recorded ones
+# (tests/fixtures) run the CPU variant that reference is compiled like: `haswell`, x86-64-v3
+# (scripts/reference/build.sh). Other variants (AVX-512 ...) round differently and may part from
+# it at near-ties; every other server runs the variant picked for this CPU.
+REFERENCE_KERNELS = {"MINERVA_CPU_VARIANT": "haswell"}
+
+
 def _start_server(extra_args, log_path, model=None, store=None, env=None):
     """`minerva serve --model MODEL` (Qwen by default) over an empty store of its own, unless
     `store` names one; `model=False` serves the store alone."""
@@ -110,9 +117,10 @@ def server():
     _stop_server(proc, log)
 
 
-def _extra_server(name, args, model=None):
+def _extra_server(name, args, model=None, env=None):
     """Another server (another model file with `model`), for the fixtures that need one."""
-    proc, base, log = _start_server(args, os.path.join(LOG_DIR, f"minerva-e2e-{name}-{{port}}.log"), model)
+    proc, base, log = _start_server(args, os.path.join(LOG_DIR, f"minerva-e2e-{name}-{{port}}.log"), model,
+                                    env=env)
     yield base
     _stop_server(proc, log)
 

@@ -10,7 +10,7 @@ import ollama
 import openai
 import pytest
 
-from conftest import MODEL_ID, _extra_server, _required_env
+from conftest import MODEL_ID, REFERENCE_KERNELS, _extra_server, _required_env
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "fim_qwen.json")
 with open(FIXTURE, encoding="utf-8") as f:
@@ -22,7 +22,8 @@ N_PREDICT = 48
 def fim_server():
     """Qwen with a 4096-token window (as the reference's slot: /infill budgets the other files
     against it), and Gemma, whose vocabulary has no FIM tokens."""
-    yield from _extra_server("fim", ["--ctx-size", "4096", "--model", _required_env("MINERVA_GEMMA_GGUF")])
+    yield from _extra_server("fim", ["--ctx-size", "4096", "--model", _required_env("MINERVA_GEMMA_GGUF")],
+                             env=REFERENCE_KERNELS)
 
 
 @pytest.fixture(scope="module")

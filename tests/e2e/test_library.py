@@ -125,8 +125,12 @@ def test_two_models_served_alternately(roomy):
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "ID", "SIZE", "STATE", "PID", "BACKEND", "UNTIL"]
+    assert lines[0].split() == ["NAME", "ID", "SIZE", "STATE", "PID", "BACKEND", "CPU", "UNTIL"]
     assert {line.split()[0] for line in lines[1:]} == {QWEN, GEMMA}
+    # The llama.cpp CPU variant each worker runs, as /api/ps says it.
+    for line in lines[1:]:
+        variant = running[line.split()[0]]["cpu_variant"]
+        assert variant and f" {variant} " in line, (variant, line)
     assert all("loaded" in line and "minutes from now" in line for line in lines[1:]), out.stdout
 
 

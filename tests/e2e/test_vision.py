@@ -19,7 +19,7 @@ import openai
 import pytest
 from PIL import Image
 
-from conftest import LOG_DIR, _start_server, _stop_server
+from conftest import LOG_DIR, REFERENCE_KERNELS, _start_server, _stop_server
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "vision_qwen2vl.json")
 CASES = json.load(open(FIXTURE))["cases"]
@@ -41,7 +41,7 @@ def vlm():
     proc, base, log = _start_server(
         ["--mmproj", os.path.join(d, "mmproj.gguf"), "--parallel", "2", "--ctx-size", "4096"],
         os.path.join(LOG_DIR, "minerva-e2e-vision-{port}.log"),
-        model=os.path.join(d, "model.gguf"),
+        model=os.path.join(d, "model.gguf"), env=REFERENCE_KERNELS,
     )
     yield base
     _stop_server(proc, log)
@@ -366,7 +366,7 @@ def test_image_urls_when_the_server_fetches_them(image_host):
     proc, base, log = _start_server(
         ["--mmproj", os.path.join(d, "mmproj.gguf"), "--ctx-size", "4096", "--image-urls"],
         os.path.join(LOG_DIR, "minerva-e2e-vision-urls-{port}.log"),
-        model=os.path.join(d, "model.gguf"),
+        model=os.path.join(d, "model.gguf"), env=REFERENCE_KERNELS,
     )
     try:
         client = openai.OpenAI(base_url=f"{base}/v1", api_key="none", max_retries=0, timeout=600)

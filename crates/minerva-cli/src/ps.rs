@@ -59,12 +59,19 @@ pub fn ps(args: PsArgs) -> Result<()> {
                     .and_then(Value::as_u64)
                     .map_or_else(|| "-".into(), |p| p.to_string()),
                 text(m, "backend"),
+                // The llama.cpp CPU variant (zen4, haswell, ...); "-" for other backends.
+                m.get("cpu_variant")
+                    .and_then(Value::as_str)
+                    .unwrap_or("-")
+                    .to_string(),
                 until(&text(m, "expires_at")),
             ]
         })
         .collect();
     print_table(
-        &["NAME", "ID", "SIZE", "STATE", "PID", "BACKEND", "UNTIL"],
+        &[
+            "NAME", "ID", "SIZE", "STATE", "PID", "BACKEND", "CPU", "UNTIL",
+        ],
         &rows,
     );
     Ok(())

@@ -114,6 +114,11 @@ pub struct ServeArgs {
         value_parser = parse_n_predict
     )]
     pub n_predict: Option<NPredict>,
+    /// The llama.cpp CPU backend variant GGUF models run on (`haswell` is x86-64-v3; others:
+    /// `skylakex`, `icelake`, `zen4`, `sapphirerapids`, ...) instead of the best this CPU runs.
+    /// Worker processes inherit it. A variant this CPU cannot run fails the model's load.
+    #[arg(long, env = "MINERVA_CPU_VARIANT")]
+    pub cpu_variant: Option<String>,
 }
 
 /// `--n-predict`: a cap (`Some`) or none (-1).
@@ -196,6 +201,11 @@ fn trust(args: &ServeArgs, keys: minerva_server::Keys, local: SocketAddr) -> min
 }
 
 pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
+    if let Some(variant) = &args.cpu_variant {
+        // Read by minerva_llama::kernels in this process and in every worker, which inherits
+        // the environment. Set before any thread starts.
+        std::env::set_var(minerva_llama::kernels::VARIANT_ENV, variant);
+    }
     let keys = keys(&args)?;
     let policy = if args.pull_private_urls {
         minerva_store::UrlPolicy::Any

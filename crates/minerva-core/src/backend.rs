@@ -66,6 +66,10 @@ pub struct ModelInfo {
     /// Whether and how the model reads images (`None`: text only).
     #[serde(default)]
     pub vision: Option<VisionInfo>,
+    /// The llama.cpp CPU backend variant the model runs on (`zen4`, `haswell`, …, or `built-in`;
+    /// see minerva-llama's `kernels` module); `None` for a backend without such variants.
+    #[serde(default)]
+    pub cpu_variant: Option<String>,
 }
 
 /// Facts about a model's file: size, hash, architecture, parameters, quantization, metadata.

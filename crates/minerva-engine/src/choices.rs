@@ -126,6 +126,7 @@ mod tests {
                 embedding: None,
                 fim: Default::default(),
                 vision: None,
+                cpu_variant: None,
             },
             calls: Mutex::new(Vec::new()),
         })

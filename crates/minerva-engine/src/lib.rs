@@ -305,6 +305,15 @@ impl Engine {
         .unwrap_or_default()
     }
 
+    /// `(model, variant)`: the llama.cpp CPU variant each loaded model runs on
+    /// ([`minerva_core::ModelInfo::cpu_variant`]); models whose backend has none are left out.
+    pub fn cpu_variants(&self) -> Vec<(String, String)> {
+        self.loaded()
+            .into_iter()
+            .filter_map(|(name, l)| l.model.info().cpu_variant.clone().map(|v| (name, v)))
+            .collect()
+    }
+
     /// The library entry (or command-line model) that `name` names. `None` picks the first
     /// command-line model, else the only loaded one, else the library's first.
     pub async fn resolve(&self, name: Option<&str>) -> Result<LibraryModel> {

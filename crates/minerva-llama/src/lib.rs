@@ -11,6 +11,7 @@
 mod cache;
 mod embed;
 mod grammar;
+pub mod kernels;
 mod logprobs;
 mod media;
 mod meta;
@@ -27,15 +28,17 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use minerva_core::{Backend, CoreError, Model, ModelSpec, Result};
 use std::sync::{Arc, OnceLock};
 
-/// Process-wide llama.cpp initialisation (llama.cpp allows it once).
-static LLAMA: OnceLock<std::result::Result<Arc<LlamaBackend>, String>> = OnceLock::new();
+/// Process-wide llama.cpp initialisation (llama.cpp allows it once): the CPU kernels
+/// ([`kernels::load`]) and the backend, with the name of the CPU variant in use.
+static LLAMA: OnceLock<std::result::Result<(Arc<LlamaBackend>, String), String>> = OnceLock::new();
 
-fn llama_backend() -> Result<Arc<LlamaBackend>> {
+fn llama_backend() -> Result<(Arc<LlamaBackend>, String)> {
     LLAMA
         .get_or_init(|| {
             llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            let kernels = kernels::load().map_err(|e| e.to_string())?;
             LlamaBackend::init()
-                .map(Arc::new)
+                .map(|backend| (Arc::new(backend), kernels.variant))
                 .map_err(|e| e.to_string())
         })
         .clone()
@@ -58,8 +61,8 @@ impl Backend for LlamaCppBackend {
     }
 
     fn load(&self, spec: &ModelSpec) -> Result<Arc<dyn Model>> {
-        let backend = llama_backend()?;
-        let model = LlamaModelHandle::load(backend, spec)?;
+        let (backend, cpu_variant) = llama_backend()?;
+        let model = LlamaModelHandle::load(backend, &cpu_variant, spec)?;
         Ok(Arc::new(model))
     }
 }

@@ -58,7 +58,11 @@ pub struct LlamaModelHandle {
 }
 
 impl LlamaModelHandle {
-    pub(crate) fn load(backend: Arc<LlamaBackend>, spec: &ModelSpec) -> Result<Self> {
+    pub(crate) fn load(
+        backend: Arc<LlamaBackend>,
+        cpu_variant: &str,
+        spec: &ModelSpec,
+    ) -> Result<Self> {
         check_gguf_magic(&spec.path)?;
         let arch =
             crate::media::Meta::read(&spec.path).and_then(|m| m.text("general.architecture"));
@@ -140,6 +144,7 @@ impl LlamaModelHandle {
             parallel,
             params = model.n_params(),
             projector = vision.as_ref().map(|v| v.info.projector.display().to_string()),
+            cpu_variant,
             "model loaded"
         );
         Ok(LlamaModelHandle {
@@ -161,6 +166,7 @@ impl LlamaModelHandle {
                 }),
                 fim: fim_tokens(&model),
                 vision: vision.as_ref().map(|v| v.info.clone()),
+                cpu_variant: Some(cpu_variant.to_string()),
             },
             vision,
             model,

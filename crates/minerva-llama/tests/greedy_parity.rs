@@ -39,6 +39,8 @@ fn run(m: &TestModel) -> Outcome {
     let settings = &fixture["settings"];
     let ctx = settings["ctx"].as_u64().expect("ctx") as u32;
     let threads = settings["threads"].as_u64().expect("threads") as u32;
+    // The reference llama.cpp is built for x86-64-v3: compare on the variant compiled the same way.
+    common::use_reference_kernels();
     let model = common::load(m, ctx, threads);
     let results = fixture["results"].as_array().expect("results");
     let mut outcome = Outcome {

@@ -166,6 +166,7 @@ impl MlxBackend {
                 }),
                 // Vision models on MLX (mlx-vlm) are not served.
                 vision: None,
+                cpu_variant: None,
             },
             tokenizer,
             template,

@@ -153,11 +153,14 @@ pub struct RunningModel {
     pub expires_at: String,
     pub size_vram: u64,
     pub context_length: usize,
-    /// Minerva's additions: the backend, the model's state and its worker process.
+    /// Minerva's additions: the backend, the model's state, its worker process and the
+    /// llama.cpp CPU variant it runs on (`zen4`, `haswell`, …; absent for other backends).
     pub backend: String,
     pub state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_variant: Option<String>,
 }
 
 /// `GET /api/ps`.

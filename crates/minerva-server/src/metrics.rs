@@ -85,7 +85,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    fn render(&self, statuses: &[(String, minerva_core::ModelStatus)]) -> String {
+    /// The exposition text; `cpu_variants` is `(model, variant)` of each loaded model.
+    fn render(
+        &self,
+        statuses: &[(String, minerva_core::ModelStatus)],
+        cpu_variants: &[(String, String)],
+    ) -> String {
         let mut out = String::new();
         out.push_str("# HELP minerva_requests_total HTTP requests by route and status.\n# TYPE minerva_requests_total counter\n");
         if let Ok(requests) = self.requests.lock() {
@@ -157,6 +162,13 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{model=\"{model}\"}} {}", value(status));
             }
         }
+        out.push_str("# HELP minerva_cpu_variant_info The llama.cpp CPU backend variant a model runs on (1 per model).\n# TYPE minerva_cpu_variant_info gauge\n");
+        for (model, variant) in cpu_variants {
+            let _ = writeln!(
+                out,
+                "minerva_cpu_variant_info{{model=\"{model}\",variant=\"{variant}\"}} 1"
+            );
+        }
         self.ttft.render(
             &mut out,
             "minerva_time_to_first_token_seconds",
@@ -206,12 +218,13 @@ pub async fn count_requests(
     responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
 pub async fn render(State(state): State<crate::AppState>) -> Response {
     let statuses = state.engine.statuses().await;
+    let cpu_variants = state.engine.cpu_variants();
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        state.metrics.render(&statuses),
+        state.metrics.render(&statuses, &cpu_variants),
     )
         .into_response()
 }

@@ -38,6 +38,23 @@ pub fn model_path(m: &TestModel) -> PathBuf {
     path
 }
 
+/// The CPU variant the reference llama.cpp matches: `scripts/reference/build.sh` compiles it for
+/// x86-64-v3 (AVX2, FMA, F16C, BMI2), which is ggml's `haswell` variant.
+pub const REFERENCE_VARIANT: &str = "haswell";
+
+/// Makes this test process run [`REFERENCE_VARIANT`] unless MINERVA_CPU_VARIANT names another
+/// (to see how far another variant is from the reference); call before the first model loads
+/// (the variant is chosen once per process).
+pub fn use_reference_kernels() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let var = minerva_llama::kernels::VARIANT_ENV;
+        if std::env::var_os(var).is_none() {
+            std::env::set_var(var, REFERENCE_VARIANT);
+        }
+    });
+}
+
 pub fn load(m: &TestModel, ctx: u32, threads: u32) -> Arc<dyn Model> {
     load_parallel(m, ctx, threads, 1)
 }

@@ -95,6 +95,7 @@ pub async fn ps(State(engine): State<Engine>) -> Result<Json<ProcessResponse>, O
                 backend: entry.backend(),
                 state: entry.state.as_str(),
                 pid: loaded.and_then(|l| l.model.process_id()),
+                cpu_variant: loaded.and_then(|l| l.model.info().cpu_variant.clone()),
             }
         })
         .collect();

@@ -156,6 +156,7 @@ fn stand_in(n_ctx: usize, n_vocab: usize) -> ModelInfo {
         embedding: None,
         fim: Default::default(),
         vision: None,
+        cpu_variant: None,
     }
 }
 
