@@ -135,38 +135,47 @@ def test_a_forced_variant_runs_and_gives_the_reference_build_s_greedy_text(tmp_p
         conftest._stop_server(proc, log)
 
 
-@pytest.mark.parametrize("variant,phrase", [
-    ("avx9000", "no such CPU variant"),
-    ("../../etc/passwd", "no such CPU variant"),
-])
-def test_an_unknown_variant_fails_the_load_clearly_and_the_server_goes_on(tmp_path, variant, phrase):
-    proc, base, log = _server(tmp_path, "unknown", ["--cpu-variant", variant], model=False,
-                              store=str(_store_with_qwen(tmp_path)))
-    try:
-        r = chat(base, "qwen:test")
-        assert r.status_code >= 400, r.text
-        message = r.json()["error"]["message"]
-        assert phrase in message and variant in message, message
-        assert "haswell" in message, message  # the variants there are listed
-        assert httpx.get(f"{base}/health", timeout=30).status_code == 200
-        assert proc.poll() is None
-    finally:
-        conftest._stop_server(proc, log)
+def _serve_refuses(tmp_path, args, env=None):
+    """`minerva serve ARGS` exits at start, before listening; its stderr."""
+    r = subprocess.run([conftest._required_env("MINERVA_BIN"), "serve", "--port", "0", *args],
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "MINERVA_MODELS": str(tmp_path / "store"), "NO_COLOR": "1",
+                            **(env or {})})
+    assert r.returncode != 0, r.stdout + r.stderr
+    assert "panicked" not in r.stderr and "ready" not in r.stdout, r.stdout + r.stderr
+    return r.stderr
 
 
-def test_a_variant_this_cpu_cannot_run_is_refused(tmp_path):
-    missing = [v for v in VARIANT_FLAGS if v not in runnable_here()]
+@pytest.mark.parametrize("variant", ["avx9000", "../../etc/passwd"])
+def test_an_unknown_variant_stops_the_server_at_start_with_what_there_is(tmp_path, variant):
+    said = _serve_refuses(tmp_path, ["--cpu-variant", variant])
+    assert f"no CPU variant '{variant}'" in said and "--cpu-variant" in said, said
+    assert "haswell" in said, said  # the installed and usable variants are listed
+
+
+def test_a_variant_this_cpu_cannot_run_stops_the_server_at_start(tmp_path):
+    missing = [v for v in VARIANT_FLAGS if v not in runnable_here() and v not in BELOW_BASELINE]
     if not missing:
-        pytest.skip("this CPU runs every variant")
-    proc, base, log = _server(tmp_path, "unrunnable", ["--cpu-variant", missing[-1]], model=False,
-                              store=str(_store_with_qwen(tmp_path)))
+        pytest.skip("this CPU runs every installed variant")
+    said = _serve_refuses(tmp_path, [], env={"MINERVA_CPU_VARIANT": missing[-1]})
+    assert "lacks features" in said and missing[-1] in said, said
+
+
+def test_a_missing_backend_dir_stops_the_server_at_start(tmp_path):
+    said = _serve_refuses(tmp_path, [], env={"MINERVA_BACKEND_DIR": str(tmp_path / "nowhere")})
+    assert "MINERVA_BACKEND_DIR" in said and "no such directory" in said, said
+
+
+def test_variant_names_are_read_as_ggml_writes_them(tmp_path):
+    """Case and surrounding blanks do not matter; the log names the variant and the usable ones."""
+    proc, base, log = _server(tmp_path, "upper", ["--cpu-variant", " HASWELL "])
     try:
-        r = chat(base, "qwen:test")
-        assert r.status_code >= 400, r.text
-        message = r.json()["error"]["message"]
-        assert "lacks features" in message and missing[-1] in message, message
-        assert "haswell" in message or "haswell" not in runnable_here(), message
-        assert httpx.get(f"{base}/health", timeout=30).status_code == 200
+        model = first_model(base)
+        assert chat(base, model).status_code == 200
+        assert ps_entry(base, model)["cpu_variant"] == "haswell"
+        with open(log.name, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        assert "llama.cpp CPU kernels for GGUF models variant=haswell" in text, text[-2000:]
     finally:
         conftest._stop_server(proc, log)
 

@@ -115,10 +115,38 @@ pub struct ServeArgs {
     )]
     pub n_predict: Option<NPredict>,
     /// The llama.cpp CPU backend variant GGUF models run on (`haswell` is x86-64-v3; others:
-    /// `skylakex`, `icelake`, `zen4`, `sapphirerapids`, ...) instead of the best this CPU runs.
-    /// Worker processes inherit it. A variant this CPU cannot run fails the model's load.
+    /// `skylakex`, `icelake`, `zen4`, `sapphirerapids`, ...) instead of the best this CPU runs;
+    /// the start-up log lists those this CPU runs. A variant that is not installed or that this
+    /// CPU cannot run stops the server at start. The variants are looked for beside the
+    /// binary, in ../lib/minerva, or only in MINERVA_BACKEND_DIR when that is set.
     #[arg(long, env = "MINERVA_CPU_VARIANT")]
     pub cpu_variant: Option<String>,
+}
+
+/// Finds the CPU kernels GGUF models will run on before any model loads, and says which. A
+/// variant or a directory the user named that does not work stops the server here; otherwise a
+/// missing or broken installation is a warning (models of other backends still serve), and each
+/// GGUF load reports it.
+fn check_cpu_kernels(variant_given: bool) -> Result<()> {
+    use minerva_llama::kernels;
+    let named = variant_given
+        || std::env::var_os(kernels::VARIANT_ENV).is_some_and(|v| !v.is_empty())
+        || std::env::var_os(kernels::BACKEND_DIR_ENV).is_some_and(|v| !v.is_empty());
+    match kernels::probe() {
+        Ok((chosen, usable)) => {
+            tracing::info!(
+                variant = %chosen.variant,
+                usable = %usable.join(","),
+                "llama.cpp CPU kernels for GGUF models"
+            );
+            Ok(())
+        }
+        Err(e) if named => Err(anyhow!("{e}")),
+        Err(e) => {
+            tracing::warn!("GGUF models will not load: {e}");
+            Ok(())
+        }
+    }
 }
 
 /// `--n-predict`: a cap (`Some`) or none (-1).
@@ -206,6 +234,7 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
         // the environment. Set before any thread starts.
         std::env::set_var(minerva_llama::kernels::VARIANT_ENV, variant);
     }
+    check_cpu_kernels(args.cpu_variant.is_some())?;
     let keys = keys(&args)?;
     let policy = if args.pull_private_urls {
         minerva_store::UrlPolicy::Any

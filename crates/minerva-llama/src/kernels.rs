@@ -38,19 +38,24 @@ const MODULE_STEM: &str = "ggml-cpu-";
 pub enum KernelError {
     #[error("no llama.cpp CPU backend ({prefix}{MODULE_STEM}<variant>{suffix}) found in {searched}; set {BACKEND_DIR_ENV} to the directory that holds them", prefix = std::env::consts::DLL_PREFIX, suffix = std::env::consts::DLL_SUFFIX)]
     NotFound { searched: String },
-    #[error("{VARIANT_ENV}={wanted}: no such CPU variant in {dir} (found: {found})")]
+    #[error("{BACKEND_DIR_ENV}={dir}: no such directory")]
+    NoDirectory { dir: String },
+    #[error("{VARIANT_SOURCE}: no CPU variant '{wanted}' (variants there: {found}; this CPU runs: {usable})")]
     UnknownVariant {
         wanted: String,
-        dir: String,
         found: String,
+        usable: String,
     },
-    #[error("{VARIANT_ENV}={wanted}: this CPU lacks features that variant was compiled for (usable here: {usable})")]
+    #[error("{VARIANT_SOURCE}: this CPU lacks features the '{wanted}' variant was compiled for (this CPU runs: {usable})")]
     Unsupported { wanted: String, usable: String },
     #[error("no CPU variant in {dir} runs on this CPU (found: {found})")]
     NoneUsable { dir: String, found: String },
     #[error("loading {path}: {message}")]
     Load { path: String, message: String },
 }
+
+/// How a forced variant is named in errors: either way of giving it.
+const VARIANT_SOURCE: &str = "--cpu-variant / MINERVA_CPU_VARIANT";
 
 /// The CPU kernels in use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +71,14 @@ pub struct CpuKernels {
 struct Candidate {
     variant: String,
     path: PathBuf,
-    score: i32,
+    /// `Ok(0)`: this CPU lacks a feature; `Err`: the module could not be opened or scored.
+    score: Result<i32, String>,
+}
+
+impl Candidate {
+    fn usable(&self) -> bool {
+        self.score.as_ref().is_ok_and(|s| *s > 0)
+    }
 }
 
 /// Registers the CPU backend with ggml; call once per process, before `llama_backend_init`.
@@ -80,23 +92,64 @@ pub fn load() -> Result<CpuKernels, KernelError> {
             path: None,
         });
     }
-    let (dir, candidates) = find_candidates()?;
-    let wanted = std::env::var(VARIANT_ENV)
-        .ok()
-        .filter(|v| !v.trim().is_empty());
-    let chosen = choose(&dir, &candidates, wanted.as_deref())?;
+    let (chosen, forced) = select()?;
     register(&chosen.path)?;
     tracing::info!(
         variant = %chosen.variant,
         path = %chosen.path.display(),
-        score = chosen.score,
-        forced = wanted.is_some(),
+        score = chosen.score.as_ref().ok(),
+        forced,
         "llama.cpp CPU kernels loaded"
     );
     Ok(CpuKernels {
+        variant: chosen.variant,
+        path: Some(chosen.path),
+    })
+}
+
+/// What [`load`] would load in this process, without loading it, and the variants this CPU
+/// runs (best first): for checking the settings when a server starts, before any model loads.
+///
+/// Errors: as [`load`], but ggml's own refusal of a module.
+pub fn probe() -> Result<(CpuKernels, Vec<String>), KernelError> {
+    if cpu_backend_registered() {
+        return Ok((
+            CpuKernels {
+                variant: BUILT_IN.to_string(),
+                path: None,
+            },
+            Vec::new(),
+        ));
+    }
+    let (dir, candidates) = find_candidates()?;
+    let chosen = choose(&dir, &candidates, wanted().as_deref())?;
+    let kernels = CpuKernels {
         variant: chosen.variant.clone(),
         path: Some(chosen.path.clone()),
-    })
+    };
+    Ok((kernels, usable_best_first(&candidates)))
+}
+
+/// The forced variant's name, trimmed and lower-cased (ggml's are); `None` when unset or empty.
+fn wanted() -> Option<String> {
+    std::env::var(VARIANT_ENV)
+        .ok()
+        .map(|v| v.trim().to_ascii_lowercase())
+        .filter(|v| !v.is_empty())
+}
+
+/// The chosen module and whether it was forced.
+fn select() -> Result<(Candidate, bool), KernelError> {
+    let (dir, candidates) = find_candidates()?;
+    let wanted = wanted();
+    let chosen = choose(&dir, &candidates, wanted.as_deref())?.clone();
+    Ok((chosen, wanted.is_some()))
+}
+
+fn usable_best_first(candidates: &[Candidate]) -> Vec<String> {
+    let mut usable: Vec<&Candidate> = candidates.iter().filter(|c| c.usable()).collect();
+    usable.sort_by_key(|c| std::cmp::Reverse(c.score.clone().unwrap_or(0)));
+    usable.into_iter().map(|c| c.variant.clone()).collect()
 }
 
 fn cpu_backend_registered() -> bool {
@@ -109,26 +162,33 @@ fn cpu_backend_registered() -> bool {
 }
 
 /// The directories searched, in order (see the module documentation).
-fn search_dirs() -> Vec<PathBuf> {
+fn search_dirs() -> Result<Vec<PathBuf>, KernelError> {
     if let Some(dir) = std::env::var_os(BACKEND_DIR_ENV).filter(|d| !d.is_empty()) {
-        return vec![PathBuf::from(dir)];
+        let dir = PathBuf::from(dir);
+        if !dir.is_dir() {
+            return Err(KernelError::NoDirectory {
+                dir: dir.display().to_string(),
+            });
+        }
+        return Ok(vec![dir]);
     }
     let Some(exe_dir) = std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent().map(Path::to_path_buf))
     else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
-    let mut dirs = vec![exe_dir.clone(), exe_dir.join("../lib/minerva")];
+    let mut dirs = vec![exe_dir.clone()];
     if let Some(parent) = exe_dir.parent() {
+        dirs.push(parent.join("lib/minerva"));
         dirs.push(parent.to_path_buf());
     }
-    dirs
+    Ok(dirs)
 }
 
 /// The first searched directory holding any CPU module, with every module there scored.
 fn find_candidates() -> Result<(PathBuf, Vec<Candidate>), KernelError> {
-    let dirs = search_dirs();
+    let dirs = search_dirs()?;
     for dir in &dirs {
         let modules = modules_in(dir);
         if modules.is_empty() {
@@ -175,15 +235,16 @@ fn modules_in(dir: &Path) -> Vec<(String, PathBuf)> {
     found
 }
 
-/// The module's `ggml_backend_score()`: 0 when it cannot run here or cannot be opened.
-fn score(path: &Path) -> i32 {
+/// The module's `ggml_backend_score()` (0: this CPU lacks a feature it was compiled for), or why
+/// it could not be opened or scored.
+fn score(path: &Path) -> Result<i32, String> {
     // SAFETY: opening a ggml CPU module runs no code of ours; its initialisers are ggml's, and
     // ggml's own loader (ggml_backend_load_best) opens every variant the same way to score it.
     let library = match unsafe { libloading::Library::new(path) } {
         Ok(library) => library,
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "cannot open CPU backend module");
-            return 0;
+            return Err(e.to_string());
         }
     };
     // SAFETY: ggml's backend modules export `int ggml_backend_score(void)` (ggml-backend-dl.h,
@@ -193,13 +254,10 @@ fn score(path: &Path) -> i32 {
             .get::<unsafe extern "C" fn() -> c_int>(b"ggml_backend_score\0")
             .map(|f| f())
     };
-    match result {
-        Ok(score) => score,
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "CPU backend module has no score");
-            0
-        }
-    }
+    result.map_err(|e| {
+        tracing::warn!(path = %path.display(), error = %e, "CPU backend module has no score");
+        e.to_string()
+    })
 }
 
 /// The forced variant if given (it must run here), else the highest score (ties: the first by
@@ -210,11 +268,7 @@ fn choose<'a>(
     wanted: Option<&str>,
 ) -> Result<&'a Candidate, KernelError> {
     let usable = || {
-        let names: Vec<&str> = candidates
-            .iter()
-            .filter(|c| c.score > 0)
-            .map(|c| c.variant.as_str())
-            .collect();
+        let names = usable_best_first(candidates);
         if names.is_empty() {
             "none".to_string()
         } else {
@@ -232,21 +286,25 @@ fn choose<'a>(
         let Some(candidate) = candidates.iter().find(|c| c.variant == wanted) else {
             return Err(KernelError::UnknownVariant {
                 wanted: wanted.to_string(),
-                dir: dir.display().to_string(),
                 found: found(),
-            });
-        };
-        if candidate.score <= 0 {
-            return Err(KernelError::Unsupported {
-                wanted: wanted.to_string(),
                 usable: usable(),
             });
-        }
-        return Ok(candidate);
+        };
+        return match &candidate.score {
+            Ok(score) if *score > 0 => Ok(candidate),
+            Ok(_) => Err(KernelError::Unsupported {
+                wanted: wanted.to_string(),
+                usable: usable(),
+            }),
+            Err(message) => Err(KernelError::Load {
+                path: candidate.path.display().to_string(),
+                message: message.clone(),
+            }),
+        };
     }
     let mut best: Option<&Candidate> = None;
-    for candidate in candidates.iter().filter(|c| c.score > 0) {
-        if best.is_none_or(|b| candidate.score > b.score) {
+    for candidate in candidates.iter().filter(|c| c.usable()) {
+        if best.is_none_or(|b| candidate.score.as_ref().ok() > b.score.as_ref().ok()) {
             best = Some(candidate);
         }
     }
@@ -283,7 +341,7 @@ mod tests {
         Candidate {
             variant: variant.to_string(),
             path: PathBuf::from(format!("/k/libggml-cpu-{variant}.so")),
-            score,
+            score: Ok(score),
         }
     }
 
@@ -303,7 +361,18 @@ mod tests {
         );
         let err = choose(dir, &all, Some("sapphirerapids")).unwrap_err();
         assert!(matches!(err, KernelError::Unsupported { .. }), "{err}");
-        assert!(err.to_string().contains("haswell, x64, zen4"), "{err}");
+        // The usable ones, best first.
+        assert!(err.to_string().contains("zen4, haswell, x64"), "{err}");
+        // A module that cannot be opened is not "this CPU lacks features".
+        let broken = [Candidate {
+            score: Err("file too short".to_string()),
+            ..candidate("zen4", 0)
+        }];
+        let err = choose(dir, &broken, Some("zen4")).unwrap_err();
+        assert!(
+            matches!(err, KernelError::Load { .. }) && err.to_string().contains("file too short"),
+            "{err}"
+        );
         let err = choose(dir, &all, Some("avx9000")).unwrap_err();
         assert!(matches!(err, KernelError::UnknownVariant { .. }), "{err}");
         let none = [candidate("sapphirerapids", 0)];
