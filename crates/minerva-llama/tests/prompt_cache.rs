@@ -7,7 +7,10 @@
 mod common;
 
 use common::{GEMMA, QWEN};
-use minerva_core::{GenEvent, GenerateRequest, GenerationStream, Model, SamplingParams, Usage};
+use minerva_core::{
+    GenEvent, GenerateRequest, GenerationStream, LogprobRequest, Model, SamplingParams, TokenOut,
+    Usage,
+};
 
 const SYSTEM: &str =
     "You are a careful assistant for a team that maintains a large Rust code base. \
@@ -231,14 +234,64 @@ fn an_older_conversation_comes_back_from_host_memory() {
     );
 }
 
+/// Greedy with the top two log-probabilities of each step.
+fn run_logprobs(model: &dyn Model, prompt: &[i32], n_gen: u32) -> (Vec<TokenOut>, Usage) {
+    let mut stream = model
+        .generate(GenerateRequest {
+            prompt: prompt.to_vec(),
+            sampling: SamplingParams {
+                temperature: 0.0,
+                ..SamplingParams::default()
+            },
+            max_tokens: Some(n_gen),
+            logprobs: Some(LogprobRequest { top: 2 }),
+            cache_prompt: true,
+            reasoning: None,
+            images: Vec::new(),
+        })
+        .unwrap();
+    let mut tokens = Vec::new();
+    while let Some(ev) = stream.blocking_recv() {
+        match ev.unwrap() {
+            GenEvent::Token(t) => tokens.push(t),
+            GenEvent::Done { usage, .. } => return (tokens, usage),
+            GenEvent::Embedding { .. } => panic!("an embedding in a generation"),
+        }
+    }
+    panic!("stream ended without Done");
+}
+
+/// A reply of the same prompt recomputed differently (here its last token alone instead of
+/// within the prompt's batch) is the same, or parts where the first run's top two were within
+/// 0.25 nats and the second took the runner-up: the kernels round differently by batch shape,
+/// more so on some variants (AVX-512) than others (see the README's prompt cache section and
+/// tests/e2e/greedy.py, the same rule).
+fn assert_same_up_to_a_near_tie(first: &[TokenOut], again: &[TokenOut]) {
+    for (i, (a, b)) in first.iter().zip(again).enumerate() {
+        if a.id == b.id {
+            continue;
+        }
+        let top = &a.top_logprobs;
+        assert!(
+            top.len() >= 2 && top[1].id == b.id && top[0].logprob - top[1].logprob < 0.25,
+            "step {i}: {} then {}, not a near-tie of the first run's top two {:?}",
+            a.id,
+            b.id,
+            top.iter().map(|t| (t.id, t.logprob)).collect::<Vec<_>>()
+        );
+        return;
+    }
+    assert_eq!(first.len(), again.len());
+}
+
 #[test]
 fn identical_prompt_recomputes_only_its_last_token() {
     let model = common::load_parallel(&QWEN, 1024, 2, 1);
     let p = model
         .tokenize(&chat(&[], "Name three sorting algorithms."), true, true)
         .unwrap();
-    let (first, _) = run(model.as_ref(), &p, 12, true);
-    let (again, usage) = run(model.as_ref(), &p, 12, true);
+    let (first, _) = run_logprobs(model.as_ref(), &p, 12);
+    let (again, usage) = run_logprobs(model.as_ref(), &p, 12);
     assert_eq!(usage.cached_tokens, p.len() - 1);
-    assert_eq!(first, again);
+    assert_same_up_to_a_near_tie(&first, &again);
 }
