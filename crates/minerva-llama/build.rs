@@ -38,7 +38,8 @@ fn main() {
         return;
     };
 
-    let libs = shared_libraries(sys_out);
+    let skipped = not_installed();
+    let libs = shared_libraries(sys_out, &skipped);
     if libs.is_empty() {
         return;
     }
@@ -46,7 +47,7 @@ fn main() {
         if let Err(e) = fs::create_dir_all(&dest_dir) {
             panic!("creating {}: {e}", dest_dir.display());
         }
-        for name in not_installed() {
+        for name in &skipped {
             let _ = fs::remove_file(dest_dir.join(name));
         }
         for lib in &libs {
@@ -59,8 +60,9 @@ fn main() {
     }
 }
 
-/// `lib/*.so*` and `bin/libggml-cpu-*.so` (or the platform's equivalents) under `out`.
-fn shared_libraries(out: &Path) -> Vec<PathBuf> {
+/// `lib/*.so` and `bin/libggml-cpu-*.so` (or the platform's equivalents) under `out`, but the
+/// `skipped` names.
+fn shared_libraries(out: &Path, skipped: &[String]) -> Vec<PathBuf> {
     let (prefix, suffix) = (env::consts::DLL_PREFIX, env::consts::DLL_SUFFIX);
     let mut found = Vec::new();
     for dir in ["lib", "lib64", "bin"] {
@@ -73,7 +75,7 @@ fn shared_libraries(out: &Path) -> Vec<PathBuf> {
             if path.is_file()
                 && name.starts_with(prefix)
                 && name.ends_with(suffix)
-                && !not_installed().contains(&name)
+                && !skipped.contains(&name)
             {
                 found.push(path);
             }

@@ -127,10 +127,10 @@ pub struct ServeArgs {
 /// variant or a directory the user named that does not work stops the server here; otherwise a
 /// missing or broken installation is a warning (models of other backends still serve), and each
 /// GGUF load reports it.
-fn check_cpu_kernels(variant_given: bool) -> Result<()> {
+fn check_cpu_kernels() -> Result<()> {
     use minerva_llama::kernels;
-    let named = variant_given
-        || std::env::var_os(kernels::VARIANT_ENV).is_some_and(|v| !v.is_empty())
+    // `--cpu-variant` was copied into the environment above.
+    let named = std::env::var_os(kernels::VARIANT_ENV).is_some_and(|v| !v.is_empty())
         || std::env::var_os(kernels::BACKEND_DIR_ENV).is_some_and(|v| !v.is_empty());
     match kernels::probe() {
         Ok((chosen, usable)) => {
@@ -234,7 +234,7 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
         // the environment. Set before any thread starts.
         std::env::set_var(minerva_llama::kernels::VARIANT_ENV, variant);
     }
-    check_cpu_kernels(args.cpu_variant.is_some())?;
+    check_cpu_kernels()?;
     let keys = keys(&args)?;
     let policy = if args.pull_private_urls {
         minerva_store::UrlPolicy::Any

@@ -81,18 +81,29 @@ impl Candidate {
     }
 }
 
+/// What was chosen among the modules found: `None` when the CPU backend is built in.
+struct Selection {
+    chosen: Candidate,
+    forced: bool,
+    /// The variants this CPU runs, best first.
+    usable: Vec<String>,
+}
+
+fn built_in() -> CpuKernels {
+    CpuKernels {
+        variant: BUILT_IN.to_string(),
+        path: None,
+    }
+}
+
 /// Registers the CPU backend with ggml; call once per process, before `llama_backend_init`.
 ///
 /// Errors: [`KernelError`] when no module is found, the forced variant is missing or cannot run
 /// on this CPU, or ggml refuses the module.
 pub fn load() -> Result<CpuKernels, KernelError> {
-    if cpu_backend_registered() {
-        return Ok(CpuKernels {
-            variant: BUILT_IN.to_string(),
-            path: None,
-        });
-    }
-    let (chosen, forced) = select()?;
+    let Some(Selection { chosen, forced, .. }) = select()? else {
+        return Ok(built_in());
+    };
     register(&chosen.path)?;
     tracing::info!(
         variant = %chosen.variant,
@@ -112,22 +123,14 @@ pub fn load() -> Result<CpuKernels, KernelError> {
 ///
 /// Errors: as [`load`], but ggml's own refusal of a module.
 pub fn probe() -> Result<(CpuKernels, Vec<String>), KernelError> {
-    if cpu_backend_registered() {
-        return Ok((
-            CpuKernels {
-                variant: BUILT_IN.to_string(),
-                path: None,
-            },
-            Vec::new(),
-        ));
-    }
-    let (dir, candidates) = find_candidates()?;
-    let chosen = choose(&dir, &candidates, wanted().as_deref())?;
-    let kernels = CpuKernels {
-        variant: chosen.variant.clone(),
-        path: Some(chosen.path.clone()),
+    let Some(Selection { chosen, usable, .. }) = select()? else {
+        return Ok((built_in(), Vec::new()));
     };
-    Ok((kernels, usable_best_first(&candidates)))
+    let kernels = CpuKernels {
+        variant: chosen.variant,
+        path: Some(chosen.path),
+    };
+    Ok((kernels, usable))
 }
 
 /// The forced variant's name, trimmed and lower-cased (ggml's are); `None` when unset or empty.
@@ -138,17 +141,24 @@ fn wanted() -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// The chosen module and whether it was forced.
-fn select() -> Result<(Candidate, bool), KernelError> {
+/// The module to load (see [`Selection`]).
+fn select() -> Result<Option<Selection>, KernelError> {
+    if cpu_backend_registered() {
+        return Ok(None);
+    }
     let (dir, candidates) = find_candidates()?;
     let wanted = wanted();
     let chosen = choose(&dir, &candidates, wanted.as_deref())?.clone();
-    Ok((chosen, wanted.is_some()))
+    Ok(Some(Selection {
+        chosen,
+        forced: wanted.is_some(),
+        usable: usable_best_first(&candidates),
+    }))
 }
 
 fn usable_best_first(candidates: &[Candidate]) -> Vec<String> {
     let mut usable: Vec<&Candidate> = candidates.iter().filter(|c| c.usable()).collect();
-    usable.sort_by_key(|c| std::cmp::Reverse(c.score.clone().unwrap_or(0)));
+    usable.sort_by_key(|c| std::cmp::Reverse(c.score.as_ref().copied().unwrap_or(0)));
     usable.into_iter().map(|c| c.variant.clone()).collect()
 }
 

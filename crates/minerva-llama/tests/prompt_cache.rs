@@ -30,6 +30,16 @@ fn chat(turns: &[(&str, &str)], next: &str) -> String {
 }
 
 fn start(model: &dyn Model, prompt: &[i32], n_gen: u32, cache: bool) -> GenerationStream {
+    start_with(model, prompt, n_gen, cache, None)
+}
+
+fn start_with(
+    model: &dyn Model,
+    prompt: &[i32],
+    n_gen: u32,
+    cache: bool,
+    logprobs: Option<LogprobRequest>,
+) -> GenerationStream {
     model
         .generate(GenerateRequest {
             prompt: prompt.to_vec(),
@@ -38,7 +48,7 @@ fn start(model: &dyn Model, prompt: &[i32], n_gen: u32, cache: bool) -> Generati
                 ..SamplingParams::default()
             },
             max_tokens: Some(n_gen),
-            logprobs: None,
+            logprobs,
             cache_prompt: cache,
             reasoning: None,
             images: Vec::new(),
@@ -46,11 +56,16 @@ fn start(model: &dyn Model, prompt: &[i32], n_gen: u32, cache: bool) -> Generati
         .unwrap()
 }
 
-fn collect(mut stream: GenerationStream) -> (Vec<i32>, Usage) {
+fn collect(stream: GenerationStream) -> (Vec<i32>, Usage) {
+    let (tokens, usage) = collect_out(stream);
+    (tokens.into_iter().map(|t| t.id).collect(), usage)
+}
+
+fn collect_out(mut stream: GenerationStream) -> (Vec<TokenOut>, Usage) {
     let mut tokens = Vec::new();
     while let Some(ev) = stream.blocking_recv() {
         match ev.unwrap() {
-            GenEvent::Token(t) => tokens.push(t.id),
+            GenEvent::Token(t) => tokens.push(t),
             GenEvent::Done { usage, .. } => return (tokens, usage),
             GenEvent::Embedding { .. } => panic!("an embedding in a generation"),
         }
@@ -236,29 +251,13 @@ fn an_older_conversation_comes_back_from_host_memory() {
 
 /// Greedy with the top two log-probabilities of each step.
 fn run_logprobs(model: &dyn Model, prompt: &[i32], n_gen: u32) -> (Vec<TokenOut>, Usage) {
-    let mut stream = model
-        .generate(GenerateRequest {
-            prompt: prompt.to_vec(),
-            sampling: SamplingParams {
-                temperature: 0.0,
-                ..SamplingParams::default()
-            },
-            max_tokens: Some(n_gen),
-            logprobs: Some(LogprobRequest { top: 2 }),
-            cache_prompt: true,
-            reasoning: None,
-            images: Vec::new(),
-        })
-        .unwrap();
-    let mut tokens = Vec::new();
-    while let Some(ev) = stream.blocking_recv() {
-        match ev.unwrap() {
-            GenEvent::Token(t) => tokens.push(t),
-            GenEvent::Done { usage, .. } => return (tokens, usage),
-            GenEvent::Embedding { .. } => panic!("an embedding in a generation"),
-        }
-    }
-    panic!("stream ended without Done");
+    collect_out(start_with(
+        model,
+        prompt,
+        n_gen,
+        true,
+        Some(LogprobRequest { top: 2 }),
+    ))
 }
 
 /// A reply of the same prompt recomputed differently (here its last token alone instead of
