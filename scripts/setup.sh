@@ -4,8 +4,13 @@
 #
 #   bash scripts/setup.sh          # build: C/C++ compiler, cmake, libclang-dev (bindgen), Node.js
 #                                  # and npm (the chat UI), python3 with pip (fetching the models)
-#   bash scripts/setup.sh --test   # and: python3-venv, Debian's chromium (the UI test), and a
-#                                  # Node.js 20 for playwright-core when the system's is older
+#   bash scripts/setup.sh --desktop
+#                                  # and: the desktop app's libraries (WebKitGTK 4.1, GTK, the
+#                                  # tray's libayatana-appindicator, librsvg, libxdo)
+#   bash scripts/setup.sh --test   # and: the desktop app's libraries, python3-venv, Debian's
+#                                  # chromium (the UI test), Xvfb, xdotool and ImageMagick (the
+#                                  # desktop test), and a Node.js 20 for playwright-core when the
+#                                  # system's is older
 #
 # Packages come from apt-get (directly as root, through sudo otherwise); when neither works the
 # script names the packages to install and stops. Rust is not installed here: Debian's rustc is
@@ -14,10 +19,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 test_deps=0
+desktop_deps=0
 case "${1:-}" in
-  --test) test_deps=1 ;;
+  --test) test_deps=1; desktop_deps=1 ;;
+  --desktop) desktop_deps=1 ;;
   "") ;;
-  *) echo "usage: $0 [--test]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--test | --desktop]" >&2; exit 2 ;;
 esac
 
 # --- Rust --------------------------------------------------------------------------------------
@@ -50,9 +57,22 @@ compgen -G '/usr/lib/llvm-*/lib/libclang.so' >/dev/null || compgen -G '/usr/lib/
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+if [ "$desktop_deps" = 1 ]; then
+  # Tauri's Linux prerequisites, found through pkg-config as its build scripts find them.
+  command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  pc() { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$1"; }
+  pc webkit2gtk-4.1 || missing+=(libwebkit2gtk-4.1-dev)
+  pc ayatana-appindicator3-0.1 || missing+=(libayatana-appindicator3-dev)
+  pc librsvg-2.0 || missing+=(librsvg2-dev)
+  [ -e /usr/include/xdo.h ] || missing+=(libxdo-dev)
+fi
 if [ "$test_deps" = 1 ]; then
   python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
+  command -v xdotool >/dev/null 2>&1 || missing+=(xdotool)
+  [ -x /usr/bin/import ] || missing+=(imagemagick)
+  command -v dbus-run-session >/dev/null 2>&1 || missing+=(dbus)
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

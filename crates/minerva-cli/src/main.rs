@@ -1,23 +1,9 @@
-//! The `minerva` command. `main` only parses arguments, installs logging and calls a command.
-//!
-//! This is the one crate that registers backends: it loads models with `minerva-llama` and
-//! hands the engine to `minerva-server`.
-
-mod catalog;
-mod create;
-mod kept_responses;
-mod library;
-mod load;
-mod mlx;
-mod progress;
-mod ps;
-mod run;
-mod serve;
-mod with_catalog;
-mod worker;
+//! The `minerva` command. `main` only parses arguments, installs logging and calls a command
+//! of the crate's library (`minerva_cli`), which the desktop app shares.
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
+use minerva_cli::{catalog, create, library, mlx, ps, run, serve, worker, RunArgs};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -76,68 +62,6 @@ enum Command {
     Worker(worker::WorkerArgs),
 }
 
-/// Which model to load, and how.
-#[derive(Args, Clone)]
-pub struct ModelArgs {
-    /// A GGUF file, a Hugging Face model directory (run on MLX), the name of a known model
-    /// (fetched on first use) or a model in the store.
-    #[arg(long, short = 'm', default_value = catalog::DEFAULT_MODEL)]
-    pub model: String,
-    #[command(flatten)]
-    pub load: LoadArgs,
-}
-
-/// How models are loaded.
-#[derive(Args, Clone)]
-pub struct LoadArgs {
-    /// Context window one request may use, in tokens.
-    #[arg(long, short = 'c', default_value_t = 4096)]
-    pub ctx_size: u32,
-    /// Compute threads (default: all cores).
-    #[arg(long, short = 't')]
-    pub threads: Option<u32>,
-    /// Requests decoded together (continuous batching); each gets its own --ctx-size window
-    /// [default: 16384 / ctx-size, between 1 and 4].
-    #[arg(long, short = 'p')]
-    pub parallel: Option<u32>,
-    /// Requests that may wait for a free sequence; beyond them the server answers 503.
-    #[arg(long, default_value_t = 64)]
-    pub queue: u32,
-    /// Seconds a request may wait for a free sequence before a 503 (0: no limit).
-    #[arg(long, default_value_t = 600)]
-    pub queue_timeout: u64,
-    /// Host memory for the prompt cache, in MiB (0: only what the context's sequences hold).
-    #[arg(long, default_value_t = 2048)]
-    pub cache_ram: u64,
-    /// A Jinja chat template file that replaces the model's own.
-    #[arg(long)]
-    pub chat_template: Option<PathBuf>,
-    /// The backend for the models named with --model: llama.cpp (GGUF files) or mlx (Hugging
-    /// Face directories) [default: by the model's format]. Library models keep their own
-    /// choice (minerva config NAME --backend).
-    #[arg(long)]
-    pub backend: Option<String>,
-    /// The multimodal projector (llama.cpp's mmproj GGUF) of a vision model named with
-    /// --model, so it reads images; with several --model, it goes with the first.
-    #[arg(long)]
-    pub mmproj: Option<PathBuf>,
-}
-
-#[derive(Args)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub model: ModelArgs,
-    /// The prompt; without one, an interactive chat starts.
-    pub prompt: Option<String>,
-    /// Most tokens per reply.
-    #[arg(long, default_value_t = 1024)]
-    pub max_tokens: u32,
-    #[arg(long)]
-    pub temperature: Option<f32>,
-    #[arg(long)]
-    pub seed: Option<u32>,
-}
-
 #[derive(Args)]
 struct FetchArgs {
     /// Model names (default: every known model).
@@ -149,17 +73,10 @@ fn main() -> Result<()> {
     // A server (and its workers) logs its work; a terminal command (`run` is a chat, `list` a
     // table) shows only what went wrong, unless asked.
     let default_filter = match (&cli.command, cli.verbose) {
-        (Command::Serve(_) | Command::Worker(_), _) | (_, true) => "info,llama-cpp-2=warn",
+        (Command::Serve(_) | Command::Worker(_), _) | (_, true) => minerva_cli::SERVER_LOG_FILTER,
         _ => "warn,llama-cpp-2=error",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default_filter.into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    minerva_cli::init_logging(default_filter);
     let root = library::models_root(cli.models_dir.as_deref())?;
     if matches!(
         cli.command,

@@ -228,7 +228,26 @@ fn trust(args: &ServeArgs, keys: minerva_server::Keys, local: SocketAddr) -> min
     }
 }
 
+/// `minerva serve`: serves until SIGTERM or Ctrl-C.
 pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
+    serve_until(args, root, shutdown_signal(), |_| {})
+}
+
+/// Starts the server of `args` on the models root `root` (the whole of `minerva serve`: the
+/// kernel check, the library, the engine with its backends, the UI and the trust settings),
+/// calls `ready` with the address once it listens (after the `--model` preload), and serves
+/// until `shutdown` resolves; streams in flight then get `--shutdown-timeout` to end. Blocks
+/// the calling thread, on a Tokio runtime of its own.
+///
+/// # Errors
+/// Bad settings (sizes, durations, keys, an unusable `--cpu-variant`), a model that cannot be
+/// resolved or preloaded, the UI database, or the address (in use, unresolvable).
+pub fn serve_until(
+    args: ServeArgs,
+    root: &Path,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(SocketAddr) + Send,
+) -> Result<()> {
     if let Some(variant) = &args.cpu_variant {
         // Read by minerva_llama::kernels in this process and in every worker, which inherits
         // the environment. Set before any thread starts.
@@ -327,6 +346,8 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
             .collect(),
     };
 
+    let drain = std::time::Duration::try_from_secs_f64(args.shutdown_timeout)
+        .map_err(|_| anyhow!("--shutdown-timeout must be a number of seconds, 0 or more"))?;
     let rt = tokio::runtime::Runtime::new()?;
     let digest_root = root.to_path_buf();
     rt.block_on(async move {
@@ -343,6 +364,7 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         tracing::info!("listening on http://{local}");
+        ready(local);
         eprintln!(
             "Minerva is ready: chat UI at http://{local}/ (OpenAI, Ollama and Anthropic APIs at http://{local})"
         );
@@ -375,9 +397,7 @@ pub fn serve(args: ServeArgs, root: &Path) -> Result<()> {
             ),
             trust,
         );
-        let drain = std::time::Duration::try_from_secs_f64(args.shutdown_timeout)
-            .map_err(|_| anyhow!("--shutdown-timeout must be a number of seconds, 0 or more"))?;
-        minerva_server::serve(listener, app, shutdown_signal(), drain).await?;
+        minerva_server::serve(listener, app, shutdown, drain).await?;
         tracing::info!("server stopped");
         Ok(())
     })

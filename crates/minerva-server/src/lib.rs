@@ -24,7 +24,7 @@ pub use error::{AnthropicError, ApiError, OllamaError};
 pub use routes::ollama::keep_alive::parse_text as parse_keep_alive;
 pub use routes::ollama::models::modelfile;
 pub use routes::settings::{check_template, create_settings, SettingsError};
-pub use trust::{protect, Keys, Scope, Trust};
+pub use trust::{protect, Keys, Scope, Trust, SERVER_HEADER};
 
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::get;

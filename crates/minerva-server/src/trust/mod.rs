@@ -34,7 +34,13 @@ pub struct Trust {
     pub loopback: bool,
 }
 
-/// `app` behind CORS, the `Host` check (when [`Trust::loopback`]) and the key check.
+/// The `Server` header of every answer (`Minerva/VERSION`), as llama-server sends
+/// `Server: llama.cpp`: how a client (the desktop app) tells a Minerva server holding the port
+/// from another program, without a key.
+pub const SERVER_HEADER: &str = concat!("Minerva/", env!("CARGO_PKG_VERSION"));
+
+/// `app` behind CORS, the `Host` check (when [`Trust::loopback`]) and the key check; every
+/// answer, refusals included, carries [`SERVER_HEADER`].
 pub fn protect(app: Router, trust: Trust) -> Router {
     let keys = Arc::new(trust.keys);
     let mut app = app.layer(axum::middleware::from_fn_with_state(keys, keys::check));
@@ -45,6 +51,12 @@ pub fn protect(app: Router, trust: Trust) -> Router {
     let origins = Arc::new(trust.cors_origins.clone());
     app.layer(axum::middleware::from_fn_with_state(origins, cors::check))
         .layer(cors::layer(trust.cors_origins))
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                axum::http::header::SERVER,
+                axum::http::HeaderValue::from_static(SERVER_HEADER),
+            ),
+        )
 }
 
 /// The error answer for a refused request, in the shape of the API its path belongs to:
