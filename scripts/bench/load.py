@@ -446,7 +446,9 @@ def scenario_shared(client, prompts, args, out):
     out["metrics"]["shared-system: ITL p95 ms"] = ms(s["itl_p95"])
     try:
         with urllib.request.urlopen(f"{client.base}/slots", timeout=30) as r:
-            kv = json.load(r).get("kv_cache", {}).get(client.model)
+            slots = json.load(r)
+        # Minerva's /slots is an object with `kv_cache`; llama-server's is a list of slots.
+        kv = slots.get("kv_cache", {}).get(client.model) if isinstance(slots, dict) else None
     except (urllib.error.URLError, OSError, ValueError):
         kv = None
     if kv:

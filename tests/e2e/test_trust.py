@@ -67,6 +67,7 @@ def test_a_foreign_host_is_refused_on_loopback(server):
     assert r.json()["error"]["code"] == "host_not_allowed"
     r = httpx.get(f"{server}/api/tags", headers={"Host": "evil.example:11434"}, timeout=30)
     assert r.status_code == 403
+    assert r.headers["server"].startswith("Minerva/")
     assert "not allowed" in r.json()["error"]
     port = server.rsplit(":", 1)[1]
     for host in [f"localhost:{port}", f"127.0.0.1:{port}", "localhost"]:
@@ -94,6 +95,8 @@ def test_no_key_is_a_401_in_each_apis_shape(keyed):
     assert r.status_code == 401 and "not valid" in r.json()["error"]["message"]
     r = httpx.get(f"{keyed}/ui/api/v1/conversations", timeout=30)
     assert r.status_code == 401
+    # Refusals too say what answers (the desktop app finds a Minerva server on its port so).
+    assert r.headers["server"].startswith("Minerva/")
 
 
 def test_open_paths(keyed):
