@@ -47,6 +47,7 @@ def pss_kib(pid):
 
 
 def comm(pid):
+    """The process's name, as the kernel keeps it (15 characters at most)."""
     try:
         with open(f"/proc/{pid}/comm") as f:
             return f.read().strip()
@@ -80,7 +81,10 @@ def one_run(app, display):
         if window_s is None:
             raise SystemExit("no usable window in 120 s")
         time.sleep(10)
-        pids = [p for p in session_pids(proc.pid) if comm(p) not in ("dbus-run-session", "dbus-daemon")]
+        # The app and the WebKit processes it starts; not the session's D-Bus services
+        # (accessibility bus, portals), which a desktop session runs anyway.
+        pids = [p for p in session_pids(proc.pid)
+                if comm(p).startswith(("minerva-deskto", "WebKit"))]
         by = {}
         for p in pids:
             by[comm(p)] = by.get(comm(p), 0) + pss_kib(p)
@@ -101,10 +105,14 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     print(f"binary {args.app}: {os.path.getsize(args.app) / 1e6:.1f} MB")
-    libs = [f for f in os.listdir(os.path.dirname(os.path.abspath(args.app)))
-            if f.startswith("lib") and f.endswith(".so")]
-    size = sum(os.path.getsize(os.path.join(os.path.dirname(os.path.abspath(args.app)), f)) for f in libs)
-    print(f"llama.cpp libraries beside it: {len(libs)} files, {size / 1e6:.1f} MB")
+    here = os.path.dirname(os.path.abspath(args.app))
+    for where in (here, os.path.join(here, "..", "lib", "minerva")):
+        libs = [os.path.join(where, f) for f in (os.listdir(where) if os.path.isdir(where) else [])
+                if f.startswith("lib") and f.endswith(".so")]
+        if libs:
+            size = sum(os.path.getsize(f) for f in libs)
+            print(f"llama.cpp libraries in {os.path.normpath(where)}: {len(libs)} files, {size / 1e6:.1f} MB")
+            break
     if args.deb:
         print(f".deb {args.deb}: {os.path.getsize(args.deb) / 1e6:.1f} MB")
     read, write = os.pipe()
