@@ -80,6 +80,12 @@ class App:
             stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT, env=env,
             start_new_session=True)
 
+    def session_env(self):
+        """The app's environment (its D-Bus session, display, store), for a second start."""
+        with open(f"/proc/{self.app_pid()}/environ", "rb") as f:
+            pairs = [item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item]
+        return {k.decode(): v.decode(errors="replace") for k, v in pairs}
+
     def log(self):
         return self.log_path.read_text(errors="replace")
 
@@ -253,6 +259,13 @@ def test_keep_serving_is_set_from_the_menu_and_kept(tmp_path, display, apps):
     assert app.proc.poll() is None
     assert app.xdotool("search", "--onlyvisible", "--name", "^Minerva").stdout.strip() == ""
     assert httpx.get(f"{app.base}/health").status_code == 200
+    # Started again (in the same desktop session), the app shows the hidden window instead of
+    # starting a second app, and the second start exits.
+    second = subprocess.run([desktop_binary(), "--port", str(_free_port())], capture_output=True,
+                            text=True, timeout=60, env=app.session_env())
+    assert second.returncode == 0, second.stderr
+    app.wait_log("Minerva was started again: showing its window", timeout=20)
+    assert app.window(timeout=20) == window
     # SIGTERM stops it as Quit does.
     os.kill(app.app_pid(), signal.SIGTERM)
     assert app.wait_exit() == 0

@@ -92,7 +92,23 @@ fn main() -> anyhow::Result<()> {
         return minerva_cli::worker::run(args);
     }
     let root = minerva_cli::library::models_root(cli.models_dir.as_deref())?;
+    check_display()?;
     run_app(app_args(*cli.serve), root)
+}
+
+/// A window needs a display: without one (a shell over ssh, a service) say so, instead of GTK's
+/// panic.
+fn check_display() -> anyhow::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+        if !set("DISPLAY") && !set("WAYLAND_DISPLAY") {
+            anyhow::bail!(
+                "no graphical display (neither DISPLAY nor WAYLAND_DISPLAY is set): the desktop app needs one; `minerva serve` runs the same server without a window"
+            );
+        }
+    }
+    Ok(())
 }
 
 fn run_app(args: ServeArgs, root: PathBuf) -> anyhow::Result<()> {
@@ -105,7 +121,11 @@ fn run_app(args: ServeArgs, root: PathBuf) -> anyhow::Result<()> {
         Duration::from_secs_f64(args.shutdown_timeout.clamp(0.0, 3600.0)) + Duration::from_secs(5);
     let key = args.api_keys.first().cloned();
     let args = Mutex::new(Some(args));
-    let app = tauri::Builder::default()
+    let builder = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            tracing::info!("Minerva was started again: showing its window");
+            show_window(app);
+        }))
         .setup(move |app| {
             let handle = app.handle().clone();
             let menus = Menus::build(&handle, settings.keep_serving_on_close)?;
@@ -133,12 +153,7 @@ fn run_app(args: ServeArgs, root: PathBuf) -> anyhow::Result<()> {
             let checked = || state.menus.keep_serving.is_checked().unwrap_or(false);
             match menu::action(id, checked) {
                 Some(Action::Quit) => quit(app),
-                Some(Action::Show) => {
-                    if let Some(w) = app.get_webview_window(MAIN) {
-                        let _ = w.show();
-                        let _ = w.set_focus();
-                    }
-                }
+                Some(Action::Show) => show_window(app),
                 Some(Action::KeepServing(on)) => {
                     let mut settings = state.settings.lock().unwrap_or_else(|p| p.into_inner());
                     settings.keep_serving_on_close = on;
@@ -168,13 +183,46 @@ fn run_app(args: ServeArgs, root: PathBuf) -> anyhow::Result<()> {
                 }
             }
         })
-        .build(tauri::generate_context!())?;
+        ;
+    let app = build_quietly(builder)?;
     app.run(|app, event| {
         if let RunEvent::Exit = event {
             stop_server(app);
         }
     });
     Ok(())
+}
+
+/// Builds the app. GTK panics when it cannot open the display (a wrong `DISPLAY`); that becomes
+/// an error that says so, without a backtrace.
+fn build_quietly(builder: tauri::Builder<tauri::Wry>) -> anyhow::Result<tauri::App> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        builder.build(tauri::generate_context!())
+    }));
+    std::panic::set_hook(previous);
+    match built {
+        Ok(app) => Ok(app?),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let display = std::env::var("DISPLAY").unwrap_or_default();
+            anyhow::bail!("cannot open the window on display '{display}': {why}")
+        }
+    }
+}
+
+/// Shows the main window (hidden after a close while "keep serving" is on) and focuses it.
+fn show_window(app: &AppHandle) {
+    if let Some(w) = app.get_webview_window(MAIN) {
+        let _ = w.show();
+        let _ = w.unminimize();
+        let _ = w.set_focus();
+    }
 }
 
 /// The main window, on the loading page until the server is up.
