@@ -247,3 +247,21 @@ def test_minerva_backend_dir_names_where_the_variants_are(tmp_path, monkeypatch)
         assert str(kernels / f"libggml-cpu-{entry['cpu_variant']}.so") in mapped_libraries(entry["pid"])
     finally:
         conftest._stop_server(proc, log)
+
+
+def test_minerva_run_takes_the_variant_too(tmp_path):
+    """`minerva run --cpu-variant` (or MINERVA_CPU_VARIANT) loads the model on that variant;
+    an unknown one is refused with the variants there are."""
+    env = {**os.environ, "MINERVA_MODELS": str(tmp_path / "store"), "RUST_LOG": "info",
+           "NO_COLOR": "1"}
+    base = [conftest._required_env("MINERVA_BIN"), "run", "-m",
+            conftest._required_env("MINERVA_QWEN_GGUF"), "--max-tokens", "4", "--temperature", "0"]
+    done = subprocess.run([*base, "--cpu-variant", "HASWELL", "Say hi."], capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "llama.cpp CPU kernels loaded variant=haswell" in done.stderr, done.stderr
+    assert done.stdout.strip(), "a reply"
+    refused = subprocess.run([*base, "Say hi."], capture_output=True, text=True, timeout=300,
+                             env={**env, "MINERVA_CPU_VARIANT": "pentium"})
+    assert refused.returncode != 0
+    assert "no CPU variant 'pentium'" in refused.stderr and "haswell" in refused.stderr, refused.stderr

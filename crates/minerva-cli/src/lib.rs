@@ -96,4 +96,8 @@ pub struct RunArgs {
     pub temperature: Option<f32>,
     #[arg(long)]
     pub seed: Option<u32>,
+    /// The llama.cpp CPU backend variant a GGUF model runs on, as `minerva serve --cpu-variant`
+    /// (`haswell` is x86-64-v3) [default: the best this CPU runs].
+    #[arg(long, env = "MINERVA_CPU_VARIANT")]
+    pub cpu_variant: Option<String>,
 }

@@ -9,6 +9,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 pub fn run(args: RunArgs, models_dir: &Path) -> Result<()> {
+    if let Some(variant) = &args.cpu_variant {
+        // Read by minerva_llama::kernels when the model loads (in this process). Set before any
+        // thread starts.
+        std::env::set_var(minerva_llama::kernels::VARIANT_ENV, variant);
+    }
     let spinner = loading_spinner(&args.model.model);
     let model = load::load(&args.model, models_dir, load::Placement::InProcess);
     if let Some(spinner) = spinner {
