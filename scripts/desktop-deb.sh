@@ -20,13 +20,17 @@ fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 echo "== building minerva-desktop (release)"
 cargo build --release -p minerva-desktop
-# llama.cpp's libraries, copied beside the binary by minerva-llama's build script.
-files="{}"
-for lib in "$CARGO_TARGET_DIR"/release/lib*.so; do
-  files=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["/usr/lib/minerva/"+sys.argv[2].rsplit("/",1)[1]]=sys.argv[2]; print(json.dumps(d))' "$files" "$lib")
-done
-[ "$files" != "{}" ] || { echo "no llama.cpp libraries in $CARGO_TARGET_DIR/release"; exit 1; }
-config=$(python3 -c 'import json,sys; print(json.dumps({"bundle": {"linux": {"deb": {"files": json.loads(sys.argv[1])}}}}))' "$files")
+# llama.cpp's libraries, copied beside the binary by minerva-llama's build script, go to
+# /usr/lib/minerva (merged into tauri.conf.json's bundle.linux.deb.files).
+config=$(python3 - "$CARGO_TARGET_DIR"/release/lib*.so <<'PY'
+import json, os, sys
+libs = [p for p in sys.argv[1:] if os.path.isfile(p)]
+if not libs:
+    sys.exit("no llama.cpp libraries beside the release binary")
+files = {f"/usr/lib/minerva/{os.path.basename(p)}": p for p in libs}
+print(json.dumps({"bundle": {"linux": {"deb": {"files": files}}}}))
+PY
+)
 
 echo "== bundling the .deb"
 (cd crates/minerva-desktop && "$TOOLS/bin/cargo-tauri" build --bundles deb --config "$config")

@@ -424,7 +424,12 @@ fn digest_in_background(engine: &Engine, models: Vec<(String, PathBuf)>, root: P
     });
 }
 
-fn address(host: &str, port: u16) -> Result<SocketAddr> {
+/// The address `minerva serve` binds for `--host` and `--port`: `host` as an IP address, else
+/// the first address it resolves to.
+///
+/// # Errors
+/// `host` resolves to no address.
+pub fn address(host: &str, port: u16) -> Result<SocketAddr> {
     if let Ok(addr) = format!("{host}:{port}").parse() {
         return Ok(addr);
     }

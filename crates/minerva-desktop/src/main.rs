@@ -117,10 +117,11 @@ fn run_app(args: ServeArgs, root: PathBuf) -> anyhow::Result<()> {
         .as_deref()
         .map(settings::load)
         .unwrap_or_default();
-    let stop_timeout =
-        Duration::from_secs_f64(args.shutdown_timeout.clamp(0.0, 3600.0)) + Duration::from_secs(5);
+    // An unusable --shutdown-timeout stops the server at start; the wait is then moot.
+    let stop_timeout = Duration::try_from_secs_f64(args.shutdown_timeout)
+        .unwrap_or(Duration::ZERO)
+        .saturating_add(Duration::from_secs(5));
     let key = args.api_keys.first().cloned();
-    let args = Mutex::new(Some(args));
     let builder = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
             tracing::info!("Minerva was started again: showing its window");
@@ -134,17 +135,14 @@ fn run_app(args: ServeArgs, root: PathBuf) -> anyhow::Result<()> {
             window(&handle)?;
             app.manage(AppState {
                 menus,
-                settings: Mutex::new(settings.clone()),
-                settings_path: settings_path.clone(),
+                settings: Mutex::new(settings),
+                settings_path,
                 running: Mutex::new(None),
                 failure: Mutex::new(None),
                 stop_timeout,
                 exiting: AtomicBool::new(false),
             });
-            let args = args.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(args) = args {
-                start_server(handle, args, root.clone(), key.clone());
-            }
+            start_server(handle, args, root, key);
             Ok(())
         })
         .on_menu_event(|app, event| {
@@ -182,8 +180,7 @@ fn run_app(args: ServeArgs, root: PathBuf) -> anyhow::Result<()> {
                     let _ = window.hide();
                 }
             }
-        })
-        ;
+        });
     let app = build_quietly(builder)?;
     app.run(|app, event| {
         if let RunEvent::Exit = event {
@@ -295,7 +292,7 @@ fn on_status(app: &AppHandle, status: Status, key: Option<String>) {
     match status {
         Status::Started(addr) | Status::Attached(addr) => {
             let attached = matches!(status, Status::Attached(_));
-            let addr = loopback(addr);
+            let addr = server::loopback(addr);
             if attached {
                 eprintln!("Minerva is already serving on http://{addr}/: the app uses that server");
                 if let Some(w) = &window {
@@ -337,18 +334,6 @@ fn show_failure(window: &tauri::WebviewWindow, message: &str) {
     if let Err(e) = window.eval(&script) {
         tracing::warn!("cannot show the error in the window: {e}");
     }
-}
-
-/// An address to connect to: the unspecified address (0.0.0.0, ::) becomes loopback.
-fn loopback(mut addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() {
-            std::net::Ipv4Addr::LOCALHOST.into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
-    }
-    addr
 }
 
 /// Shows the server's loaded models in the menus, read from `/api/ps` every 2 s.

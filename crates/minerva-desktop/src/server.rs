@@ -3,7 +3,7 @@
 //! already holds the port when that is a Minerva server (as Ollama's app does).
 
 use minerva_cli::serve::ServeArgs;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -58,10 +58,10 @@ pub fn start(
     root: PathBuf,
     report: impl Fn(Status) + Send + Sync + 'static,
 ) -> Option<Running> {
-    let addr = match resolve(&args.host, args.port) {
+    let addr = match minerva_cli::serve::address(&args.host, args.port) {
         Ok(addr) => addr,
-        Err(message) => {
-            report(Status::Failed(message));
+        Err(e) => {
+            report(Status::Failed(format!("{e:#}")));
             return None;
         }
     };
@@ -118,27 +118,23 @@ pub fn start(
     }
 }
 
-/// `host:port` as an address to bind (the first one `host` resolves to).
-fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
-    (host, port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| format!("cannot resolve the host '{host}'"))
+/// An address to connect to: the unspecified address (0.0.0.0, ::) becomes loopback.
+pub fn loopback(mut addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    addr
 }
 
 /// Asks what answers at `addr` (`GET /health`, 3 s), by the `Server` header Minerva sends on
 /// every answer ([`minerva_server::SERVER_HEADER`]); a key-protected Minerva says so too, on
 /// its 401. An unspecified address (0.0.0.0) is asked on loopback.
 pub fn holder(addr: SocketAddr) -> Holder {
-    let mut ask = addr;
-    if ask.ip().is_unspecified() {
-        ask.set_ip(if addr.is_ipv4() {
-            std::net::Ipv4Addr::LOCALHOST.into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
-    }
+    let ask = loopback(addr);
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(3))
         .redirects(0)
