@@ -96,6 +96,50 @@ def test_a_request_reuses_the_system_prompt_of_one_still_generating(parallel_ser
     print(f"B with the shared prefix reused: identical to uncached: {same}")
 
 
+def test_a_system_prompt_shared_by_four_concurrent_requests_is_held_once(parallel_server):
+    """llama.cpp's unified KV cache: the three requests that reuse the first one's system prompt
+    share its cells (llama_memory_seq_cp) instead of holding copies, which /slots and /metrics
+    count."""
+    client = openai.OpenAI(base_url=f"{parallel_server}/v1", api_key="x", max_retries=0, timeout=300)
+    system = " ".join([SYSTEM] * 4)
+    system_tokens = len(httpx.post(f"{parallel_server}/tokenize", json={"content": system}).json()["tokens"])
+    assert system_tokens > 300
+
+    def ask(question, results, i):
+        r = client.chat.completions.create(
+            model=MODEL_ID,
+            messages=[{"role": "system", "content": system}, {"role": "user", "content": question}],
+            temperature=0,
+            max_tokens=24,
+            extra_body={"ignore_eos": True},
+        )
+        results[i] = r
+
+    # The first computes the system prompt; the four that follow, together, reuse it.
+    warm = [None]
+    ask("Who may restart the database?", warm, 0)
+    results = [None] * 4
+    threads = [
+        threading.Thread(target=ask, args=(q, results, i))
+        for i, q in enumerate(["Disk full?", "Deploy on Friday?", "Slow checkout?", "Replica lag?"])
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(cached(r.usage) >= system_tokens for r in results), [r.usage for r in results]
+
+    body = httpx.get(f"{parallel_server}/slots").json()
+    kv = body["kv_cache"][MODEL_ID]
+    held = sum(s["n_kv_tokens"] for s in body["slots"] if s["model"] == MODEL_ID)
+    assert kv["cells_unshared"] == held, body
+    # Four sequences hold the system prompt, and it is stored once: at least three copies saved.
+    assert kv["cells_used"] <= held - 3 * system_tokens, body
+    assert kv["cells_used"] >= held - 4 * system_tokens, body
+    assert kv["cells"] >= 4 * 2048, body
+    assert metric(parallel_server, f'minerva_kv_cells_used{{model="{MODEL_ID}"}}') == kv["cells_used"]
+
+
 def test_a_request_waiting_past_the_queue_timeout_gets_a_503(timeout_server):
     long = {
         "model": MODEL_ID,

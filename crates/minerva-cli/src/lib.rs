@@ -56,10 +56,16 @@ pub struct LoadArgs {
     /// Compute threads (default: all cores).
     #[arg(long, short = 't')]
     pub threads: Option<u32>,
-    /// Requests decoded together (continuous batching); each gets its own --ctx-size window
+    /// Requests decoded together (continuous batching); they share one KV cache of parallel ×
+    /// ctx-size cells, and each may use a whole --ctx-size window
     /// [default: 16384 / ctx-size, between 1 and 4].
     #[arg(long, short = 'p')]
     pub parallel: Option<u32>,
+    /// KV cache cells the sequences share, at least --ctx-size [default: parallel × ctx-size,
+    /// so the running requests always fit]. A smaller pool takes less memory: a prefix several
+    /// requests share (a long system prompt) is held once, and a new request waits for room.
+    #[arg(long)]
+    pub kv_size: Option<u32>,
     /// Requests that may wait for a free sequence; beyond them the server answers 503.
     #[arg(long, default_value_t = 64)]
     pub queue: u32,

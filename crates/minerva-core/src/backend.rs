@@ -19,6 +19,11 @@ pub struct ModelSpec {
     pub threads: Option<u32>,
     /// Requests decoded together, each with its own `ctx_size` window (`None`: 1).
     pub parallel: Option<u32>,
+    /// KV cache cells the sequences share, at least `ctx_size` (`None`: `parallel` ×
+    /// `ctx_size`, so the running sequences always fit). Fewer take less memory; the cells a
+    /// shared prefix saves are then room for other sequences.
+    #[serde(default)]
+    pub kv_size: Option<u32>,
     /// Requests that may wait for a free sequence; beyond them a request is refused as busy
     /// (`None`: a backend default).
     pub queue: Option<u32>,
@@ -128,16 +133,17 @@ pub struct CacheStatus {
     pub budget_bytes: u64,
 }
 
-/// The KV cells of a model's context: one per token position of a sequence (llama.cpp gives
-/// each sequence a KV stream of its own, so a prefix several sequences share is held by each).
-/// Zero for a backend that does not report it.
+/// The KV cache a model's sequences share (llama.cpp's unified KV cache): a pool of cells, one
+/// per token position of one or more sequences. A prefix shared by several sequences is held
+/// once. Zero for a backend that does not report it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvStatus {
-    /// Cells of the context (`parallel` × the context window of one request).
+    /// Cells in the pool (`parallel` × the context window of one request).
     pub cells: usize,
-    /// Cells held by a sequence, running or kept as prompt cache (the sum of the slots'
-    /// `kv_tokens`).
+    /// Cells held by at least one sequence, running or kept as prompt cache.
     pub cells_used: usize,
+    /// Cells the sequences would hold if none were shared (the sum of their lengths).
+    pub cells_unshared: usize,
 }
 
 /// What a loaded model is doing now.

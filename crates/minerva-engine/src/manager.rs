@@ -73,6 +73,8 @@ pub struct LoadOptions {
     pub ctx_size: Option<u32>,
     pub threads: Option<u32>,
     pub parallel: Option<u32>,
+    /// KV cache cells shared by the sequences (`None`: parallel × ctx_size).
+    pub kv_size: Option<u32>,
     pub queue: Option<u32>,
     pub chat_template: Option<String>,
     pub queue_timeout: Option<Duration>,
@@ -89,6 +91,7 @@ impl LoadOptions {
             ctx_size: self.ctx_size_of(model),
             threads: self.threads,
             parallel: self.parallel,
+            kv_size: self.kv_size,
             queue: self.queue,
             chat_template: model
                 .settings
@@ -113,10 +116,8 @@ impl LoadOptions {
                 .unwrap_or((16384 / ctx).clamp(1, 4) as u32)
                 .max(1),
         );
-        let kv = model
-            .kv_bytes_per_token
-            .unwrap_or(0)
-            .saturating_mul(ctx.saturating_mul(parallel));
+        let cells = self.kv_size.map_or(ctx.saturating_mul(parallel), u64::from);
+        let kv = model.kv_bytes_per_token.unwrap_or(0).saturating_mul(cells);
         let projector = model
             .projector
             .as_ref()

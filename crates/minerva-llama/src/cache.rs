@@ -5,14 +5,16 @@
 //! * **In the context.** A sequence that finishes (or is cancelled) keeps its KV cells; its
 //!   tokens are remembered beside it. A running sequence's KV counts too. A new request reuses
 //!   the longest prefix it shares with any of them: in place when that sequence is free, or by
-//!   copying the sequence's cells into a free one (`llama_state_seq_get/set_data`: one KV
-//!   stream per sequence, so sharing means copying) and dropping the copy's tail beyond the
-//!   prefix. A running sequence can be the source: a request sharing a long system prompt with
-//!   one still generating does not compute it again.
+//!   sharing the other sequence's cells (`llama_memory_seq_cp`: all sequences live in one KV
+//!   stream, so the prefix is held once; see `cells`) and dropping the tail beyond the prefix.
+//!   A running sequence can be the source: a request sharing a long system prompt with one
+//!   still generating does not compute it again, nor store it twice.
 //! * **In host memory** ([`HostCache`]). When a free sequence's KV is about to be overwritten
-//!   by an unrelated request, it is saved (`llama_state_seq_get_data`) into an LRU store with a
-//!   byte budget, and restored into a sequence when a later prompt shares more with it than
-//!   with anything in the context: the way a user returns to an older chat.
+//!   by an unrelated request, or when another request starts (idle sequences leave the one KV
+//!   stream, where every token attends over all cells in use: see `Scheduler::clear_idle`), it
+//!   is saved (`llama_state_seq_get_data`) into an LRU store with a byte budget, and restored
+//!   into a sequence when a later prompt shares more with it than with anything in the
+//!   context: the way a user returns to an older chat.
 //!
 //! Only the prompt's tail is computed. The cached cells hold what computing the same tokens at
 //! the same positions produced, but in another batch: llama.cpp's CPU kernels round differently

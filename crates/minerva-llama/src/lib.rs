@@ -9,6 +9,7 @@
 //! This crate must not depend on HTTP or on any wire format.
 
 mod cache;
+mod cells;
 mod embed;
 mod grammar;
 pub mod kernels;

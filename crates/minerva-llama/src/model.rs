@@ -109,20 +109,25 @@ impl LlamaModelHandle {
             .as_deref()
             .map(|path| Vision::load(path, &model, threads))
             .transpose()?;
+        let kv_cells = match spec.kv_size {
+            None => n_ctx.saturating_mul(parallel),
+            Some(cells) if cells >= n_ctx => cells,
+            Some(cells) => {
+                return Err(CoreError::Load(format!(
+                    "--kv-size {cells} is smaller than the context window of one request ({n_ctx} tokens)"
+                )))
+            }
+        };
         let kv_per_token = kv_bytes_per_token(&model);
-        let kv_bytes = kv_per_token
-            .saturating_mul(u64::from(n_ctx))
-            .saturating_mul(u64::from(parallel));
-        let shared = Arc::new(Shared {
-            kv_cells: n_ctx as usize * parallel as usize,
-            ..Shared::default()
-        });
+        let kv_bytes = kv_per_token.saturating_mul(u64::from(kv_cells));
+        let shared = Arc::new(Shared::default());
         let jobs = worker::spawn(
             Arc::clone(&backend),
             Arc::clone(&model),
             WorkerConfig {
                 n_ctx,
                 parallel,
+                kv_cells,
                 threads,
                 queue_timeout: match spec.queue_timeout.unwrap_or(QUEUE_TIMEOUT) {
                     t if t.is_zero() => None,
@@ -142,6 +147,7 @@ impl LlamaModelHandle {
             n_ctx_train,
             threads,
             parallel,
+            kv_cells,
             params = model.n_params(),
             projector = vision.as_ref().map(|v| v.info.projector.display().to_string()),
             cpu_variant,

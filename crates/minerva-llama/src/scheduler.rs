@@ -2,6 +2,7 @@
 //! and from which cached prefix, and what goes into the next `llama_batch`.
 
 use crate::cache::{common_prefix, HostCache};
+use crate::cells::Cells;
 use crate::media::{is_stand_in, Layout, Vision};
 use crate::slot::{Slot, Step};
 use crate::worker::{Job, Shared};
@@ -9,8 +10,8 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
-use llama_cpp_2::LlamaStateSeqFlags;
-use minerva_core::{CoreError, Result, SlotStatus};
+use llama_cpp_2::{DecodeError, LlamaStateSeqFlags};
+use minerva_core::{CoreError, KvStatus, Result, SlotStatus};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
@@ -18,12 +19,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A copy or a restore must reuse at least this many more tokens than the destination's own KV
-/// (either moves the source's cells through host memory: cheap, but not free).
+/// (a restore, or a copy on a model with a sliding window, moves the source's cells through
+/// host memory: cheap, but not free).
 const MIN_GAIN: usize = 4;
 /// Most prompt tokens one step reads while other sequences are generating: a step's time is
 /// mostly its prompt tokens, and every generating stream waits for the step (on two CPU cores a
 /// 512-token chunk takes seconds, a 128-token one a fraction of that).
 const PROMPT_TOKENS_WHILE_DECODING: usize = 128;
+/// With shared cells (one KV stream, no sliding window), another sequence's prefix is taken over
+/// a host-cache entry that matches up to this many tokens more: the few tokens more are
+/// computed, where a restore would hold a second copy of the whole prefix.
+const SHARE_OVER_RESTORE: usize = 64;
 /// Before a free sequence's KV is cut back for a request sharing only its start, the whole of
 /// it is saved to host memory if the part cut off is at least this long (or holds an image).
 const MIN_SAVE_TAIL: usize = 64;
@@ -50,9 +56,21 @@ pub struct Scheduler<'m> {
     host: HostCache,
     /// Whether KV can be cut back to a prefix (not for recurrent or hybrid models).
     reuse: bool,
+    /// Whether a prefix is shared by reference (`llama_memory_seq_cp`) rather than copied
+    /// through host memory. Not with a sliding window: llama.cpp reuses a sliding-window cell
+    /// only once a single sequence holds it, so shared prefixes would fill the (smaller)
+    /// sliding-window cache.
+    share: bool,
+    /// The cells each sequence holds, shared ones counted once.
+    cells: Cells,
     /// Sliding-window size of the model's SWA layers (0: none).
     n_swa: usize,
     n_ctx: usize,
+    /// Cells of the KV cache all sequences share.
+    kv_cells: usize,
+    /// Whether `kv_cells` is smaller than `parallel` × `n_ctx`: the running sequences may not
+    /// all fit, so admission and every step check for room.
+    tight: bool,
     /// Most tokens one step decodes (decode tokens plus prompt chunks).
     step_tokens: usize,
     queue_timeout: Option<Duration>,
@@ -67,6 +85,7 @@ pub struct Scheduler<'m> {
 pub struct SchedulerConfig {
     pub parallel: usize,
     pub n_ctx: usize,
+    pub kv_cells: usize,
     pub step_tokens: usize,
     pub queue_timeout: Option<Duration>,
     pub cache_bytes: u64,
@@ -78,14 +97,19 @@ pub struct SchedulerConfig {
 impl<'m> Scheduler<'m> {
     pub fn new(model: &'m LlamaModel, config: SchedulerConfig) -> Self {
         let reuse = !model.is_recurrent() && !model.is_hybrid();
+        let n_swa = sliding_window(model);
         Scheduler {
             model,
+            share: reuse && n_swa == 0,
+            cells: Cells::new(config.parallel),
             seqs: (0..config.parallel).map(|_| Seq::default()).collect(),
             waiting: VecDeque::new(),
             host: HostCache::new(if reuse { config.cache_bytes } else { 0 }),
             reuse,
-            n_swa: sliding_window(model),
+            n_swa,
             n_ctx: config.n_ctx,
+            kv_cells: config.kv_cells,
+            tight: config.kv_cells < config.parallel.saturating_mul(config.n_ctx),
             step_tokens: config.step_tokens,
             queue_timeout: config.queue_timeout,
             tick: 0,
@@ -95,8 +119,17 @@ impl<'m> Scheduler<'m> {
         }
     }
 
+    /// Brings the cell ledger up to every sequence's length (sequences only grow between the
+    /// scheduler's own cuts, copies and frees, which it records as it makes them).
+    fn sync_cells(&mut self) {
+        for (i, seq) in self.seqs.iter().enumerate() {
+            self.cells.set_len(i, seq.tokens().len());
+        }
+    }
+
     /// Publishes what every sequence is doing.
-    pub fn publish(&self) {
+    pub fn publish(&mut self) {
+        self.sync_cells();
         let running = self.seqs.iter().filter(|s| s.running.is_some()).count();
         self.shared.running.store(running, Ordering::Relaxed);
         if let Ok(mut out) = self.shared.slots.lock() {
@@ -118,6 +151,13 @@ impl<'m> Scheduler<'m> {
         if let Ok(mut cache) = self.shared.cache.lock() {
             *cache = self.host.status();
         }
+        if let Ok(mut kv) = self.shared.kv.lock() {
+            *kv = KvStatus {
+                cells: self.kv_cells,
+                cells_used: self.cells.used(),
+                cells_unshared: self.seqs.iter().map(|s| s.tokens().len()).sum(),
+            };
+        }
     }
 
     /// Takes new requests, ends waiting ones whose client left or whose time ran out, and
@@ -136,14 +176,159 @@ impl<'m> Scheduler<'m> {
             self.waiting.push_back(job);
         }
         self.expire_waiting();
+        let mut started = false;
         while self.seqs.iter().any(|s| s.running.is_none()) {
+            let need = match self.waiting.front() {
+                Some(job) => job.prompt.len() + 1,
+                None => break,
+            };
+            if !self.make_room(need, ctx) {
+                break;
+            }
             let Some(job) = self.waiting.pop_front() else {
                 break;
             };
             self.shared.queued.fetch_sub(1, Ordering::Relaxed);
             self.start(job, ctx);
+            started = true;
+        }
+        if started && self.host.status().budget_bytes > 0 {
+            self.clear_idle(ctx);
         }
         true
+    }
+
+    /// Saves every idle sequence's KV to host memory and frees its cells, once the new
+    /// requests have taken what they reuse from them (as llama-server's `--cache-idle-slots`
+    /// does with a unified KV cache). In one KV stream every token attends over all cells in
+    /// use, so cells kept for a conversation that may never come back would slow every running
+    /// one; a prefix a running sequence shares stays, and a conversation that does come back
+    /// is restored from host memory, a copy, not a computation. Not without host memory for
+    /// the cache (`--cache-ram 0`, as llama-server): the KV would be lost.
+    fn clear_idle(&mut self, ctx: &mut LlamaContext<'_>) {
+        let mut freed = 0;
+        for i in 0..self.seqs.len() {
+            if self.seqs[i].running.is_none() && !self.seqs[i].kept.is_empty() {
+                tracing::debug!(seq = i, "idle sequence saved to host memory and cleared");
+                freed += self.seqs[i].kept.len();
+                self.evict(i, ctx);
+            }
+        }
+        let holders: Vec<usize> = (0..self.seqs.len())
+            .filter(|&i| !self.seqs[i].tokens().is_empty())
+            .collect();
+        if let [only] = holders[..] {
+            if freed > self.seqs[only].tokens().len() {
+                self.relocate(only, ctx);
+            }
+        }
+    }
+
+    /// Moves the cells of running sequence `seq`, the only one holding any, to the start of
+    /// the KV cache (through host memory, `llama_state_seq_get/set_data`). Each token attends
+    /// over every cell up to the highest one in use (llama.cpp's `n_kv`), so a reused prefix
+    /// left high in the pool by sequences now cleared would make every step pay for the empty
+    /// cells below it. If the cells cannot be put back, the request ends with an error rather
+    /// than run on a KV cache that lacks its prefix.
+    fn relocate(&mut self, seq: usize, ctx: &mut LlamaContext<'_>) {
+        let moved = ctx
+            .state_seq_get(seq as i32, LlamaStateSeqFlags::empty())
+            .and_then(|state| {
+                free_seq(ctx, seq as i32);
+                ctx.state_seq_set(&state, seq as i32)
+            });
+        self.cells.clear(seq);
+        match moved {
+            Ok(_) => {
+                tracing::debug!(seq, "KV cells moved to the start of the cache");
+                self.cells.set_len(seq, self.seqs[seq].tokens().len());
+            }
+            Err(e) => {
+                tracing::warn!(seq, error = %e, "cannot move a sequence's KV cells");
+                free_seq(ctx, seq as i32);
+                if let Some(slot) = self.seqs[seq].running.take() {
+                    let _ = slot.job.events.send(Err(CoreError::Backend(format!(
+                        "cannot move the request's KV cells: {e}"
+                    ))));
+                }
+            }
+        }
+    }
+
+    /// In a tight pool, whether a request needing `need` cells may start: the free cells, less
+    /// what the running prompts will still take, must hold it, after idle sequences give up
+    /// theirs (least recently used first). False: it waits. With nothing running it always
+    /// starts (the pool holds at least one window).
+    fn make_room(&mut self, need: usize, ctx: &mut LlamaContext<'_>) -> bool {
+        if !self.tight {
+            return true;
+        }
+        loop {
+            self.sync_cells();
+            let committed: usize = self
+                .seqs
+                .iter()
+                .filter_map(|s| s.running.as_ref())
+                .map(Slot::prompt_left)
+                .sum();
+            let free = self.kv_cells.saturating_sub(self.cells.used());
+            if free >= need + committed {
+                return true;
+            }
+            if !self.evict_idle(ctx) {
+                return self.seqs.iter().all(|s| s.running.is_none());
+            }
+        }
+    }
+
+    /// In a tight pool, the free cells for this step's tokens, `decoding` of them the pending
+    /// tokens of generating sequences: idle sequences give up theirs, and if the running ones
+    /// still do not fit, the most recently started fail (503: the KV cache is full), until
+    /// they do.
+    fn room_for_step(&mut self, ctx: &mut LlamaContext<'_>) -> usize {
+        loop {
+            self.sync_cells();
+            let free = self.kv_cells.saturating_sub(self.cells.used());
+            let decoding = self
+                .seqs
+                .iter()
+                .filter_map(|s| s.running.as_ref())
+                .filter(|s| s.has_pending())
+                .count();
+            let reading = self
+                .seqs
+                .iter()
+                .filter_map(|s| s.running.as_ref())
+                .any(|s| s.prompt_left() > 0 && !s.at_image());
+            // Room for every pending token, and one prompt token if nothing decodes (else no
+            // step would make progress).
+            if free >= decoding.max(usize::from(reading)) {
+                return free;
+            }
+            if self.evict_idle(ctx) {
+                continue;
+            }
+            let youngest = (0..self.seqs.len())
+                .filter(|&i| self.seqs[i].running.is_some())
+                .max_by_key(|&i| self.seqs[i].last_used);
+            let Some(i) = youngest else {
+                return free;
+            };
+            tracing::warn!(
+                seq = i,
+                cells = self.kv_cells,
+                "KV cache full: ending a request"
+            );
+            self.seqs[i].kept.clear();
+            self.free(ctx, i);
+            if let Some(slot) = self.seqs[i].running.take() {
+                let _ = slot.job.events.send(Err(CoreError::Unavailable(format!(
+                    "the KV cache is full: its {} cells (--kv-size) are held by the running requests; retry shortly",
+                    self.kv_cells
+                ))));
+            }
+            self.publish();
+        }
     }
 
     fn expire_waiting(&mut self) {
@@ -187,6 +372,7 @@ impl<'m> Scheduler<'m> {
             self.evict(dst, ctx);
             (dst, 0)
         };
+        self.cells.set_len(dst, cached);
         self.tick += 1;
         let seq = &mut self.seqs[dst];
         seq.last_used = self.tick;
@@ -210,12 +396,9 @@ impl<'m> Scheduler<'m> {
     /// get: its own kept KV, a copy of another sequence's (free or still running), or a
     /// host-cache entry.
     ///
-    /// The destination is always the lowest free sequence. With one KV stream per sequence,
-    /// llama.cpp splits a batch into micro-batches of consecutive sequence ids (`split_equal`),
-    /// so running sequences packed at the low ids decode in one micro-batch per step, where
-    /// scattered ones cost one each. A copy is cheap (only the source's cells move), so packing
-    /// costs the cache nothing; a free sequence's KV that would be overwritten is saved to host
-    /// memory first.
+    /// The destination is always the lowest free sequence; a free sequence's KV that would be
+    /// overwritten is saved to host memory first. A copy shares the source's cells (see
+    /// [`Scheduler::copy`]).
     fn place_cached(
         &mut self,
         prompt: &[LlamaToken],
@@ -226,6 +409,7 @@ impl<'m> Scheduler<'m> {
         // never ends inside an image.
         let usable = prompt.len().saturating_sub(1);
         let reusable = |n: usize| layout.boundary(n.min(usable));
+        self.sync_cells();
         let dst = self.first_free();
         let shared: Vec<usize> = self
             .seqs
@@ -262,8 +446,11 @@ impl<'m> Scheduler<'m> {
             .host
             .best(prompt)
             .map_or((0, 0), |(i, n)| (i, reusable(n)));
-        if src_n > 0 && src_n >= host_n {
-            if copy_seq(ctx, src, dst) {
+        // A shared prefix costs no memory, a restore a copy of all its cells: in one KV stream
+        // a running sequence's prefix is taken unless host memory holds a good deal more.
+        let prefer_src = src_n >= host_n || (self.share && src_n + SHARE_OVER_RESTORE > host_n);
+        if src_n > 0 && prefer_src {
+            if self.copy(ctx, src, dst, src_n, layout.pos_of(src_n)) {
                 tracing::debug!(
                     src,
                     dst,
@@ -283,9 +470,50 @@ impl<'m> Scheduler<'m> {
                 );
                 return (dst, self.cut(dst, host_n, layout.pos_of(host_n), ctx));
             }
-            free_seq(ctx, dst as i32);
+            self.free(ctx, dst);
         }
         (dst, 0)
+    }
+
+    /// Gives empty sequence `dst` the first `n` cells of sequence `src` (those before position
+    /// `pos`): shared by reference (`llama_memory_seq_cp` in one KV stream adds `dst` to the
+    /// cells), or for a model with a sliding window copied through host memory
+    /// (`llama_state_seq_get/set_data`), then cut back. False (and `dst` empty) on failure.
+    fn copy(
+        &mut self,
+        ctx: &mut LlamaContext<'_>,
+        src: usize,
+        dst: usize,
+        n: usize,
+        pos: usize,
+    ) -> bool {
+        let copied = if self.share {
+            u32::try_from(pos)
+                .map_err(|e| e.to_string())
+                .and_then(|p1| {
+                    ctx.copy_kv_cache_seq(src as i32, dst as i32, Some(0), Some(p1))
+                        .map_err(|e| e.to_string())
+                })
+                .map(|()| {
+                    let src_len = self.seqs[src].tokens().len();
+                    self.cells.share(src, src_len, dst, n);
+                })
+        } else {
+            ctx.state_seq_get(src as i32, LlamaStateSeqFlags::empty())
+                .and_then(|state| ctx.state_seq_set(&state, dst as i32))
+                .map_err(|e| e.to_string())
+        };
+        if let Err(e) = &copied {
+            tracing::warn!(src, dst, error = %e, "cannot copy a sequence's KV");
+            self.free(ctx, dst);
+        }
+        copied.is_ok()
+    }
+
+    /// Frees every KV cell of sequence `seq` (cells another sequence shares stay).
+    fn free(&mut self, ctx: &mut LlamaContext<'_>, seq: usize) {
+        self.cells.clear(seq);
+        free_seq(ctx, seq as i32);
     }
 
     /// Cuts sequence `dst`'s KV back to its first `n` tokens, which end before position
@@ -324,7 +552,7 @@ impl<'m> Scheduler<'m> {
             pos_max,
             "prompt cache: prefix not reusable; computing it again"
         );
-        free_seq(ctx, seq);
+        self.free(ctx, dst);
         0
     }
 
@@ -334,7 +562,23 @@ impl<'m> Scheduler<'m> {
         if self.reuse && !tokens.is_empty() {
             self.host.save(ctx, dst as i32, tokens, self.tick);
         }
-        free_seq(ctx, dst as i32);
+        self.free(ctx, dst);
+    }
+
+    /// Evicts the least recently used free sequence that holds KV (saved to host memory
+    /// first); false when there is none.
+    fn evict_idle(&mut self, ctx: &mut LlamaContext<'_>) -> bool {
+        let lru = (0..self.seqs.len())
+            .filter(|&i| self.seqs[i].running.is_none() && !self.seqs[i].kept.is_empty())
+            .min_by_key(|&i| self.seqs[i].last_used);
+        match lru {
+            Some(i) => {
+                tracing::debug!(seq = i, "KV cache full: evicting an idle sequence");
+                self.evict(i, ctx);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The free sequence with the lowest id (see `place_cached`).
@@ -366,6 +610,11 @@ impl<'m> Scheduler<'m> {
     /// first token after one step instead of waiting for the document's chunks.
     pub fn step(&mut self, ctx: &mut LlamaContext<'_>, batch: &mut LlamaBatch<'_>) -> Result<()> {
         self.image_step(ctx);
+        let room = if self.tight {
+            self.room_for_step(ctx)
+        } else {
+            usize::MAX
+        };
         batch.clear();
         for slot in self.seqs.iter_mut().filter_map(|s| s.running.as_mut()) {
             slot.add_pending(batch)?;
@@ -375,7 +624,8 @@ impl<'m> Scheduler<'m> {
                 .min(batch.n_tokens() as usize + PROMPT_TOKENS_WHILE_DECODING)
         } else {
             self.step_tokens
-        };
+        }
+        .min(room);
         let mut reading: Vec<&mut Slot> = self
             .seqs
             .iter_mut()
@@ -393,7 +643,13 @@ impl<'m> Scheduler<'m> {
         if batch.n_tokens() == 0 {
             return Ok(());
         }
-        if let Err(e) = ctx.decode(batch) {
+        // No room in the KV cache: llama.cpp changed nothing (the batch is placed before it is
+        // computed); idle sequences give theirs up, least recently used first.
+        let mut decoded = ctx.decode(batch);
+        while matches!(decoded, Err(DecodeError::NoKvCacheSlot)) && self.evict_idle(ctx) {
+            decoded = ctx.decode(batch);
+        }
+        if let Err(e) = decoded {
             // A failed decode leaves the batch's sequences in an unknown state: end them all
             // and drop everything the context holds.
             let message = format!("decode failed: {e}");
@@ -407,6 +663,7 @@ impl<'m> Scheduler<'m> {
                 }
             }
             ctx.clear_kv_cache();
+            self.cells = Cells::new(self.seqs.len());
             return Err(CoreError::Backend(message));
         }
         let mut endings = Vec::new();
@@ -464,7 +721,7 @@ impl Scheduler<'_> {
         if let Some(e) = failed {
             tracing::warn!(seq = i, error = %e, "image failed");
             self.seqs[i].kept.clear();
-            free_seq(ctx, i as i32);
+            self.free(ctx, i);
             if let Some(slot) = self.seqs[i].running.take() {
                 let _ = slot.job.events.send(Err(e));
             }
@@ -502,21 +759,8 @@ fn sliding_window(model: &LlamaModel) -> usize {
         .unwrap_or(0)
 }
 
-/// Copies sequence `src`'s KV into empty sequence `dst` (another KV stream) through a host
-/// buffer: immediate, and only the cells `src` uses.
-fn copy_seq(ctx: &mut LlamaContext<'_>, src: usize, dst: usize) -> bool {
-    let copied = ctx
-        .state_seq_get(src as i32, LlamaStateSeqFlags::empty())
-        .and_then(|state| ctx.state_seq_set(&state, dst as i32));
-    if let Err(e) = &copied {
-        tracing::warn!(src, dst, error = %e, "cannot copy a sequence's KV");
-        free_seq(ctx, dst as i32);
-    }
-    copied.is_ok()
-}
-
 /// Frees every KV cell of a sequence.
-pub fn free_seq(ctx: &mut LlamaContext<'_>, seq: i32) {
+fn free_seq(ctx: &mut LlamaContext<'_>, seq: i32) {
     if let Ok(seq) = u32::try_from(seq) {
         if let Err(e) = ctx.clear_kv_cache_seq(Some(seq), None, None) {
             tracing::warn!(seq, error = %e, "cannot free a sequence's KV cells");

@@ -119,6 +119,11 @@ impl Slot {
         self.logits_row.is_some()
     }
 
+    /// Whether a sampled token waits to be decoded (it takes a cell in the next step).
+    pub fn has_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
     /// Adds the sampled token that has not been decoded yet.
     pub fn add_pending(&mut self, batch: &mut LlamaBatch<'_>) -> Result<()> {
         if let Some(token) = self.pending.take() {

@@ -1,7 +1,10 @@
 //! The thread that owns a model's `LlamaContext` and runs its generations, batched.
 //!
-//! Continuous batching: up to `parallel` sequences share one context (one KV stream each, so a
-//! sequence sees exactly the window one request may use). Every step builds one `llama_batch`:
+//! Continuous batching: up to `parallel` sequences share one context and its one KV cache
+//! (llama.cpp's unified KV: a pool of `kv_cells` cells, by default `parallel` × `n_ctx`, where
+//! a prefix several sequences share is held once; one request may use at most `n_ctx` of them,
+//! so by default the running sequences always fit, and in a smaller pool the scheduler makes
+//! room: see `scheduler`). Every step builds one `llama_batch`:
 //! first the next token of each decoding sequence, then prompt tokens of sequences still reading
 //! their prompt, up to one micro-batch in all, so a long prompt is read in chunks between the
 //! decode steps of the others instead of freezing them. A new request takes a free slot at the
@@ -51,22 +54,17 @@ pub struct Shared {
     /// Sequences running a request.
     pub running: AtomicUsize,
     pub cache: Mutex<CacheStatus>,
-    /// KV cells of the context (`parallel` × `n_ctx`), fixed at load.
-    pub kv_cells: usize,
+    /// The KV pool's cells, filled in by the scheduler (a shared prefix counts once).
+    pub kv: Mutex<KvStatus>,
 }
 
 impl Shared {
     pub fn status(&self) -> ModelStatus {
-        let slots: Vec<SlotStatus> = self.slots.lock().map(|s| s.clone()).unwrap_or_default();
-        let kv = KvStatus {
-            cells: self.kv_cells,
-            cells_used: slots.iter().map(|s| s.kv_tokens).sum(),
-        };
         ModelStatus {
-            slots,
+            slots: self.slots.lock().map(|s| s.clone()).unwrap_or_default(),
             queued: self.queued.load(Ordering::Relaxed),
             cache: self.cache.lock().map(|c| *c).unwrap_or_default(),
-            kv,
+            kv: self.kv.lock().map(|c| *c).unwrap_or_default(),
         }
     }
 }
@@ -76,6 +74,8 @@ pub struct WorkerConfig {
     pub n_ctx: u32,
     /// Sequences decoded together.
     pub parallel: u32,
+    /// Cells of the KV cache the sequences share (at least `n_ctx`).
+    pub kv_cells: u32,
     pub threads: i32,
     /// Longest a request waits for a free sequence (`None`: no limit).
     pub queue_timeout: Option<Duration>,
@@ -122,12 +122,16 @@ fn run(
     let n_batch = N_BATCH.min(config.n_ctx);
     let n_ubatch = N_UBATCH.min(n_batch);
     let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(config.n_ctx * parallel))
+        .with_n_ctx(NonZeroU32::new(config.kv_cells.max(config.n_ctx)))
         .with_n_batch(n_batch)
         .with_n_ubatch(n_ubatch)
         .with_n_seq_max(parallel)
-        // One KV stream per sequence, each of n_ctx cells: a request sees its own window.
-        .with_kv_unified(false)
+        // One KV stream for all sequences: a shared prefix is held once (`llama_memory_seq_cp`
+        // adds a sequence to cells, nothing is copied), and a step's tokens go in one
+        // micro-batch whatever their sequences (`split_simple`). As llama-server's
+        // `--kv-unified-per-slot`: the pool is `kv_cells` (by default `parallel` × `n_ctx`), a
+        // request's window `n_ctx`.
+        .with_kv_unified(true)
         .with_n_threads(config.threads)
         .with_n_threads_batch(config.threads)
         // Off, as in the reference runs our parity fixtures come from; on a CPU it changes
@@ -152,6 +156,8 @@ fn run(
         SchedulerConfig {
             parallel: parallel as usize,
             n_ctx: config.n_ctx as usize,
+            // llama.cpp pads the context to a multiple of 256 cells.
+            kv_cells: ctx.n_ctx() as usize,
             step_tokens: n_ubatch as usize,
             queue_timeout: config.queue_timeout,
             cache_bytes: config.cache_bytes,

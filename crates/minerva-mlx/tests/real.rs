@@ -25,6 +25,7 @@ fn spec(path: PathBuf) -> ModelSpec {
         ctx_size: Some(512),
         threads: None,
         parallel: Some(1),
+        kv_size: None,
         queue: None,
         chat_template: None,
         queue_timeout: None,

@@ -147,12 +147,12 @@ impl Metrics {
             ),
             (
                 "minerva_kv_cells",
-                "KV cache cells of a model's context (parallel x ctx-size).",
+                "KV cache cells of a model's context, the pool all its sequences share (parallel x ctx-size, or --kv-size).",
                 |s| s.kv.cells as u64,
             ),
             (
                 "minerva_kv_cells_used",
-                "KV cache cells held by a sequence, running or kept as prompt cache.",
+                "KV cache cells held by a sequence, running or kept as prompt cache; a prefix several sequences share counts once.",
                 |s| s.kv.cells_used as u64,
             ),
         ];

@@ -336,6 +336,7 @@ mod tests {
             ctx_size: None,
             threads: None,
             parallel: None,
+            kv_size: None,
             queue: None,
             chat_template: None,
             queue_timeout: None,

@@ -29,6 +29,7 @@ pub fn spec(path: PathBuf) -> ModelSpec {
         ctx_size: Some(1024),
         threads: Some(2),
         parallel: Some(2),
+        kv_size: None,
         queue: Some(8),
         chat_template: None,
         queue_timeout: None,

@@ -66,6 +66,7 @@ pub fn load_parallel(m: &TestModel, ctx: u32, threads: u32, parallel: u32) -> Ar
         ctx_size: Some(ctx),
         threads: Some(threads),
         parallel: Some(parallel),
+        kv_size: None,
         queue: None,
         chat_template: None,
         queue_timeout: None,

@@ -1,8 +1,9 @@
 //! `GET /slots`: what every sequence of every model is doing (llama-server has the same
 //! endpoint), for debugging and for tests that check nothing leaked. An idle slot may still
 //! hold KV (`n_kv_tokens`): its last request's, kept as prompt cache; `prompt_cache` is what is
-//! kept in host memory, against its budget; `kv_cache` counts the context's KV cells and those
-//! the sequences hold (`cells_used`, the sum of their `n_kv_tokens`).
+//! kept in host memory, against its budget; `kv_cache` is the KV cell pool the sequences share
+//! (`cells_used` counts a cell several sequences share once, `cells_unshared` sums every
+//! sequence's `n_kv_tokens`).
 
 use axum::extract::State;
 use axum::Json;
@@ -23,6 +24,7 @@ pub async fn list(State(engine): State<Engine>) -> Json<Value> {
             json!({
                 "cells": status.kv.cells,
                 "cells_used": status.kv.cells_used,
+                "cells_unshared": status.kv.cells_unshared,
             }),
         );
         queued.insert(model.clone(), json!(status.queued));
