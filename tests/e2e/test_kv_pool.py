@@ -35,6 +35,12 @@ def tiny_pool_server():
     yield from _extra_server("kv-pool-tiny", ["--parallel", "2", "--ctx-size", "512", "--kv-size", "512"])
 
 
+@pytest.fixture(scope="module")
+def no_host_cache_server():
+    """Two sequences and no host prompt cache: what the context holds is all there is."""
+    yield from _extra_server("kv-no-host-cache", ["--parallel", "2", "--cache-ram", "0"])
+
+
 def run_together(client, requests):
     """Sends each (messages, max_tokens) at once; returns the responses or the exceptions."""
     results = [None] * len(requests)
@@ -112,16 +118,6 @@ def test_generations_outgrowing_the_pool_end_the_newest_with_a_503(tiny_pool_ser
     assert kv_cache(tiny_pool_server)["cells_used"] <= 512
 
 
-def test_a_pool_smaller_than_one_window_is_refused(tmp_path):
-    proc = subprocess.run(
-        [os.environ["MINERVA_BIN"], "serve", "--model", os.environ["MINERVA_QWEN_GGUF"], "--no-worker",
-         "--port", "1", "--ctx-size", "2048", "--kv-size", "1024"],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "MINERVA_MODELS": str(tmp_path)},
-    )
-    assert proc.returncode != 0
-    assert "--kv-size 1024 is smaller than the context window of one request (2048 tokens)" in proc.stderr + proc.stdout
-
-
 def test_an_idle_conversation_leaves_the_pool_when_another_starts_and_comes_back_from_host_memory(parallel_server):
     """As llama-server's --cache-idle-slots: in one KV stream every token attends over all the
     cells in use, so when a new request starts, the idle sequences' KV goes to the host prompt
@@ -152,3 +148,36 @@ def test_an_idle_conversation_leaves_the_pool_when_another_starts_and_comes_back
     ]
     a2 = client.chat.completions.create(model=MODEL_ID, messages=turn2, temperature=0, max_tokens=8)
     assert a2.usage.prompt_tokens_details.cached_tokens >= a1.usage.prompt_tokens - 1, a2.usage
+
+
+def test_without_a_host_cache_a_new_request_takes_an_empty_sequence(no_host_cache_server):
+    """With --cache-ram 0 idle sequences keep their cells, and a request that shares nothing
+    takes an empty sequence rather than overwrite a kept conversation (which would be lost)."""
+    client = openai.OpenAI(base_url=f"{no_host_cache_server}/v1", api_key="x", max_retries=0, timeout=300)
+    turn1 = [{"role": "user", "content": "No host cache. " + SYSTEM + " Which rule is about the database?"}]
+    a1 = client.chat.completions.create(model=MODEL_ID, messages=turn1, temperature=0, max_tokens=8)
+    client.completions.create(model=MODEL_ID, prompt="Zebras are", temperature=0, max_tokens=8)
+    slots = httpx.get(f"{no_host_cache_server}/slots").json()["slots"]
+    assert sorted(s["n_kv_tokens"] > 0 for s in slots) == [True, True], slots
+    turn2 = turn1 + [
+        {"role": "assistant", "content": a1.choices[0].message.content},
+        {"role": "user", "content": "And which one is about deployments?"},
+    ]
+    a2 = client.chat.completions.create(model=MODEL_ID, messages=turn2, temperature=0, max_tokens=8)
+    assert a2.usage.prompt_tokens_details.cached_tokens >= a1.usage.prompt_tokens - 1, a2.usage
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ctx-size", "2048", "--kv-size", "1024"],
+     "--kv-size 1024 is smaller than the context window of one request (2048 tokens)"),
+    (["--ctx-size", "512", "--parallel", "2", "--kv-size", "4000000000"],
+     "--kv-size 4000000000 is larger than --parallel 2 × --ctx-size 512"),
+])
+def test_a_pool_outside_one_window_to_every_window_is_refused(tmp_path, args, message):
+    proc = subprocess.run(
+        [os.environ["MINERVA_BIN"], "serve", "--model", os.environ["MINERVA_QWEN_GGUF"], "--no-worker",
+         "--port", "1", *args],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "MINERVA_MODELS": str(tmp_path)},
+    )
+    assert proc.returncode != 0
+    assert message in proc.stderr + proc.stdout

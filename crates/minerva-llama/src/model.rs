@@ -111,6 +111,12 @@ impl LlamaModelHandle {
             .transpose()?;
         let kv_cells = match spec.kv_size {
             None => n_ctx.saturating_mul(parallel),
+            Some(cells) if cells > n_ctx.saturating_mul(parallel) => {
+                return Err(CoreError::Load(format!(
+                    "--kv-size {cells} is larger than --parallel {parallel} × --ctx-size {n_ctx}: the running requests never use more than {}",
+                    n_ctx.saturating_mul(parallel)
+                )))
+            }
             Some(cells) if cells >= n_ctx => cells,
             Some(cells) => {
                 return Err(CoreError::Load(format!(

@@ -368,7 +368,7 @@ impl<'m> Scheduler<'m> {
         let (dst, cached) = if job.request.cache_prompt && self.reuse {
             self.place_cached(&prompt, &layout, ctx)
         } else {
-            let dst = self.first_free();
+            let dst = self.free_for(&vec![0; self.seqs.len()]);
             self.evict(dst, ctx);
             (dst, 0)
         };
@@ -396,9 +396,9 @@ impl<'m> Scheduler<'m> {
     /// get: its own kept KV, a copy of another sequence's (free or still running), or a
     /// host-cache entry.
     ///
-    /// The destination is always the lowest free sequence; a free sequence's KV that would be
-    /// overwritten is saved to host memory first. A copy shares the source's cells (see
-    /// [`Scheduler::copy`]).
+    /// The destination is the free sequence [`Scheduler::free_for`] picks; a free sequence's KV
+    /// that would be overwritten is saved to host memory first. A copy shares the source's
+    /// cells (see [`Scheduler::copy`]).
     fn place_cached(
         &mut self,
         prompt: &[LlamaToken],
@@ -410,12 +410,12 @@ impl<'m> Scheduler<'m> {
         let usable = prompt.len().saturating_sub(1);
         let reusable = |n: usize| layout.boundary(n.min(usable));
         self.sync_cells();
-        let dst = self.first_free();
         let shared: Vec<usize> = self
             .seqs
             .iter()
             .map(|s| reusable(common_prefix(s.tokens(), prompt)))
             .collect();
+        let dst = self.free_for(&shared);
         let (src, src_n) = (0..self.seqs.len())
             .filter(|&i| i != dst)
             .max_by_key(|&i| {
@@ -581,11 +581,22 @@ impl<'m> Scheduler<'m> {
         }
     }
 
-    /// The free sequence with the lowest id (see `place_cached`).
-    fn first_free(&self) -> usize {
-        self.seqs
-            .iter()
-            .position(|s| s.running.is_none())
+    /// The free sequence a new request takes, given the prefix of its prompt each sequence
+    /// holds (`shared`): the one holding the longest (reused in place), else an empty one, else
+    /// the least recently used, so a free sequence's KV is overwritten only when every free
+    /// sequence holds some (with `--cache-ram 0` it is lost, not saved). In one KV stream the
+    /// sequence ids do not change how a step is split into micro-batches.
+    fn free_for(&self, shared: &[usize]) -> usize {
+        (0..self.seqs.len())
+            .filter(|&i| self.seqs[i].running.is_none())
+            .max_by_key(|&i| {
+                (
+                    shared[i],
+                    self.seqs[i].kept.is_empty(),
+                    std::cmp::Reverse(self.seqs[i].last_used),
+                    std::cmp::Reverse(i),
+                )
+            })
             .unwrap_or(0)
     }
 
