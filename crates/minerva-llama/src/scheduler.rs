@@ -234,18 +234,17 @@ impl<'m> Scheduler<'m> {
         let moved = ctx
             .state_seq_get(seq as i32, LlamaStateSeqFlags::empty())
             .and_then(|state| {
-                free_seq(ctx, seq as i32);
+                self.free(ctx, seq);
                 ctx.state_seq_set(&state, seq as i32)
             });
-        self.cells.clear(seq);
         match moved {
-            Ok(_) => {
+            Ok(()) => {
                 tracing::debug!(seq, "KV cells moved to the start of the cache");
                 self.cells.set_len(seq, self.seqs[seq].tokens().len());
             }
             Err(e) => {
                 tracing::warn!(seq, error = %e, "cannot move a sequence's KV cells");
-                free_seq(ctx, seq as i32);
+                self.free(ctx, seq);
                 if let Some(slot) = self.seqs[seq].running.take() {
                     let _ = slot.job.events.send(Err(CoreError::Backend(format!(
                         "cannot move the request's KV cells: {e}"
