@@ -166,7 +166,9 @@ fn run_app(args: ServeArgs, root: PathBuf) -> anyhow::Result<()> {
             }
         })
         .on_window_event(|window, event| {
+            tracing::debug!(?event, "window event");
             if let WindowEvent::CloseRequested { api, .. } = event {
+                tracing::info!("window: close requested");
                 let state = window.app_handle().state::<AppState>();
                 let keep = state
                     .settings
