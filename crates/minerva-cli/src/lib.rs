@@ -66,6 +66,16 @@ pub struct LoadArgs {
     /// requests share (a long system prompt) is held once, and a new request waits for room.
     #[arg(long)]
     pub kv_size: Option<u32>,
+    /// A KV cache of ctx-size cells for each sequence instead of one pool they share (as
+    /// llama-server without --kv-unified): no prefix is shared, but a token never attends over
+    /// another request's cells, which pays off for many long, unrelated conversations.
+    #[arg(long, conflicts_with = "kv_size")]
+    pub no_kv_unified: bool,
+    /// Flash attention: off (as the reference runs Minerva's parity is proven against), on, or
+    /// auto (llama.cpp decides; on for the CPU). On changes the arithmetic, so greedy replies
+    /// may differ in near-ties; with one KV cache a token then skips other requests' cells.
+    #[arg(long, value_enum, default_value_t = FlashAttnArg::Off)]
+    pub flash_attn: FlashAttnArg,
     /// Requests that may wait for a free sequence; beyond them the server answers 503.
     #[arg(long, default_value_t = 64)]
     pub queue: u32,
@@ -106,4 +116,22 @@ pub struct RunArgs {
     /// (`haswell` is x86-64-v3) [default: the best this CPU runs].
     #[arg(long, env = "MINERVA_CPU_VARIANT")]
     pub cpu_variant: Option<String>,
+}
+
+/// `--flash-attn`'s values (llama-server's `-fa on|off|auto`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlashAttnArg {
+    Off,
+    On,
+    Auto,
+}
+
+impl From<FlashAttnArg> for minerva_core::FlashAttn {
+    fn from(arg: FlashAttnArg) -> Self {
+        match arg {
+            FlashAttnArg::Off => minerva_core::FlashAttn::Off,
+            FlashAttnArg::On => minerva_core::FlashAttn::On,
+            FlashAttnArg::Auto => minerva_core::FlashAttn::Auto,
+        }
+    }
 }

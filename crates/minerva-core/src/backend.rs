@@ -24,6 +24,14 @@ pub struct ModelSpec {
     /// shared prefix saves are then room for other sequences.
     #[serde(default)]
     pub kv_size: Option<u32>,
+    /// Whether all sequences share one KV cache (llama.cpp's unified KV; `None`: they do).
+    /// With `Some(false)` each sequence has a KV stream of its own, `ctx_size` cells: a
+    /// prefix is copied rather than shared, and `kv_size` must be unset.
+    #[serde(default)]
+    pub kv_unified: Option<bool>,
+    /// Flash attention (`None`: off, as in the reference runs that parity is proven against).
+    #[serde(default)]
+    pub flash_attn: Option<FlashAttn>,
     /// Requests that may wait for a free sequence; beyond them a request is refused as busy
     /// (`None`: a backend default).
     pub queue: Option<u32>,
@@ -41,6 +49,22 @@ pub struct ModelSpec {
     /// The multimodal projector (llama.cpp's `mmproj` GGUF) that lets the model read images.
     #[serde(default)]
     pub projector: Option<PathBuf>,
+}
+
+/// Flash attention, as llama.cpp's `--flash-attn` (`llama_flash_attn_type`).
+///
+/// It changes the arithmetic of attention, so greedy outputs may differ from those with it
+/// off where two tokens nearly tie. On a CPU with one KV cache for all sequences, a token
+/// skips the cells of other sequences (ggml's kernel passes over keys masked out), where
+/// attention without it computes over every cell in use and masks afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlashAttn {
+    #[default]
+    Off,
+    On,
+    /// llama.cpp decides: on where the backend supports it (the CPU does).
+    Auto,
 }
 
 /// Facts about a loaded model.

@@ -30,8 +30,8 @@ mod request;
 pub mod text;
 
 pub use backend::{
-    Backend, CacheStatus, KvStatus, Model, ModelFile, ModelInfo, ModelSpec, ModelStatus, SlotState,
-    SlotStatus,
+    Backend, CacheStatus, FlashAttn, KvStatus, Model, ModelFile, ModelInfo, ModelSpec, ModelStatus,
+    SlotState, SlotStatus,
 };
 pub use embed::{fim_token_kind, EmbedRequest, EmbeddingInfo, FimTokens, Pooling};
 pub use error::{CoreError, Result};

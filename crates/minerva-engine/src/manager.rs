@@ -75,6 +75,9 @@ pub struct LoadOptions {
     pub parallel: Option<u32>,
     /// KV cache cells shared by the sequences (`None`: parallel × ctx_size).
     pub kv_size: Option<u32>,
+    /// One KV cache for all sequences (`None`: yes).
+    pub kv_unified: Option<bool>,
+    pub flash_attn: Option<minerva_core::FlashAttn>,
     pub queue: Option<u32>,
     pub chat_template: Option<String>,
     pub queue_timeout: Option<Duration>,
@@ -92,6 +95,8 @@ impl LoadOptions {
             threads: self.threads,
             parallel: self.parallel,
             kv_size: self.kv_size,
+            kv_unified: self.kv_unified,
+            flash_attn: self.flash_attn,
             queue: self.queue,
             chat_template: model
                 .settings

@@ -109,8 +109,14 @@ impl LlamaModelHandle {
             .as_deref()
             .map(|path| Vision::load(path, &model, threads))
             .transpose()?;
+        let kv_unified = spec.kv_unified.unwrap_or(true);
         let kv_cells = match spec.kv_size {
             None => n_ctx.saturating_mul(parallel),
+            Some(_) if !kv_unified => {
+                return Err(CoreError::Load(
+                    "--kv-size sizes the KV cache the sequences share; without one (--no-kv-unified) each has --ctx-size cells".into(),
+                ))
+            }
             Some(cells) if cells > n_ctx.saturating_mul(parallel) => {
                 return Err(CoreError::Load(format!(
                     "--kv-size {cells} is larger than --parallel {parallel} × --ctx-size {n_ctx}: the running requests never use more than {}",
@@ -134,6 +140,8 @@ impl LlamaModelHandle {
                 n_ctx,
                 parallel,
                 kv_cells,
+                kv_unified,
+                flash_attn: spec.flash_attn.unwrap_or_default(),
                 threads,
                 queue_timeout: match spec.queue_timeout.unwrap_or(QUEUE_TIMEOUT) {
                     t if t.is_zero() => None,
@@ -154,6 +162,8 @@ impl LlamaModelHandle {
             threads,
             parallel,
             kv_cells,
+            kv_unified,
+            flash_attn = ?spec.flash_attn.unwrap_or_default(),
             params = model.n_params(),
             projector = vision.as_ref().map(|v| v.info.projector.display().to_string()),
             cpu_variant,

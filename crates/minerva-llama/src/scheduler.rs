@@ -68,6 +68,9 @@ pub struct Scheduler<'m> {
     n_ctx: usize,
     /// Cells of the KV cache all sequences share.
     kv_cells: usize,
+    /// Whether the sequences share one KV stream. Without, an idle sequence's cells cost the
+    /// others nothing, so they stay (no `clear_idle`).
+    unified: bool,
     /// Whether `kv_cells` is smaller than `parallel` × `n_ctx`: the running sequences may not
     /// all fit, so admission and every step check for room.
     tight: bool,
@@ -86,6 +89,8 @@ pub struct SchedulerConfig {
     pub parallel: usize,
     pub n_ctx: usize,
     pub kv_cells: usize,
+    /// Whether the sequences share one KV stream (else each has `n_ctx` cells of its own).
+    pub unified: bool,
     pub step_tokens: usize,
     pub queue_timeout: Option<Duration>,
     pub cache_bytes: u64,
@@ -100,7 +105,7 @@ impl<'m> Scheduler<'m> {
         let n_swa = sliding_window(model);
         Scheduler {
             model,
-            share: reuse && n_swa == 0,
+            share: reuse && n_swa == 0 && config.unified,
             cells: Cells::new(config.parallel),
             seqs: (0..config.parallel).map(|_| Seq::default()).collect(),
             waiting: VecDeque::new(),
@@ -109,7 +114,8 @@ impl<'m> Scheduler<'m> {
             n_swa,
             n_ctx: config.n_ctx,
             kv_cells: config.kv_cells,
-            tight: config.kv_cells < config.parallel.saturating_mul(config.n_ctx),
+            tight: config.unified && config.kv_cells < config.parallel.saturating_mul(config.n_ctx),
+            unified: config.unified,
             step_tokens: config.step_tokens,
             queue_timeout: config.queue_timeout,
             tick: 0,
@@ -192,7 +198,7 @@ impl<'m> Scheduler<'m> {
             self.start(job, ctx);
             started = true;
         }
-        if started && self.host.status().budget_bytes > 0 {
+        if started && self.unified && self.host.status().budget_bytes > 0 {
             self.clear_idle(ctx);
         }
         true

@@ -20,7 +20,8 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use minerva_core::{
-    CacheStatus, CoreError, GenEvent, GenerateRequest, KvStatus, ModelStatus, Result, SlotStatus,
+    CacheStatus, CoreError, FlashAttn, GenEvent, GenerateRequest, KvStatus, ModelStatus, Result,
+    SlotStatus,
 };
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -74,8 +75,12 @@ pub struct WorkerConfig {
     pub n_ctx: u32,
     /// Sequences decoded together.
     pub parallel: u32,
-    /// Cells of the KV cache the sequences share (at least `n_ctx`).
+    /// Cells of the KV cache (at least `n_ctx`): the pool the sequences share, or with
+    /// `kv_unified` off, `parallel` streams of `n_ctx` cells together.
     pub kv_cells: u32,
+    /// One KV stream for all sequences (llama.cpp's unified KV cache).
+    pub kv_unified: bool,
+    pub flash_attn: FlashAttn,
     pub threads: i32,
     /// Longest a request waits for a free sequence (`None`: no limit).
     pub queue_timeout: Option<Duration>,
@@ -130,13 +135,17 @@ fn run(
         // adds a sequence to cells, nothing is copied), and a step's tokens go in one
         // micro-batch whatever their sequences (`split_simple`). As llama-server's
         // `--kv-unified-per-slot`: the pool is `kv_cells` (by default `parallel` × `n_ctx`), a
-        // request's window `n_ctx`.
-        .with_kv_unified(true)
+        // request's window `n_ctx`. Off, llama.cpp gives each sequence `kv_cells / parallel`.
+        .with_kv_unified(config.kv_unified)
         .with_n_threads(config.threads)
         .with_n_threads_batch(config.threads)
-        // Off, as in the reference runs our parity fixtures come from; on a CPU it changes
-        // little in speed, and it changes the arithmetic (so greedy outputs) when toggled.
-        .with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        // Off by default, as in the reference runs our parity fixtures come from: it changes
+        // the arithmetic (so greedy outputs in near-ties) when toggled.
+        .with_flash_attention_policy(match config.flash_attn {
+            FlashAttn::Off => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+            FlashAttn::On => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
+            FlashAttn::Auto => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
+        })
         // As llama-server: sliding-window layers keep only their window, not the whole context.
         .with_swa_full(false);
     let mut ctx = match model.new_context(backend, params) {
@@ -158,6 +167,7 @@ fn run(
             n_ctx: config.n_ctx as usize,
             // llama.cpp pads the context to a multiple of 256 cells.
             kv_cells: ctx.n_ctx() as usize,
+            unified: config.kv_unified,
             step_tokens: n_ubatch as usize,
             queue_timeout: config.queue_timeout,
             cache_bytes: config.cache_bytes,

@@ -26,6 +26,8 @@ fn spec(path: PathBuf) -> ModelSpec {
         threads: None,
         parallel: Some(1),
         kv_size: None,
+        kv_unified: None,
+        flash_attn: None,
         queue: None,
         chat_template: None,
         queue_timeout: None,

@@ -337,6 +337,8 @@ mod tests {
             threads: None,
             parallel: None,
             kv_size: None,
+            kv_unified: None,
+            flash_attn: None,
             queue: None,
             chat_template: None,
             queue_timeout: None,

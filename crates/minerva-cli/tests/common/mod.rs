@@ -30,6 +30,8 @@ pub fn spec(path: PathBuf) -> ModelSpec {
         threads: Some(2),
         parallel: Some(2),
         kv_size: None,
+        kv_unified: None,
+        flash_attn: None,
         queue: Some(8),
         chat_template: None,
         queue_timeout: None,

@@ -67,6 +67,8 @@ pub fn load_parallel(m: &TestModel, ctx: u32, threads: u32, parallel: u32) -> Ar
         threads: Some(threads),
         parallel: Some(parallel),
         kv_size: None,
+        kv_unified: None,
+        flash_attn: None,
         queue: None,
         chat_template: None,
         queue_timeout: None,
