@@ -2,15 +2,12 @@
 --no-kv-unified (a KV stream of --ctx-size cells for each sequence, as llama-server without
 --kv-unified) and --flash-attn on. Both serve the same greedy replies as the default (one KV
 cache for all sequences, flash attention off), up to a near-tie (tests/e2e/greedy.py)."""
-import os
-import subprocess
-
 import httpx
 import openai
 import pytest
 
 from conftest import CTX_SIZE, MODEL_ID, _extra_server
-from test_kv_pool import SYSTEM, kv_cache, run_together
+from test_kv_pool import SYSTEM, assert_load_refused, kv_cache, run_together
 from test_prompt_cache import assert_same_greedy_reply
 
 QUESTIONS = ["Disk full?", "Deploy on Friday?", "Slow checkout?", "Replica lag?"]
@@ -94,10 +91,4 @@ def test_flash_attention_shares_a_prefix_and_replies_as_without(flash_server, pa
     (["--flash-attn", "sometimes"], "invalid value 'sometimes'"),
 ])
 def test_layout_options_that_make_no_sense_are_refused(tmp_path, args, message):
-    proc = subprocess.run(
-        [os.environ["MINERVA_BIN"], "serve", "--model", os.environ["MINERVA_QWEN_GGUF"], "--no-worker",
-         "--port", "1", *args],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "MINERVA_MODELS": str(tmp_path)},
-    )
-    assert proc.returncode != 0
-    assert message in proc.stderr + proc.stdout, proc.stderr
+    assert_load_refused(tmp_path, args, message)

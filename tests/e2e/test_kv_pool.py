@@ -174,10 +174,15 @@ def test_without_a_host_cache_a_new_request_takes_an_empty_sequence(no_host_cach
      "--kv-size 4000000000 is larger than --parallel 2 × --ctx-size 512"),
 ])
 def test_a_pool_outside_one_window_to_every_window_is_refused(tmp_path, args, message):
+    assert_load_refused(tmp_path, args, message)
+
+
+def assert_load_refused(tmp_path, args, message):
+    """`minerva serve` with the Qwen model and `args` exits with an error naming `message`."""
     proc = subprocess.run(
         [os.environ["MINERVA_BIN"], "serve", "--model", os.environ["MINERVA_QWEN_GGUF"], "--no-worker",
          "--port", "1", *args],
         capture_output=True, text=True, timeout=120, env={**os.environ, "MINERVA_MODELS": str(tmp_path)},
     )
     assert proc.returncode != 0
-    assert message in proc.stderr + proc.stdout
+    assert message in proc.stderr + proc.stdout, proc.stderr
