@@ -2,6 +2,8 @@
 --no-kv-unified (a KV stream of --ctx-size cells for each sequence, as llama-server without
 --kv-unified) and --flash-attn on. Both serve the same greedy replies as the default (one KV
 cache for all sequences, flash attention off), up to a near-tie (tests/e2e/greedy.py)."""
+import os
+
 import httpx
 import openai
 import pytest
@@ -92,3 +94,30 @@ def test_flash_attention_shares_a_prefix_and_replies_as_without(flash_server, pa
 ])
 def test_layout_options_that_make_no_sense_are_refused(tmp_path, args, message):
     assert_load_refused(tmp_path, args, message)
+
+
+@pytest.fixture(scope="module")
+def gemma_server():
+    """Gemma 3 (sliding-window layers of 512 tokens), four sequences in one KV cache."""
+    yield from _extra_server("kv-gemma", ["--parallel", "4", "--ctx-size", "1024"],
+                             model=os.environ["MINERVA_GEMMA_GGUF"])
+
+
+def test_a_sliding_window_model_keeps_a_long_system_prompt_across_unrelated_requests(gemma_server):
+    """A saved sliding-window state cannot be cut back to a shorter prefix (its older cells are
+    gone), so Gemma's idle conversations stay in place rather than move to host memory, and an
+    unrelated request (sharing only the BOS token) takes an empty sequence, not theirs."""
+    model = httpx.get(f"{gemma_server}/v1/models").json()["data"][0]["id"]
+    client = client_of(gemma_server)
+    system = SYSTEM * 2  # longer than the 512-token window
+
+    def ask(question):
+        return client.chat.completions.create(
+            model=model, messages=[{"role": "system", "content": system}, {"role": "user", "content": question}],
+            temperature=0, max_tokens=8).usage
+
+    first = ask("Disk full?")
+    client.completions.create(model=model, prompt="Zebras are", temperature=0, max_tokens=8)
+    second = ask("Replica lag?")
+    assert first.prompt_tokens > 600
+    assert second.prompt_tokens_details.cached_tokens >= first.prompt_tokens - 32, (first, second)

@@ -198,7 +198,7 @@ impl<'m> Scheduler<'m> {
             self.start(job, ctx);
             started = true;
         }
-        if started && self.unified && self.host.status().budget_bytes > 0 {
+        if started && self.unified && self.n_swa == 0 && self.host.status().budget_bytes > 0 {
             self.clear_idle(ctx);
         }
         true
@@ -210,7 +210,10 @@ impl<'m> Scheduler<'m> {
     /// use, so cells kept for a conversation that may never come back would slow every running
     /// one; a prefix a running sequence shares stays, and a conversation that does come back
     /// is restored from host memory, a copy, not a computation. Not without host memory for
-    /// the cache (`--cache-ram 0`, as llama-server): the KV would be lost.
+    /// the cache (`--cache-ram 0`, as llama-server): the KV would be lost. Nor for a model with
+    /// a sliding window: only its few full-attention layers attend over every cell, and a saved
+    /// sliding-window state cannot be cut back more than a few tokens (its older cells are
+    /// gone), so a conversation restored from host memory would serve only its exact prefix.
     fn clear_idle(&mut self, ctx: &mut LlamaContext<'_>) {
         let mut freed = 0;
         for i in 0..self.seqs.len() {
@@ -587,16 +590,18 @@ impl<'m> Scheduler<'m> {
     }
 
     /// The free sequence a new request takes, given the prefix of its prompt each sequence
-    /// holds (`shared`): the one holding the longest (reused in place), else an empty one, else
-    /// the least recently used, so a free sequence's KV is overwritten only when every free
-    /// sequence holds some (with `--cache-ram 0` it is lost, not saved). In one KV stream the
-    /// sequence ids do not change how a step is split into micro-batches.
+    /// holds (`shared`): the one holding the longest, if at least `MIN_SAVE_TAIL` tokens
+    /// (reused in place), else an empty one, else the least recently used, so a free
+    /// sequence's KV is overwritten only when every free sequence holds some (with
+    /// `--cache-ram 0` it is lost, not saved). A shorter match (a BOS token, a chat template's
+    /// default system prompt) is not worth a kept conversation. In one KV stream the sequence
+    /// ids do not change how a step is split into micro-batches.
     fn free_for(&self, shared: &[usize]) -> usize {
         (0..self.seqs.len())
             .filter(|&i| self.seqs[i].running.is_none())
             .max_by_key(|&i| {
                 (
-                    shared[i],
+                    Some(shared[i]).filter(|&n| n >= MIN_SAVE_TAIL),
                     self.seqs[i].kept.is_empty(),
                     std::cmp::Reverse(self.seqs[i].last_used),
                     std::cmp::Reverse(i),
