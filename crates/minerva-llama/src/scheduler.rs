@@ -376,7 +376,7 @@ impl<'m> Scheduler<'m> {
         let (dst, cached) = if job.request.cache_prompt && self.reuse {
             self.place_cached(&prompt, &layout, ctx)
         } else {
-            let dst = self.free_for(&vec![0; self.seqs.len()]);
+            let dst = self.free_for(&vec![0; self.seqs.len()], 0);
             self.evict(dst, ctx);
             (dst, 0)
         };
@@ -423,7 +423,7 @@ impl<'m> Scheduler<'m> {
             .iter()
             .map(|s| reusable(common_prefix(s.tokens(), prompt)))
             .collect();
-        let dst = self.free_for(&shared);
+        let dst = self.free_for(&shared, prompt.len());
         let (src, src_n) = (0..self.seqs.len())
             .filter(|&i| i != dst)
             .max_by_key(|&i| {
@@ -589,19 +589,20 @@ impl<'m> Scheduler<'m> {
         }
     }
 
-    /// The free sequence a new request takes, given the prefix of its prompt each sequence
-    /// holds (`shared`): the one holding the longest, if at least `MIN_SAVE_TAIL` tokens
-    /// (reused in place), else an empty one, else the least recently used, so a free
-    /// sequence's KV is overwritten only when every free sequence holds some (with
-    /// `--cache-ram 0` it is lost, not saved). A shorter match (a BOS token, a chat template's
-    /// default system prompt) is not worth a kept conversation. In one KV stream the sequence
-    /// ids do not change how a step is split into micro-batches.
-    fn free_for(&self, shared: &[usize]) -> usize {
+    /// The free sequence a new request of `prompt_len` tokens takes, given the prefix of its
+    /// prompt each sequence holds (`shared`): the one holding the longest, if it is at least
+    /// `MIN_SAVE_TAIL` tokens or half the prompt (reused in place: a repeated request then runs
+    /// on the same cells, so a seeded sample repeats exactly), else an empty one, else the
+    /// least recently used, so a free sequence's KV is overwritten only when every free
+    /// sequence holds some (with `--cache-ram 0` it is lost, not saved). A shorter match (the
+    /// BOS token of an unrelated prompt) is not worth a kept conversation. In one KV stream the
+    /// sequence ids do not change how a step is split into micro-batches.
+    fn free_for(&self, shared: &[usize], prompt_len: usize) -> usize {
         (0..self.seqs.len())
             .filter(|&i| self.seqs[i].running.is_none())
             .max_by_key(|&i| {
                 (
-                    Some(shared[i]).filter(|&n| n >= MIN_SAVE_TAIL),
+                    Some(shared[i]).filter(|&n| n >= MIN_SAVE_TAIL.min(prompt_len.div_ceil(2))),
                     self.seqs[i].kept.is_empty(),
                     std::cmp::Reverse(self.seqs[i].last_used),
                     std::cmp::Reverse(i),
