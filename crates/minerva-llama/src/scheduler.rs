@@ -33,6 +33,9 @@ const SHARE_OVER_RESTORE: usize = 64;
 /// Before a free sequence's KV is cut back for a request sharing only its start, the whole of
 /// it is saved to host memory if the part cut off is at least this long (or holds an image).
 const MIN_SAVE_TAIL: usize = 64;
+/// A free sequence's KV is overwritten in place for a new request only if the two share at
+/// least this many tokens (or half the new prompt); else an empty sequence is taken first.
+const MIN_IN_PLACE: usize = 64;
 
 /// One sequence of the context: the request running on it, or the KV its last request left.
 #[derive(Default)]
@@ -68,9 +71,9 @@ pub struct Scheduler<'m> {
     n_ctx: usize,
     /// Cells of the KV cache all sequences share.
     kv_cells: usize,
-    /// Whether the sequences share one KV stream. Without, an idle sequence's cells cost the
-    /// others nothing, so they stay (no `clear_idle`).
-    unified: bool,
+    /// Whether idle sequences leave the KV cache when a new request starts (see
+    /// [`Scheduler::clear_idle`]): where cells are shared, with host memory to keep them.
+    clears_idle: bool,
     /// Whether `kv_cells` is smaller than `parallel` × `n_ctx`: the running sequences may not
     /// all fit, so admission and every step check for room.
     tight: bool,
@@ -103,9 +106,10 @@ impl<'m> Scheduler<'m> {
     pub fn new(model: &'m LlamaModel, config: SchedulerConfig) -> Self {
         let reuse = !model.is_recurrent() && !model.is_hybrid();
         let n_swa = sliding_window(model);
+        let share = reuse && n_swa == 0 && config.unified;
         Scheduler {
             model,
-            share: reuse && n_swa == 0 && config.unified,
+            share,
             cells: Cells::new(config.parallel),
             seqs: (0..config.parallel).map(|_| Seq::default()).collect(),
             waiting: VecDeque::new(),
@@ -114,8 +118,8 @@ impl<'m> Scheduler<'m> {
             n_swa,
             n_ctx: config.n_ctx,
             kv_cells: config.kv_cells,
-            tight: config.unified && config.kv_cells < config.parallel.saturating_mul(config.n_ctx),
-            unified: config.unified,
+            tight: config.kv_cells < config.parallel.saturating_mul(config.n_ctx),
+            clears_idle: share && config.cache_bytes > 0,
             step_tokens: config.step_tokens,
             queue_timeout: config.queue_timeout,
             tick: 0,
@@ -198,7 +202,7 @@ impl<'m> Scheduler<'m> {
             self.start(job, ctx);
             started = true;
         }
-        if started && self.unified && self.n_swa == 0 && self.host.status().budget_bytes > 0 {
+        if started && self.clears_idle {
             self.clear_idle(ctx);
         }
         true
@@ -591,7 +595,7 @@ impl<'m> Scheduler<'m> {
 
     /// The free sequence a new request of `prompt_len` tokens takes, given the prefix of its
     /// prompt each sequence holds (`shared`): the one holding the longest, if it is at least
-    /// `MIN_SAVE_TAIL` tokens or half the prompt (reused in place: a repeated request then runs
+    /// `MIN_IN_PLACE` tokens or half the prompt (reused in place: a repeated request then runs
     /// on the same cells, so a seeded sample repeats exactly), else an empty one, else the
     /// least recently used, so a free sequence's KV is overwritten only when every free
     /// sequence holds some (with `--cache-ram 0` it is lost, not saved). A shorter match (the
@@ -602,7 +606,7 @@ impl<'m> Scheduler<'m> {
             .filter(|&i| self.seqs[i].running.is_none())
             .max_by_key(|&i| {
                 (
-                    Some(shared[i]).filter(|&n| n >= MIN_SAVE_TAIL.min(prompt_len.div_ceil(2))),
+                    Some(shared[i]).filter(|&n| n >= MIN_IN_PLACE.min(prompt_len.div_ceil(2))),
                     self.seqs[i].kept.is_empty(),
                     std::cmp::Reverse(self.seqs[i].last_used),
                     std::cmp::Reverse(i),
