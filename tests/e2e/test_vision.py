@@ -19,6 +19,7 @@ import openai
 import pytest
 from PIL import Image
 
+import greedy
 from conftest import LOG_DIR, REFERENCE_KERNELS, _start_server, _stop_server
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "vision_qwen2vl.json")
@@ -229,17 +230,26 @@ def test_follow_up_turn_reuses_the_image(oai):
 
 
 def test_two_image_requests_at_once(oai):
-    """Two image requests together (two sequences): each answers as it does alone."""
+    """Two image requests together (two sequences): each answers as it does alone, up to a
+    near-tie (tests/e2e/greedy.py). With one KV cache for both sequences a sequence's cells sit
+    at other offsets beside another's, so the attention sums group differently; the tiny
+    vision tower's random image embeddings leave near-ties in most replies, and the CI run of
+    f28aeb2 saw one flip there (" 执行" for " 使用")."""
     a, b = case("img_224x224_stripes"), case("two_images")
 
     def run(c):
-        return oai.chat.completions.create(model=MODEL, messages=c["messages"], temperature=0,
-                                           max_tokens=16, extra_body={"cache_prompt": False})
+        r = oai.chat.completions.create(model=MODEL, messages=c["messages"], temperature=0,
+                                        max_tokens=16, logprobs=True, top_logprobs=3,
+                                        extra_body={"cache_prompt": False})
+        return r.choices[0].message.content, [t.model_dump() for t in r.choices[0].logprobs.content]
 
+    alone = [run(a), run(b)]
+    assert [text for text, _ in alone] == [a["text"], b["text"]]
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        ra, rb = pool.map(run, [a, b])
-    assert ra.choices[0].message.content == a["text"]
-    assert rb.choices[0].message.content == b["text"]
+        together = list(pool.map(run, [a, b]))
+    for (_, ours), (_, theirs) in zip(together, alone):
+        verdict, detail = greedy.compare(ours, theirs)
+        assert verdict in ("identical", "near-tie"), detail
 
 
 def test_listings_say_vision(vlm):
