@@ -3,7 +3,7 @@
 the same way in the same run: a 512-token prompt (token ids, so both see the same tokens), 128
 generated tokens, greedy, streamed through /v1/completions; one warm-up run, then the median of
 N runs per server. The servers run one at a time with the same threads, context, batch and
-micro-batch sizes and flash attention off.
+micro-batch sizes and flash attention auto (both defaults; on for the CPU).
 
   python3 scripts/bench/bench.py --minerva target/release/minerva \
       --llama-server ~/.cache/minerva/reference/build-0.3.36/bin/llama-server --model MODEL.gguf
@@ -87,7 +87,7 @@ def main():
     t = str(args.threads)
     ref_cmd = [args.llama_server, "-m", args.model, "--host", "127.0.0.1", "--port", str(port),
                "-c", str(args.ctx), "-t", t, "-tb", t, "-b", "2048", "-ub", "512", "-np", "1",
-               "--flash-attn", "off", "--cache-ram", "0", "--no-webui"]
+               "--flash-attn", "auto", "--cache-ram", "0", "--no-webui"]
     mv_cmd = [args.minerva, "serve", "--model", args.model, "--port", str(port),
               "--ctx-size", str(args.ctx), "--threads", t]
     print(f"model {args.model}, threads {t}, ctx {args.ctx}; {args.runs} rounds, each starting "

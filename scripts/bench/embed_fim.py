@@ -109,7 +109,7 @@ def main():
     ap.add_argument("--only", choices=["embed", "fim"], help="measure only this")
     args = ap.parse_args()
 
-    ref = [args.llama_server, "-t", str(args.threads), "-tb", str(args.threads), "--flash-attn", "off",
+    ref = [args.llama_server, "-t", str(args.threads), "-tb", str(args.threads), "--flash-attn", "auto",
            "--no-webui", "-c", str(args.ctx)]
     # (name, command after the port, what it measures)
     runs = [

@@ -613,7 +613,7 @@ def main():
         def ref_cmd(port):
             return [args.llama_server, "-m", args.model, "--host", "127.0.0.1", "--port", str(port),
                     "-c", str(args.ctx * args.parallel), "-np", str(args.parallel), "-t", t, "-tb", t,
-                    "-b", "2048", "-ub", "512", "--flash-attn", "off", "--no-webui"] + args.ref_arg
+                    "-b", "2048", "-ub", "512", "--flash-attn", "auto", "--no-webui"] + args.ref_arg
         servers.append(("llama-server", ref_cmd))
     for name, binary in [("baseline", args.baseline), ("minerva", args.minerva)]:
         if binary:

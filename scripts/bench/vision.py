@@ -97,7 +97,7 @@ def main():
             else:
                 cmd = [args.llama_server, "-m", model, "--mmproj", mmproj, "--host", "127.0.0.1",
                        "--port", str(port), "-c", str(args.ctx), "-np", "1", "-t", t, "-tb", t,
-                       "-b", "2048", "-ub", "512", "--flash-attn", "off", "--no-webui"]
+                       "-b", "2048", "-ub", "512", "--flash-attn", "auto", "--no-webui"]
                 env = None
             with Server(name, cmd, base, env=env):
                 ttft(base, "model", png(64, 64, 99))  # warm-up

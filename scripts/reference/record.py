@@ -57,14 +57,14 @@ SETTINGS = {
     "batch": 2048,
     "ubatch": 512,
     "parallel": 1,
-    "flash_attn": "off",
+    "flash_attn": "auto",  # llama-server's default and Minerva's: on for the CPU
     "kv_cache_type": "f16",
     "seed": 0,
 }
 
 # llama-server defaults that also change the arithmetic and differ from llama.cpp's C API
-# defaults (llama_context_default_params, which llama-cpp-2 starts from): flash attention
-# there is "auto" (= on for CPU) and swa_full is true. Set these explicitly on the Rust side.
+# defaults (llama_context_default_params, which llama-cpp-2 starts from): swa_full is true
+# there. Set these explicitly on the Rust side.
 SERVER_DEFAULTS = {
     "swa_full": False,  # Gemma 3: SWA layers get a 1024-cell cache (window 512 + ubatch), not n_ctx
     "kv_unified": False,

@@ -13,7 +13,7 @@ Writes, under tests/fixtures/:
                         prefix-suffix-middle prompt `<|fim_prefix|>P<|fim_suffix|>S<|fim_middle|>`
 
 The server runs with the settings of record.py (2 threads, batch 2048, micro-batch 512, flash
-attention off), one slot of 4096 tokens (llama-server's /infill budgets input_extra against the
+attention auto), one slot of 4096 tokens (llama-server's /infill budgets input_extra against the
 slot's context). Stdlib only. Usage:
 
   python3 scripts/reference/record_fim_embed.py [--server PATH] [--qwen GGUF]

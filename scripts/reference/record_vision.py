@@ -24,7 +24,7 @@ message, of several sizes, plus a text-only case. Per case:
                   content and tokens_evaluated, which must agree with the chat's
 
 The server runs with the settings of record.py (2 threads, batch 2048, micro-batch 512, flash
-attention off) plus `--mmproj`, one slot of 4096 tokens, LLAMA_MEDIA_MARKER=<__media__> (else
+attention auto) plus `--mmproj`, one slot of 4096 tokens, LLAMA_MEDIA_MARKER=<__media__> (else
 the marker is random per process; /props reports it). It first runs tiny_vlm.py into --model-dir
 (about 20 s, byte-identical every time; the header records both sha256), with --python (a Python
 with gguf and numpy, default the test venv). The rest is stdlib only. Usage:

@@ -1,7 +1,8 @@
 """The KV cache's layout options, through the real server and the `openai` client:
 --no-kv-unified (a KV stream of --ctx-size cells for each sequence, as llama-server without
---kv-unified) and --flash-attn on. Both serve the same greedy replies as the default (one KV
-cache for all sequences, flash attention off), up to a near-tie (tests/e2e/greedy.py)."""
+--kv-unified) and --flash-attn off. Both serve the same greedy replies as the default (one KV
+cache for all sequences, flash attention auto: on for the CPU), up to a near-tie
+(tests/e2e/greedy.py)."""
 import os
 
 import httpx
@@ -22,9 +23,9 @@ def separate_server():
 
 
 @pytest.fixture(scope="module")
-def flash_server():
-    """Four sequences in one KV cache, with flash attention."""
-    yield from _extra_server("kv-flash", ["--parallel", "4", "--flash-attn", "on"])
+def no_flash_server():
+    """Four sequences in one KV cache, without flash attention."""
+    yield from _extra_server("kv-no-flash", ["--parallel", "4", "--flash-attn", "off"])
 
 
 def client_of(base):
@@ -80,12 +81,15 @@ def test_separate_streams_keep_an_idle_conversation_in_place(separate_server):
     assert a2.usage.prompt_tokens_details.cached_tokens >= a1.usage.prompt_tokens - 1, a2.usage
 
 
-def test_flash_attention_shares_a_prefix_and_replies_as_without(flash_server, parallel_server):
-    shared_prefix_run(flash_server)
-    kv = kv_cache(flash_server)
+def test_without_flash_attention_a_prefix_is_shared_and_replies_match(no_flash_server, parallel_server):
+    """Attention without flash attention multiplies against every cell in use and masks
+    afterwards: other arithmetic, the same sharing of a prefix, the same replies up to a
+    near-tie."""
+    shared_prefix_run(no_flash_server)
+    kv = kv_cache(no_flash_server)
     assert kv["cells_used"] < kv["cells_unshared"], kv
     for question in QUESTIONS[:2]:
-        assert_same_greedy_reply(ask(flash_server, question), ask(parallel_server, question))
+        assert_same_greedy_reply(ask(no_flash_server, question), ask(parallel_server, question))
 
 
 @pytest.mark.parametrize("args, message", [

@@ -71,10 +71,11 @@ pub struct LoadArgs {
     /// another request's cells, which pays off for many long, unrelated conversations.
     #[arg(long, conflicts_with = "kv_size")]
     pub no_kv_unified: bool,
-    /// Flash attention: off (as the reference runs Minerva's parity is proven against), on, or
-    /// auto (llama.cpp decides; on for the CPU). On changes the arithmetic, so greedy replies
-    /// may differ in near-ties; with one KV cache a token then skips other requests' cells.
-    #[arg(long, value_enum, default_value_t = FlashAttnArg::Off)]
+    /// Flash attention: auto (llama.cpp decides; on for the CPU; llama-server's default and
+    /// the reference runs Minerva's parity is proven against), on, or off. Toggling it changes
+    /// the arithmetic, so greedy replies may differ in near-ties; with one KV cache a token
+    /// skips other requests' cells only with it on.
+    #[arg(long, value_enum, default_value_t = FlashAttnArg::Auto)]
     pub flash_attn: FlashAttnArg,
     /// Requests that may wait for a free sequence; beyond them the server answers 503.
     #[arg(long, default_value_t = 64)]

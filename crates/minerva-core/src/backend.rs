@@ -29,7 +29,8 @@ pub struct ModelSpec {
     /// prefix is copied rather than shared, and `kv_size` must be unset.
     #[serde(default)]
     pub kv_unified: Option<bool>,
-    /// Flash attention (`None`: off, as in the reference runs that parity is proven against).
+    /// Flash attention (`None`: auto, as llama-server and the reference runs that parity is
+    /// proven against).
     #[serde(default)]
     pub flash_attn: Option<FlashAttn>,
     /// Requests that may wait for a free sequence; beyond them a request is refused as busy
@@ -60,10 +61,11 @@ pub struct ModelSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FlashAttn {
-    #[default]
     Off,
     On,
-    /// llama.cpp decides: on where the backend supports it (the CPU does).
+    /// llama.cpp decides: on where the backend supports it (the CPU does). llama-server's
+    /// default, and ours.
+    #[default]
     Auto,
 }
 

@@ -19,7 +19,7 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use minerva_core::{
-    CoreError, EmbedRequest, FinishReason, GenEvent, Pooling, Result, TokenId, Usage,
+    CoreError, EmbedRequest, FinishReason, FlashAttn, GenEvent, Pooling, Result, TokenId, Usage,
 };
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -59,6 +59,9 @@ pub struct EmbedConfig {
     pub threads: i32,
     pub pooling: Pooling,
     pub model_id: String,
+    /// The model's flash attention setting (`--flash-attn`), as llama-server uses one setting
+    /// for generation and embeddings.
+    pub flash_attn: FlashAttn,
 }
 
 /// The pooling a model's GGUF metadata asks for (`{arch}.pooling_type`: 1 mean, 2 cls,
@@ -145,7 +148,7 @@ fn new_context<'m>(
         .with_n_threads_batch(config.threads)
         .with_embeddings(true)
         .with_pooling_type(pooling)
-        .with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED);
+        .with_flash_attention_policy(crate::worker::flash_attn_type(config.flash_attn));
     model
         .new_context(backend, params)
         .map_err(|e| CoreError::Backend(format!("cannot create the embedding context: {e}")))

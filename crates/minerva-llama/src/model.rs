@@ -8,8 +8,8 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 use minerva_core::{
-    CoreError, EmbedRequest, EmbeddingInfo, FimTokens, GenerateRequest, GenerationStream, Model,
-    ModelInfo, ModelSpec, ModelStatus, Result, TokenId,
+    CoreError, EmbedRequest, EmbeddingInfo, FimTokens, FlashAttn, GenerateRequest,
+    GenerationStream, Model, ModelInfo, ModelSpec, ModelStatus, Result, TokenId,
 };
 use minerva_template::{ChatTemplate, RenderOptions, DEFAULT_TEMPLATE};
 use std::sync::atomic::Ordering;
@@ -53,6 +53,8 @@ pub struct LlamaModelHandle {
     /// Kept to start the embedding context on the first embeddings request.
     backend: Arc<LlamaBackend>,
     threads: i32,
+    /// Flash attention, for the embedding context too.
+    flash_attn: FlashAttn,
     /// The embedding thread, once started.
     embedder: Mutex<Option<std::sync::mpsc::Sender<EmbedJob>>>,
 }
@@ -202,6 +204,7 @@ impl LlamaModelHandle {
             kv_per_token,
             backend,
             threads,
+            flash_attn: spec.flash_attn.unwrap_or_default(),
             embedder: Mutex::new(None),
         })
     }
@@ -220,6 +223,7 @@ impl LlamaModelHandle {
                 threads: self.threads,
                 pooling: info.pooling,
                 model_id: self.info.id.clone(),
+                flash_attn: self.flash_attn,
             },
         )?;
         tracing::info!(

@@ -139,13 +139,9 @@ fn run(
         .with_kv_unified(config.kv_unified)
         .with_n_threads(config.threads)
         .with_n_threads_batch(config.threads)
-        // Off by default, as in the reference runs our parity fixtures come from: it changes
-        // the arithmetic (so greedy outputs in near-ties) when toggled.
-        .with_flash_attention_policy(match config.flash_attn {
-            FlashAttn::Off => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
-            FlashAttn::On => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
-            FlashAttn::Auto => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
-        })
+        // Auto by default, as llama-server and the reference runs our parity fixtures come
+        // from: toggling it changes the arithmetic (so greedy outputs in near-ties).
+        .with_flash_attention_policy(flash_attn_type(config.flash_attn))
         // As llama-server: sliding-window layers keep only their window, not the whole context.
         .with_swa_full(false);
     let mut ctx = match model.new_context(backend, params) {
@@ -187,4 +183,13 @@ fn run(
         }
     }
     tracing::debug!(model = %config.model_id, "context thread finished");
+}
+
+/// llama.cpp's `llama_flash_attn_type` for a [`FlashAttn`] setting.
+pub(crate) fn flash_attn_type(setting: FlashAttn) -> llama_cpp_sys_2::llama_flash_attn_type {
+    match setting {
+        FlashAttn::Off => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+        FlashAttn::On => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
+        FlashAttn::Auto => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
+    }
 }

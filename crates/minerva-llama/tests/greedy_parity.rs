@@ -1,5 +1,5 @@
 //! Greedy output compared with the reference llama-server (same model, raw prompt, context
-//! size, threads, batch sizes, flash attention off, cold cache; fixtures recorded by
+//! size, threads, batch sizes, flash attention auto (on for the CPU), cold cache; fixtures recorded by
 //! scripts/reference/record.py).
 //!
 //! A prompt either gives the reference's tokens exactly, or departs first at a step where our
