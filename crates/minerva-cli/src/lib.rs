@@ -71,10 +71,9 @@ pub struct LoadArgs {
     /// another request's cells, which pays off for many long, unrelated conversations.
     #[arg(long, conflicts_with = "kv_size")]
     pub no_kv_unified: bool,
-    /// Flash attention: auto (llama.cpp decides; on for the CPU; llama-server's default and
-    /// the reference runs Minerva's parity is proven against), on, or off. Toggling it changes
-    /// the arithmetic, so greedy replies may differ in near-ties; with one KV cache a token
-    /// skips other requests' cells only with it on.
+    /// Flash attention: auto (the default, as llama-server's: llama.cpp decides, on for the
+    /// CPU), on, or off. Off needs a compute buffer that grows with the KV pool, and changes
+    /// the arithmetic, so greedy replies may differ from the default's in near-ties.
     #[arg(long, value_enum, default_value_t = FlashAttnArg::Auto)]
     pub flash_attn: FlashAttnArg,
     /// Requests that may wait for a free sequence; beyond them the server answers 503.
@@ -122,9 +121,9 @@ pub struct RunArgs {
 /// `--flash-attn`'s values (llama-server's `-fa on|off|auto`).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlashAttnArg {
-    Off,
-    On,
     Auto,
+    On,
+    Off,
 }
 
 impl From<FlashAttnArg> for minerva_core::FlashAttn {

@@ -112,6 +112,20 @@ impl<S: Send + Sync, T: ParseBody> FromRequest<S> for OllamaJson<T> {
     }
 }
 
+/// The OpenAI error `code` for a body that is JSON but not of the request's shape, from serde's
+/// message: `invalid_type` (a value of the wrong JSON type), `missing_required_parameter`, or
+/// `invalid_value` (anything else: an unknown enum variant, a number out of range, ...), the
+/// codes OpenAI's API answers such bodies with.
+fn typing_error_code(serde_message: &str) -> &'static str {
+    if serde_message.starts_with("invalid type") {
+        "invalid_type"
+    } else if serde_message.starts_with("missing field") {
+        "missing_required_parameter"
+    } else {
+        "invalid_value"
+    }
+}
+
 /// Reads, parses and types a JSON object body.
 async fn read_body<S: Send + Sync, T: ParseBody>(req: Request, state: &S) -> Result<T, ApiError> {
     let bytes = Bytes::from_request(req, state).await.map_err(|e| {
@@ -135,17 +149,18 @@ async fn read_body<S: Send + Sync, T: ParseBody>(req: Request, state: &S) -> Res
         ApiError::bad_request(message, None).with_code("invalid_json")
     })?;
     if !value.is_object() {
-        return Err(ApiError::bad_request(
-            "the body must be a JSON object",
-            None,
-        ));
+        return Err(
+            ApiError::bad_request("the body must be a JSON object", None).with_code("invalid_type"),
+        );
     }
     let parsed = T::parse(value).map_err(|e| {
         let path = e.path().to_string();
         let param = (path != ".").then_some(path);
-        let mut err = ApiError::bad_request(format!("invalid request: {}", e.inner()), None);
+        let inner = e.inner().to_string();
+        let mut err = ApiError::bad_request(format!("invalid request: {inner}"), None)
+            .with_code(typing_error_code(&inner));
         if let Some(p) = param {
-            err.message = format!("invalid value for '{p}': {}", e.inner());
+            err.message = format!("invalid value for '{p}': {inner}");
             err.param = Some(p);
         }
         err
