@@ -1,6 +1,6 @@
 //! Greedy output compared with the reference llama-server (same model, raw prompt, context
-//! size, threads, batch sizes, flash attention auto (on for the CPU), cold cache; fixtures recorded by
-//! scripts/reference/record.py).
+//! size, threads, batch sizes, flash attention auto (on for the CPU), cold cache; fixtures
+//! recorded by scripts/reference/record.py).
 //!
 //! A prompt either gives the reference's tokens exactly, or departs first at a step where our
 //! token is among the reference's top 5. For Qwen the departure must be a near-tie (within
